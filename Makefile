@@ -1,0 +1,35 @@
+# The front door: `make run` starts a server with the examples deployed; `make test` runs the suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test check bench format clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)  ## start a server on 127.0.0.1:8000 with the examples deployed
+	$(BIN)/fnserve run examples/greeter.py examples/counter.py examples/users.py
+
+test: $(STAMP)  ## the whole suite
+	$(BIN)/pytest
+
+check: $(STAMP)  ## formatting, lint, types
+	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## load tests, side by side with a bare ASGI app; results in benchmarks/RESULTS.md
+	@command -v wrk >/dev/null || sh benchmarks/setup.sh
+	$(BIN)/python benchmarks/run.py
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks examples
+	$(BIN)/ruff check --fix src tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,6 @@
+"""Load tests for fnserve: the harness that `make bench` runs (`benchmarks/run.py`) and its parts.
+
+`targets.py` says how to start each server under test, `scenarios.py` what request to load it with,
+`wrk.py` drives the load generator, `procs.py` handles processes and memory, `suite.py` runs them
+side by side, and `report.py` renders the tables and `RESULTS.md`.
+"""

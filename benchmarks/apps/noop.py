@@ -1,0 +1,14 @@
+"""The no-op service the gateway benchmarks load: the cheapest possible endpoint."""
+
+import fnserve as fs
+
+
+@fs.service(name="noop", auth=False)
+def noop() -> dict[str, object]:
+    """A service that does nothing, to measure the platform's own overhead."""
+    return {}
+
+
+@noop.endpoint("/noop")
+def call() -> str:
+    return "ok"

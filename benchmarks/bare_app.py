@@ -1,0 +1,46 @@
+"""The baseline: the same stack fnserve's gateway runs on (uvicorn + uvloop + httptools + Starlette), no platform.
+
+It serves every scenario's route directly, doing the least any JSON endpoint must do: read the body,
+parse it, serialize the answer. fnserve's numbers are read as ratios against this app.
+
+    python benchmarks/bare_app.py --port 8123
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+async def noop(request: Request) -> Response:
+    orjson.loads(await request.body())
+    return Response(orjson.dumps("ok"), media_type="application/json")
+
+
+app = Starlette(routes=[Route("/noop/noop", noop, methods=["POST"])])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""fnserve: turn Python functions, classes and saved models into live HTTP services.
+
+    import fnserve as fs
+
+    @fs.service(replicas=2)
+    def greeter(message: str = "Hello, world!"):
+        return {"message": message}
+
+    @greeter.endpoint("/hello")
+    def hello(message: str, number: int = 42) -> str:
+        return f"{message} My favorite number is {number}"
+
+    client = fs.deploy(greeter)().wait()
+    client.hello(number=7)
+"""
+
+from fnserve import errors
+from fnserve.client.api import AsyncClient, Client
+from fnserve.client.deployment import Deployment
+from fnserve.sdk.deploy import deploy, get_deployment
+from fnserve.sdk.service import Service, endpoint, service
+from fnserve.spec import Resources
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "Deployment",
+    "Resources",
+    "Service",
+    "__version__",
+    "deploy",
+    "endpoint",
+    "errors",
+    "get_deployment",
+    "service",
+]

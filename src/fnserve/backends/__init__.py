@@ -1,0 +1,1 @@
+"""Backends place replica processes: `local` (subprocesses on this machine); `ray` comes later."""

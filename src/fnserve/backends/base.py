@@ -1,0 +1,61 @@
+"""The one interface the supervisor uses to start and stop replica processes, whatever runs them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from fnserve.spec import Resources
+
+
+@dataclass(frozen=True)
+class ReplicaLaunch:
+    """Everything a backend needs to start one replica."""
+
+    replica_id: str
+    service_name: str
+    connect: str  # the server's replica socket the worker connects back to
+    resources: Resources
+    log_path: Path
+    code_dir: Path | None = None
+    entrypoint: str | None = None
+    pickle_path: Path | None = None
+    init_path: Path | None = None
+    max_threads: int = 8
+
+    def worker_args(self) -> list[str]:
+        args = ["--connect", self.connect, "--replica-id", self.replica_id, "--max-threads", str(self.max_threads)]
+        if self.pickle_path is not None:
+            args += ["--pickle", str(self.pickle_path)]
+        else:
+            assert self.code_dir is not None and self.entrypoint is not None
+            args += ["--code-dir", str(self.code_dir), "--entrypoint", self.entrypoint]
+        if self.init_path is not None:
+            args += ["--init", str(self.init_path)]
+        return args
+
+
+class ReplicaProcess(Protocol):
+    """A started replica, as its backend sees it."""
+
+    @property
+    def pid(self) -> int | None: ...
+
+    async def wait(self) -> int:
+        """Wait for the process to end; return its exit code (negative: killed by that signal)."""
+        ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+class Backend(Protocol):
+    """Places replicas. `LocalBackend` runs subprocesses; nothing else in the server knows which one runs."""
+
+    name: str
+
+    async def start(self, launch: ReplicaLaunch) -> ReplicaProcess: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,286 @@
+"""The `fnserve` command line: daily verbs at the top (server, deploy, ls, invoke, teardown, run)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from fnserve.client.api import Client
+from fnserve.client.deployment import Deployment
+from fnserve.errors import FnserveError
+from fnserve.settings import Settings
+
+app = typer.Typer(
+    name="fnserve",
+    help="Turn Python functions and classes into live HTTP services.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+UrlOption = Annotated[
+    str | None, typer.Option("--url", envvar="FNSERVE_URL", help="The server [default: http://127.0.0.1:8000].")
+]
+KeyOption = Annotated[str | None, typer.Option("--api-key", envvar="FNSERVE_API_KEY", help="The owner API key.")]
+
+_SAMPLE_VALUES: dict[str, Any] = {"str": "text", "int": 1, "float": 1.0, "bool": True, "list": [], "dict": {}}
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[bold red]Error:[/] {message}")
+    return typer.Exit(code)
+
+
+def sample_body(endpoint: dict[str, Any], api: dict[str, Any] | None) -> dict[str, Any]:
+    """Arguments for a ready-to-paste curl: the required parameters, with a placeholder of their type."""
+    if not api:
+        return {}
+    for description in api["paths"].values():
+        if description["method"] == endpoint["method"] and endpoint["path"] in api["paths"]:
+            break
+    described = api["paths"].get(endpoint["path"], {})
+    body = {}
+    for name, parameter in described.get("parameters", {}).items():
+        if parameter["default"] is None and not parameter["auto"] and f"{{{name}}}" not in endpoint["path"]:
+            body[name] = _SAMPLE_VALUES.get(parameter["type"].split("[")[0], "value")
+    return body
+
+
+def curl_for(endpoint: dict[str, Any], api: dict[str, Any] | None) -> str:
+    url = endpoint["url"].replace("{", "").replace("}", "") if "{" in endpoint["path"] else endpoint["url"]
+    if "{" in endpoint["path"]:
+        url = endpoint["url"]
+        for part in endpoint["path"].split("/"):
+            if part.startswith("{"):
+                url = url.replace(part, "1")
+    flags = "-N " if endpoint["streaming"] else ""
+    if endpoint["method"] in ("GET", "DELETE"):
+        return f"curl {flags}-X {endpoint['method']} {url}"
+    body = orjson.dumps(sample_body(endpoint, api)).decode()
+    return f"curl {flags}-X {endpoint['method']} {url} -H 'content-type: application/json' -d '{body}'"
+
+
+def deployment_panel(info: dict[str, Any]) -> Panel:
+    state_style = {"ACTIVE": "green", "ERROR": "red", "DEPLOYING": "yellow"}.get(info["state"], "white")
+    lines = [
+        f"[bold]URL[/]       {info['url']}",
+        f"[bold]State[/]     [{state_style}]{info['state']}[/]  ({info['replicas_ready']}/{info['replicas_desired']}"
+        " replicas ready)",
+        f"[bold]Id[/]        {info['service_id']}",
+    ]
+    if info.get("reason"):
+        lines.append(f"[bold]Reason[/]    [red]{info['reason']}[/]")
+    if info["endpoints"]:
+        lines.append("[bold]Endpoints[/]")
+        for endpoint in info["endpoints"]:
+            stream = " (streaming)" if endpoint["streaming"] else ""
+            lines.append(f"  {endpoint['method']:6} {endpoint['path']}{stream}")
+        lines.append("[bold]Try it[/]")
+        for endpoint in info["endpoints"]:
+            lines.append(f"  [cyan]{curl_for(endpoint, info.get('api'))}[/]")
+    return Panel("\n".join(lines), title=f"[bold]{info['name']}[/]", expand=False)
+
+
+def wait_with_progress(deployment: Deployment, timeout_s: float) -> Deployment:
+    deadline = time.monotonic() + timeout_s
+    with console.status(f"Deploying [bold]{deployment.name}[/]…") as status:
+        while True:
+            info = deployment.refresh()._info
+            status.update(
+                f"Deploying [bold]{deployment.name}[/]: {info['state']}, "
+                f"{info['replicas_ready']}/{info['replicas_desired']} replicas ready"
+            )
+            if info["state"] in ("ACTIVE", "ERROR", "INACTIVE") or time.monotonic() > deadline:
+                return deployment
+            time.sleep(0.05)
+
+
+def deploy_target(client: Client, target: str, *, replicas: int | None, init: dict[str, Any], timeout_s: float) -> int:
+    """Deploy one `file.py[:service]` and print its panel; returns 0 on ACTIVE, 1 otherwise."""
+    from fnserve.sdk.deploy import deploy_project
+    from fnserve.sdk.loader import load_target
+
+    service, root, entrypoint = load_target(target)
+    with console.status(f"Uploading [bold]{service.name}[/] from {root}…"):
+        deployment = deploy_project(service, root, entrypoint, client=client, init_kwargs=init, replicas=replicas)
+    wait_with_progress(deployment, timeout_s)
+    console.print(deployment_panel(deployment._info))
+    if deployment.state != "ACTIVE":
+        errors.print(f"[red]{service.name} is {deployment.state}[/]; its replica logs are under $FNSERVE_HOME/logs")
+        return 1
+    return 0
+
+
+@app.command()
+def server(
+    host: Annotated[str | None, typer.Option(help="Interface to bind [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
+    home: Annotated[Path | None, typer.Option(help="State folder [default: $FNSERVE_HOME or ~/.fnserve].")] = None,
+    db: Annotated[str | None, typer.Option(help="Database URL [default: SQLite file in the home folder].")] = None,
+) -> None:
+    """Start the server: gateway, control plane and replicas, in the foreground."""
+    from fnserve.server import serve
+
+    settings = Settings.from_env(host=host, port=port, home=home, db_url=db)
+
+    def ready(url: str) -> None:
+        console.print(f"fnserve server on [bold]{url}[/] (state in {settings.home}); Ctrl-C stops it")
+
+    asyncio.run(serve(settings, on_ready=ready, log_level="info"))
+
+
+@app.command()
+def deploy(
+    target: Annotated[str, typer.Argument(help="app.py[:service] or package.module[:service]")],
+    replicas: Annotated[int | None, typer.Option(help="Override the service's replica count.")] = None,
+    init: Annotated[str, typer.Option(help="Initializer keyword arguments as a JSON object.")] = "{}",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for ACTIVE.")] = 120.0,
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
+    """Upload a service's project folder and start it; shows progress, then its URL and a curl to try."""
+    init_kwargs = _json_object(init, "--init")
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        raise typer.Exit(_guard(lambda: deploy_target(client, target, replicas=replicas, init=init_kwargs,
+                                                      timeout_s=timeout)))
+
+
+@app.command("ls")
+def list_services(url: UrlOption = None, api_key: KeyOption = None) -> None:
+    """List services with their state, replicas and URL."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        services = _guard(client.list_services)
+    table = Table("NAME", "STATE", "REPLICAS", "URL", "ENDPOINTS")
+    for info in services:
+        table.add_row(
+            info["name"],
+            info["state"],
+            f"{info['replicas_ready']}/{info['replicas_desired']}",
+            info["url"],
+            ", ".join(f"{e['method']} {e['path']}" for e in info["endpoints"]),
+        )
+    console.print(table if services else "No services yet; deploy one with `fnserve deploy app.py`")
+
+
+@app.command()
+def invoke(
+    name: Annotated[str, typer.Argument(help="The service name.")],
+    path: Annotated[str, typer.Argument(help="The endpoint path, e.g. /hello.")],
+    data: Annotated[str, typer.Option("--data", "-d", help="Arguments as a JSON object.")] = "{}",
+    method: Annotated[str | None, typer.Option("--method", "-X", help="HTTP method [default: the route's].")] = None,
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
+    """Call an endpoint and print the result (streaming routes print chunks as they arrive)."""
+    arguments = _json_object(data, "--data")
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        deployment = Deployment(client, _guard(lambda: client.get_service(name)))
+        routes = [e for e in deployment.endpoints.values() if _matches(e["path"], path)]
+        chosen = method.upper() if method else (routes[0]["method"] if routes else "POST")
+        streaming = any(e["streaming"] and e["method"] == chosen for e in routes)
+
+        def run() -> None:
+            if streaming:
+                for chunk in client.stream(deployment._info["route_prefix"], path, chosen, arguments):
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+                sys.stdout.write("\n")
+            else:
+                result = client.invoke(deployment._info["route_prefix"], path, chosen, arguments)
+                console.print_json(orjson.dumps(result).decode())
+
+        _guard(run)
+
+
+@app.command()
+def teardown(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
+    """Stop a service (calls in progress finish first); it stays listed as INACTIVE."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        info = _guard(lambda: client.teardown(name))
+    console.print(f"[bold]{info['name']}[/] is {info['state']}")
+
+
+@app.command()
+def run(
+    targets: Annotated[list[str], typer.Argument(help="One or more app.py[:service] to deploy.")],
+    host: Annotated[str | None, typer.Option(help="Interface to bind [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
+    home: Annotated[Path | None, typer.Option(help="State folder [default: $FNSERVE_HOME or ~/.fnserve].")] = None,
+) -> None:
+    """Start a server and deploy the targets in one go, in the foreground; Ctrl-C stops everything."""
+    from fnserve.server import serve
+
+    settings = Settings.from_env(host=host, port=port, home=home)
+
+    async def deploy_all(server_url: str) -> None:
+        console.print(f"fnserve server on [bold]{server_url}[/] (state in {settings.home})")
+
+        def work() -> None:
+            with Client(server_url) as client:
+                for target in targets:
+                    try:
+                        deploy_target(client, target, replicas=None, init={}, timeout_s=120.0)
+                    except FnserveError as exc:
+                        errors.print(f"[red]{target}: {exc.message}[/]")
+            console.print("Serving; press [bold]Ctrl-C[/] to stop the server and its replicas.")
+
+        await asyncio.to_thread(work)
+
+    asyncio.run(serve(settings, on_ready=deploy_all))
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    hidden=True,
+)
+def worker(ctx: typer.Context) -> None:
+    """Run one replica (started by the server; see `python -m fnserve.runtime.worker --help`)."""
+    from fnserve.runtime.worker import main as worker_main
+
+    worker_main(list(ctx.args))
+
+
+def _json_object(text: str, flag: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise fail(f"{flag} is not valid JSON ({exc}); for example {flag} '{{\"x\": 1}}'") from None
+    if not isinstance(value, dict):
+        raise fail(f"{flag} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _require_server(client: Client) -> None:
+    if not client.health():
+        raise fail(f"no fnserve server answers at {client.url}; start one with `fnserve server` or pass --url")
+
+
+def _guard(action: Any) -> Any:
+    try:
+        return action()
+    except FnserveError as exc:
+        raise fail(f"{exc.message} [dim]({exc.code})[/]") from None
+
+
+def _matches(template: str, path: str) -> bool:
+    parts, actual = template.split("/"), path.split("/")
+    return len(parts) == len(actual) and all(p == a or p.startswith("{") for p, a in zip(parts, actual, strict=True))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,188 @@
+"""`Deployment`: a handle on one deployed service, whose endpoints are methods.
+
+`/hello` becomes `deployment.hello(**kwargs)` and `await deployment.ahello(**kwargs)`; a streaming
+route returns an iterator of chunks (`deployment.astream()` an async one).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from fnserve.client.api import AsyncClient, Client
+from fnserve.errors import DeploymentFailed
+
+_NOT_IDENTIFIER = re.compile(r"[^0-9A-Za-z_]+")
+_POLL_INTERVAL_S = 0.05
+
+
+def method_names(endpoints: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Python names for routes: `/custom-endpoint` → `custom_endpoint`, `/users/{user_id}` → `users`.
+
+    Routes whose names collide (the same path under two methods) get the method in front: `get_items`.
+    """
+    def base(endpoint: dict[str, Any]) -> str:
+        segments = [s for s in endpoint["path"].split("/") if s and not s.startswith("{")]
+        name = _NOT_IDENTIFIER.sub("_", "_".join(segments)).strip("_") or "root"
+        return f"_{name}" if name[0].isdigit() else name
+
+    counts: dict[str, int] = {}
+    for endpoint in endpoints:
+        counts[base(endpoint)] = counts.get(base(endpoint), 0) + 1
+    names: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        name = base(endpoint)
+        names[name if counts[name] == 1 else f"{endpoint['method'].lower()}_{name}"] = endpoint
+    return names
+
+
+class Deployment:
+    """A deployed service. Made by `fs.deploy(service)(...)` or `fs.get_deployment(name)`."""
+
+    def __init__(self, client: Client, info: dict[str, Any]) -> None:
+        self._client = client
+        self._async_client: AsyncClient | None = None
+        self._info = info
+        self._routes = method_names(info["endpoints"])
+
+    # -- what it is ------------------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return str(self._info["name"])
+
+    @property
+    def service_id(self) -> str:
+        return str(self._info["service_id"])
+
+    @property
+    def address(self) -> str:
+        return str(self._info["url"])
+
+    @property
+    def state(self) -> str:
+        return str(self._info["state"])
+
+    @property
+    def reason(self) -> str | None:
+        reason = self._info.get("reason")
+        return None if reason is None else str(reason)
+
+    @property
+    def endpoints(self) -> dict[str, dict[str, Any]]:
+        """Python method name → `{"method", "path", "streaming", "url", "description"}`."""
+        return dict(self._routes)
+
+    def refresh(self) -> Deployment:
+        self._info = self._client.get_service(self.service_id)
+        return self
+
+    def __repr__(self) -> str:
+        return f"<Deployment {self.name!r} {self.state} at {self.address}>"
+
+    def __str__(self) -> str:
+        lines = [
+            f"Deployment {self.name}",
+            f"  id:        {self.service_id}",
+            f"  address:   {self.address}",
+            f"  state:     {self.state}" + (f" ({self.reason.splitlines()[0]})" if self.reason else ""),
+            "  endpoints:",
+        ]
+        for python_name, endpoint in self._routes.items():
+            stream = "  (streaming)" if endpoint["streaming"] else ""
+            lines.append(f"    {endpoint['method']:6} {endpoint['path']:24} .{python_name}(){stream}")
+        return "\n".join(lines)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+
+    def wait(self, timeout_s: float | None = 60.0) -> Deployment:
+        """Block until ACTIVE. Raises DeploymentFailed with the reason on ERROR, TimeoutError on time-out."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            self.refresh()
+            if self.state == "ACTIVE":
+                return self
+            if self.state == "ERROR":
+                raise DeploymentFailed(f"Service {self.name!r} failed to deploy: {self.reason}")
+            if self.state == "INACTIVE":
+                raise DeploymentFailed(f"Service {self.name!r} is INACTIVE ({self.reason}); deploy it again")
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"Service {self.name!r} is still {self.state} after {timeout_s:g} s; "
+                    f"see `fnserve ls` and its replica logs"
+                )
+            time.sleep(_POLL_INTERVAL_S)
+
+    def teardown(self) -> Deployment:
+        """Stop the service (calls in progress finish first); it becomes INACTIVE."""
+        self._info = self._client.teardown(self.service_id)
+        return self
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- calling endpoints -----------------------------------------------------------------------------------
+
+    def _is_streaming(self, path: str, method: str) -> bool:
+        return any(e["path"] == path and e["method"] == method and e["streaming"] for e in self._routes.values())
+
+    def call(self, path: str, method: str = "POST", **arguments: Any) -> Any:
+        """Call a route by its path: the result, or an iterator of chunks for a streaming route."""
+        method = method.upper()
+        url_path = _fill_path(path, arguments)
+        if self._is_streaming(path, method):
+            return self._client.stream(self._info["route_prefix"], url_path, method, arguments)
+        return self._client.invoke(self._info["route_prefix"], url_path, method, arguments)
+
+    async def acall(self, path: str, method: str = "POST", **arguments: Any) -> Any:
+        """The async twin of `call`; a streaming route gives an async iterator (use `async for`)."""
+        method = method.upper()
+        url_path = _fill_path(path, arguments)
+        if self._async_client is None:
+            self._async_client = AsyncClient(self._client.url, api_key=self._client.api_key)
+        if self._is_streaming(path, method):
+            return self._async_client.stream(self._info["route_prefix"], url_path, method, arguments)
+        return await self._async_client.invoke(self._info["route_prefix"], url_path, method, arguments)
+
+    async def aclose(self) -> None:
+        if self._async_client is not None:
+            await self._async_client.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        routes = self.__dict__.get("_routes", {})
+        if name in routes:
+            endpoint = routes[name]
+            return _RouteMethod(self, endpoint, is_async=False)
+        if name.startswith("a") and name[1:] in routes:
+            return _RouteMethod(self, routes[name[1:]], is_async=True)
+        raise AttributeError(f"{type(self).__name__} has no attribute or endpoint {name!r}; endpoints: "
+                             f"{', '.join(routes) or 'none'}")
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self._routes, *(f"a{name}" for name in self._routes)]
+
+
+class _RouteMethod:
+    def __init__(self, deployment: Deployment, endpoint: dict[str, Any], *, is_async: bool) -> None:
+        self._deployment = deployment
+        self._endpoint = endpoint
+        self._is_async = is_async
+        self.__doc__ = endpoint.get("description") or None
+
+    def __call__(self, **arguments: Any) -> Any:
+        if self._is_async:
+            return self._deployment.acall(self._endpoint["path"], self._endpoint["method"], **arguments)
+        return self._deployment.call(self._endpoint["path"], self._endpoint["method"], **arguments)
+
+
+def _fill_path(path: str, arguments: dict[str, Any]) -> str:
+    """`/users/{user_id}` with user_id=3 → `/users/3` (the argument moves from the body into the path)."""
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in arguments:
+            raise TypeError(f"missing path argument {name!r} for {path}")
+        return str(arguments.pop(name))
+
+    return re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", replace, path)
+

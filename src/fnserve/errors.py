@@ -1,0 +1,161 @@
+"""Every error fnserve raises or answers with, and the one place that renders them as JSON.
+
+    FnserveError
+    ├── SpecError                   a service, endpoint or option is invalid (raised at decoration time)
+    ├── InvalidRequest              400 invalid_request
+    │   └── ValidationFailed        422 validation_error: arguments that do not match the type hints
+    ├── Unauthenticated             401 unauthenticated
+    ├── Forbidden                   403 forbidden
+    ├── NotFound                    404 not_found: no route for this path
+    │   ├── ServiceNotFound         404 service_not_found
+    │   └── JobNotFound             404 job_not_found
+    ├── MethodNotAllowed            405 method_not_allowed
+    ├── ServiceExists               409 service_exists
+    ├── PayloadTooLarge             413 payload_too_large
+    ├── QueueFull                   429 queue_full
+    ├── FunctionError               500 function_error: the user's code raised
+    ├── InternalError               500 internal_error
+    ├── ReplicaCrashed              502 replica_crashed
+    ├── NoReplicasAvailable         503 no_replicas_available
+    ├── DeploymentFailed            503 deployment_failed: the service is in ERROR
+    └── InvocationTimeout           504 invocation_timeout
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+
+
+class FnserveError(Exception):
+    """The root of every fnserve error. Subclasses set a stable `code` and an `http_status`."""
+
+    code: ClassVar[str] = "internal_error"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self, request_id: str | None = None) -> dict[str, Any]:
+        """The error envelope: `{"error": {"code", "message", "request_id", "details"?}}`."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if request_id is not None:
+            body["request_id"] = request_id
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+    def to_json(self, request_id: str | None = None) -> bytes:
+        return orjson.dumps(self.to_dict(request_id), default=str)
+
+
+class SpecError(FnserveError, ValueError):
+    code = "invalid_spec"
+    http_status = 422
+
+
+class InvalidRequest(FnserveError):
+    code = "invalid_request"
+    http_status = 400
+
+
+class ValidationFailed(InvalidRequest):
+    code = "validation_error"
+    http_status = 422
+
+
+class Unauthenticated(FnserveError):
+    code = "unauthenticated"
+    http_status = 401
+
+
+class Forbidden(FnserveError):
+    code = "forbidden"
+    http_status = 403
+
+
+class NotFound(FnserveError):
+    code = "not_found"
+    http_status = 404
+
+
+class ServiceNotFound(NotFound):
+    code = "service_not_found"
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class MethodNotAllowed(FnserveError):
+    code = "method_not_allowed"
+    http_status = 405
+
+
+class ServiceExists(FnserveError):
+    code = "service_exists"
+    http_status = 409
+
+
+class PayloadTooLarge(FnserveError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class QueueFull(FnserveError):
+    code = "queue_full"
+    http_status = 429
+
+
+class FunctionError(FnserveError):
+    """The user's endpoint raised. The message is `Type: message`, never a traceback."""
+
+    code = "function_error"
+    http_status = 500
+
+
+class InternalError(FnserveError):
+    code = "internal_error"
+    http_status = 500
+
+
+class ReplicaCrashed(FnserveError):
+    code = "replica_crashed"
+    http_status = 502
+
+
+class NoReplicasAvailable(FnserveError):
+    code = "no_replicas_available"
+    http_status = 503
+
+
+class DeploymentFailed(FnserveError):
+    code = "deployment_failed"
+    http_status = 503
+
+
+class InvocationTimeout(FnserveError):
+    code = "invocation_timeout"
+    http_status = 504
+
+
+def all_error_classes() -> list[type[FnserveError]]:
+    """Every concrete error class, root included, in definition order (for the code registry test)."""
+    found: list[type[FnserveError]] = [FnserveError]
+    pending = list(FnserveError.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def error_from_code(code: str, message: str, details: dict[str, Any] | None = None) -> FnserveError:
+    """Rebuild an error received over the wire (replica protocol or HTTP) as the matching class."""
+    for cls in all_error_classes():
+        if cls.code == code:
+            return cls(message, details=details)
+    return InternalError(message, details=details)

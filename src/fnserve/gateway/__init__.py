@@ -1,0 +1,1 @@
+"""The data plane: routes `/{route_prefix}/...` requests to replicas and streams their answers back."""

@@ -1,0 +1,156 @@
+"""The gateway's ASGI app: `/{route_prefix}/{endpoint path}` → a replica, answers streamed back.
+
+Plain ASGI on purpose: this is the hot path, and it does only what each request needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl
+
+import orjson
+
+from fnserve.controlplane.supervisor import LiveService, Supervisor
+from fnserve.errors import DeploymentFailed, FnserveError, InternalError, NoReplicasAvailable, NotFound
+from fnserve.gateway.connection import ReplicaConnection
+from fnserve.gateway.http import (
+    Receive,
+    Scope,
+    Send,
+    header,
+    parse_json_object,
+    read_body,
+    request_id_for,
+    send_error,
+    send_json,
+)
+from fnserve.store import ServiceState
+
+logger = logging.getLogger("fnserve.gateway")
+
+_HEALTHY = orjson.dumps({"status": "healthy"})
+
+
+class Gateway:
+    def __init__(self, supervisor: Supervisor, *, max_body_bytes: int, timeout_s: float | None) -> None:
+        self.supervisor = supervisor
+        self.max_body_bytes = max_body_bytes
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = request_id_for(scope)
+        try:
+            await self._handle(scope, receive, send, request_id)
+        except FnserveError as exc:
+            await send_error(send, exc, request_id)
+        except Exception:
+            logger.exception("Request [%s] %s %s failed", request_id, scope["method"], scope["path"])
+            await send_error(send, InternalError(f"internal error; the server log has request {request_id}"), request_id)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        resolved = self.supervisor.prefixes.resolve(scope["path"])
+        if resolved is None:
+            raise NotFound(f"No service at {scope['path']!r}; GET /-/routes lists the route prefixes")
+        live, rest = resolved
+        method = scope["method"]
+        if rest == "/ping" and method in ("GET", "POST"):
+            self._pick(live)
+            await send_json(send, 200, _HEALTHY, request_id)
+            return
+        route, path_params = live.routes.match(method, rest)
+        body = await read_body(receive, self.max_body_bytes)
+        parse_json_object(body)
+        query_string = scope["query_string"]
+        query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)) if query_string else {}
+        connection = self._pick(live)
+        if route.spec.streaming:
+            chunks = connection.stream(route.index, body, path_params, query)
+            sse = b"text/event-stream" in (header(scope, b"accept") or b"")
+            await self._stream(chunks, receive, send, request_id, sse)
+            return
+        call = asyncio.ensure_future(connection.call(route.index, body, path_params, query, self.timeout_s))
+        disconnect = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            await asyncio.wait((call, disconnect), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            disconnect.cancel()
+        if not call.done():
+            call.cancel()  # the caller left: cancel the work in the replica
+            return
+        await send_json(send, 200, call.result(), request_id)
+
+    def _pick(self, live: LiveService) -> ReplicaConnection:
+        connection = live.picker.pick(live.ready)
+        if connection is not None:
+            return connection
+        name, state = live.spec.name, live.state
+        if state is ServiceState.error:
+            raise DeploymentFailed(
+                f"Service {name!r} is in ERROR: {(live.reason or 'unknown').splitlines()[0]}; "
+                f"see `fnserve ls` and the replica logs, fix the code and deploy again"
+            )
+        wanted = live.spec.replicas
+        raise NoReplicasAvailable(
+            f"Service {name!r} has 0 of {wanted} replicas ready (state {state.value}); "
+            + ("retry in a moment" if state is not ServiceState.inactive else "deploy it again")
+        )
+
+    async def _stream(
+        self, chunks: AsyncIterator[bytes], receive: Receive, send: Send, request_id: str, sse: bool
+    ) -> None:
+        """Send chunks as they come. Errors before the first chunk are normal error responses; after it, a
+        final `event: error`. A client disconnect cancels the stream, which cancels the generator."""
+        streaming = asyncio.current_task()
+        assert streaming is not None
+
+        async def watch() -> None:
+            await _wait_disconnect(receive)
+            streaming.cancel()
+
+        watcher = asyncio.ensure_future(watch())
+        started = False
+        try:
+            async for chunk in chunks:
+                if not started:
+                    started = True
+                    content_type = b"text/event-stream" if sse else b"text/plain; charset=utf-8"
+                    headers = [(b"content-type", content_type), (b"x-request-id", request_id.encode())]
+                    if sse:
+                        headers.append((b"cache-control", b"no-cache"))
+                    await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": _sse(chunk) if sse else chunk, "more_body": True})
+        except FnserveError as exc:
+            if not started:
+                raise
+            await send({"type": "http.response.body", "body": _sse_error(exc, request_id), "more_body": True})
+        except asyncio.CancelledError:
+            if watcher.done():  # the client left; nothing more to send
+                return
+            raise
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await chunks.aclose()  # type: ignore[attr-defined]
+        if not started:
+            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"x-request-id", request_id.encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _sse(chunk: bytes) -> bytes:
+    lines = chunk.decode(errors="replace").rstrip("\n").split("\n")
+    return "".join(f"data: {line}\n" for line in lines).encode() + b"\n"
+
+
+def _sse_error(exc: FnserveError, request_id: str) -> bytes:
+    return b"event: error\ndata: " + exc.to_json(request_id) + b"\n\n"

@@ -1,0 +1,240 @@
+"""The server's end of one replica's connection: calls multiplexed by request id over one socket.
+
+A `ReplicaConnection` is made for every worker that connects to the replica socket; the worker's
+first frame (HELLO) says which replica it is, and `ReplicaListener` hands it to whoever waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
+
+from fnserve.errors import FnserveError, InvocationTimeout, ReplicaCrashed, error_from_code
+from fnserve.runtime.protocol import FrameReader, Kind, ProtocolError, encode
+
+logger = logging.getLogger("fnserve.gateway")
+
+_STREAM_END = object()
+
+
+class InitFailed(Exception):
+    """The replica's initializer raised (or the replica died before it finished)."""
+
+    def __init__(self, message: str, traceback_tail: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.traceback_tail = traceback_tail
+
+
+class ReplicaConnection(asyncio.Protocol):
+    """Sends CALLs, resolves RESULT/ERROR, feeds CHUNKs to streams, and fails everything pending on loss."""
+
+    def __init__(self, on_hello: Callable[[ReplicaConnection, str, int], None]) -> None:
+        self._on_hello = on_hello
+        self._reader = FrameReader()
+        self._ids = itertools.count(1)
+        self._calls: dict[int, asyncio.Future[bytes]] = {}
+        self._streams: dict[int, asyncio.Queue[Any]] = {}
+        self._pings: dict[int, asyncio.Future[int]] = {}
+        self.transport: asyncio.Transport | None = None
+        self.label = "replica"
+        self.in_flight = 0
+        loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        # READY's api dict, or InitFailed: kept here because READY may arrive in the same read as HELLO.
+        self.initialized: asyncio.Future[dict[str, Any]] = loop.create_future()
+        # A replica that dies before anyone awaits `initialized` must not log "exception never retrieved".
+        self.initialized.add_done_callback(lambda future: future.cancelled() or future.exception())
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        crash = ReplicaCrashed(
+            f"{self.label} died while handling the request; it is being replaced, so retrying may succeed"
+        )
+        for future in self._calls.values():
+            if not future.done():
+                future.set_exception(crash)
+        for queue in self._streams.values():
+            queue.put_nowait(crash)
+        for ping in self._pings.values():
+            if not ping.done():
+                ping.set_exception(crash)
+        if not self.initialized.done():
+            self.initialized.set_exception(InitFailed("the replica exited before its initializer finished", ""))
+        self._calls.clear()
+        self._pings.clear()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self._reader.feed(data)
+        except ProtocolError as exc:
+            logger.error("%s sent a bad frame (%s); closing its connection", self.label, exc)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        for message in messages:
+            self._dispatch(message)
+
+    def _dispatch(self, message: list[Any]) -> None:
+        kind = message[0]
+        if kind == Kind.RESULT:
+            future = self._calls.pop(message[1], None)
+            if future is not None and not future.done():
+                future.set_result(message[2])
+        elif kind == Kind.CHUNK:
+            queue = self._streams.get(message[1])
+            if queue is not None:
+                queue.put_nowait(message[2])
+        elif kind == Kind.END:
+            queue = self._streams.pop(message[1], None)
+            if queue is not None:
+                queue.put_nowait(_STREAM_END)
+        elif kind == Kind.ERROR:
+            error = error_from_code(message[2], message[3], message[4])
+            future = self._calls.pop(message[1], None)
+            if future is not None and not future.done():
+                future.set_exception(error)
+            queue = self._streams.pop(message[1], None)
+            if queue is not None:
+                queue.put_nowait(error)
+        elif kind == Kind.PONG:
+            ping = self._pings.pop(message[1], None)
+            if ping is not None and not ping.done():
+                ping.set_result(message[2])
+        elif kind == Kind.HELLO:
+            self._on_hello(self, message[1], message[2])
+        elif kind == Kind.READY and not self.initialized.done():
+            self.initialized.set_result(message[1])
+        elif kind == Kind.INIT_FAILED and not self.initialized.done():
+            self.initialized.set_exception(InitFailed(message[1], message[2]))
+
+    # -- calls ------------------------------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def _send(self, *message: Any) -> None:
+        if not self.is_open:
+            raise ReplicaCrashed(f"{self.label} is not connected; it is being replaced, so retrying may succeed")
+        assert self.transport is not None
+        self.transport.write(encode(*message))
+
+    async def call(
+        self,
+        endpoint_index: int,
+        body: bytes,
+        path: dict[str, str],
+        query: dict[str, Any],
+        timeout_s: float | None,
+    ) -> bytes:
+        """One non-streaming call. Cancelling the awaiting task cancels the call in the replica."""
+        request_id = next(self._ids)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._send(Kind.CALL, request_id, endpoint_index, body, path, query)
+        self._calls[request_id] = future
+        self.in_flight += 1
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await future
+        except TimeoutError:
+            raise InvocationTimeout(
+                f"the call did not finish within {timeout_s:g} s and was cancelled; make the function faster "
+                "or submit it as a job"
+            ) from None
+        finally:
+            self.in_flight -= 1
+            if self._calls.pop(request_id, None) is not None and self.is_open:
+                self._send(Kind.CANCEL, request_id)
+
+    async def stream(
+        self,
+        endpoint_index: int,
+        body: bytes,
+        path: dict[str, str],
+        query: dict[str, Any],
+    ) -> AsyncIterator[bytes]:
+        """A streaming call: yields chunks as the replica produces them. Closing early cancels it."""
+        request_id = next(self._ids)
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._send(Kind.CALL, request_id, endpoint_index, body, path, query)
+        self._streams[request_id] = queue
+        self.in_flight += 1
+        try:
+            while True:
+                item = await queue.get()
+                if item is _STREAM_END:
+                    return
+                if isinstance(item, FnserveError):
+                    raise item
+                yield item
+        finally:
+            self.in_flight -= 1
+            if self._streams.pop(request_id, None) is not None and self.is_open:
+                self._send(Kind.CANCEL, request_id)
+
+    async def ping(self, timeout_s: float) -> int:
+        """Health check: the replica's count of calls in progress, or TimeoutError / ReplicaCrashed."""
+        ping_id = next(self._ids)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pings[ping_id] = future
+        try:
+            self._send(Kind.PING, ping_id)
+            async with asyncio.timeout(timeout_s):
+                return await future
+        finally:
+            self._pings.pop(ping_id, None)
+
+    def shutdown(self) -> None:
+        """Ask the replica to finish its calls in progress and exit."""
+        with contextlib.suppress(ReplicaCrashed):
+            self._send(Kind.SHUTDOWN)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class ReplicaListener:
+    """The Unix socket every worker connects back to; routes each connection to the replica expecting it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._expecting: dict[str, asyncio.Future[tuple[ReplicaConnection, int]]] = {}
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(lambda: ReplicaConnection(self._hello), self.path)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+    def expect(self, replica_id: str) -> asyncio.Future[tuple[ReplicaConnection, int]]:
+        future: asyncio.Future[tuple[ReplicaConnection, int]] = asyncio.get_running_loop().create_future()
+        self._expecting[replica_id] = future
+        return future
+
+    def forget(self, replica_id: str) -> None:
+        self._expecting.pop(replica_id, None)
+
+    def _hello(self, connection: ReplicaConnection, replica_id: str, pid: int) -> None:
+        future = self._expecting.pop(replica_id, None)
+        if future is None or future.done():
+            logger.warning("Replica [%s pid=%s] connected but nobody expects it; closing", replica_id, pid)
+            connection.close()
+            return
+        future.set_result((connection, pid))

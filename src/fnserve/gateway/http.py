@@ -1,0 +1,88 @@
+"""Small ASGI helpers the gateway and the server share: reading bodies, sending JSON and errors."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from fnserve.errors import FnserveError, InvalidRequest, MethodNotAllowed, PayloadTooLarge, Unauthenticated
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON = (b"content-type", b"application/json")
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_for(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is short and plain, else a new one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if _REQUEST_ID.match(value):
+                return str(value.decode())
+            break
+    return uuid.uuid4().hex
+
+
+def header(scope: Scope, wanted: bytes) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return bytes(value)
+    return None
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body, or PayloadTooLarge once it passes `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b""
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"request body is over the {limit} byte limit; upload large inputs as assets "
+                    "and pass their ids instead"
+                )
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def send_json(send: Send, status: int, body: bytes, request_id: str, extra: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006
+    headers = [_JSON, (b"content-length", str(len(body)).encode()), (b"x-request-id", request_id.encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(send: Send, exc: FnserveError, request_id: str) -> None:
+    """The one place the gateway turns an error into a response: the JSON envelope plus its headers."""
+    extra: list[tuple[bytes, bytes]] = []
+    if isinstance(exc, MethodNotAllowed) and exc.details:
+        extra.append((b"allow", ", ".join(exc.details.get("allow", [])).encode()))
+    if isinstance(exc, Unauthenticated):
+        extra.append((b"www-authenticate", b'Bearer realm="fnserve"'))
+    await send_json(send, exc.http_status, exc.to_json(request_id), request_id, extra)
+
+
+def parse_json_object(body: bytes) -> None:
+    """Refuse a body that is not empty and not a JSON object, before it reaches a replica."""
+    if not body:
+        return
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON ({exc}); send a JSON object of arguments") from None
+    if not isinstance(parsed, dict):
+        raise InvalidRequest(
+            f'request body must be a JSON object of arguments, got {type(parsed).__name__}; for example {{"x": 1}}'
+        )

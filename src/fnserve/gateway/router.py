@@ -1,0 +1,119 @@
+"""Routing without I/O: which service a path belongs to, which endpoint it names, which replica gets it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from fnserve.errors import MethodNotAllowed, NotFound
+from fnserve.spec import EndpointSpec, ServiceSpec, path_parameters
+
+
+@dataclass(frozen=True)
+class EndpointRoute:
+    index: int  # position in the spec; the replica protocol names endpoints by it
+    spec: EndpointSpec
+
+
+class ServiceRoutes:
+    """The endpoints of one service, matched by method and the path after the route prefix."""
+
+    def __init__(self, spec: ServiceSpec) -> None:
+        self._static: dict[str, dict[str, EndpointRoute]] = {}
+        self._templated: list[tuple[re.Pattern[str], dict[str, EndpointRoute]]] = []
+        templates: dict[str, dict[str, EndpointRoute]] = {}
+        for index, endpoint in enumerate(spec.endpoints):
+            route = EndpointRoute(index=index, spec=endpoint)
+            if path_parameters(endpoint.path):
+                templates.setdefault(endpoint.path, {})[endpoint.method] = route
+            else:
+                self._static.setdefault(endpoint.path, {})[endpoint.method] = route
+        for template, methods in templates.items():
+            pattern = "^" + re.sub(r"\\\{([A-Za-z_][A-Za-z0-9_]*)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
+            self._templated.append((re.compile(pattern), methods))
+
+    def match(self, method: str, path: str) -> tuple[EndpointRoute, dict[str, str]]:
+        """The endpoint for `method path` and its path parameters; NotFound or MethodNotAllowed otherwise."""
+        methods = self._static.get(path)
+        params: dict[str, str] = {}
+        if methods is None:
+            for pattern, candidate in self._templated:
+                found = pattern.match(path)
+                if found is not None:
+                    methods, params = candidate, found.groupdict()
+                    break
+        if methods is None:
+            raise NotFound(f"No endpoint at {path!r}; see this service's routes at /-/routes")
+        route = methods.get(method)
+        if route is None:
+            allowed = ", ".join(sorted(methods))
+            raise MethodNotAllowed(
+                f"{path!r} does not accept {method}; it accepts {allowed}", details={"allow": sorted(methods)}
+            )
+        return route, params
+
+
+class HasLoad(Protocol):
+    @property
+    def in_flight(self) -> int: ...
+
+
+L = TypeVar("L", bound=HasLoad)
+
+
+class ReplicaPicker(Generic[L]):
+    """Least requests in flight; ties go round-robin so equal replicas share the load."""
+
+    def __init__(self) -> None:
+        self._turn = 0
+
+    def pick(self, replicas: list[L]) -> L | None:
+        count = len(replicas)
+        if count <= 1:
+            return replicas[0] if replicas else None
+        self._turn = (self._turn + 1) % count
+        best = replicas[self._turn]
+        for offset in range(1, count):
+            candidate = replicas[(self._turn + offset) % count]
+            if candidate.in_flight < best.in_flight:
+                best = candidate
+        return best
+
+
+T = TypeVar("T")
+
+
+class PrefixTable(Generic[T]):
+    """Route prefixes → services, by longest prefix on segment boundaries (`/api` matches `/api/x`, not `/apix`)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, T] = {}
+
+    def __contains__(self, prefix: str) -> bool:
+        return prefix in self._entries
+
+    def get(self, prefix: str) -> T | None:
+        return self._entries.get(prefix)
+
+    def set(self, prefix: str, value: T) -> None:
+        self._entries[prefix] = value
+
+    def remove(self, prefix: str) -> None:
+        self._entries.pop(prefix, None)
+
+    def items(self) -> list[tuple[str, T]]:
+        return sorted(self._entries.items())
+
+    def resolve(self, path: str) -> tuple[T, str] | None:
+        """The service owning `path` and the rest of the path after its prefix ('/' when nothing is left)."""
+        candidate = path.rstrip("/") or "/"
+        while True:
+            value = self._entries.get(candidate)
+            if value is not None:
+                rest = path[len(candidate) :] if candidate != "/" else path
+                return value, rest or "/"
+            if candidate == "/":
+                return None
+            cut = candidate.rfind("/")
+            candidate = candidate[:cut] or "/"

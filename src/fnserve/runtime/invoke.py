@@ -1,0 +1,201 @@
+"""Calling one endpoint inside a replica: arguments in (injected, validated, coerced), JSON out.
+
+`BoundEndpoint` is built once per endpoint after the initializer ran; per call it only validates
+the arguments and runs the function the way its kind requires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import typing
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from fnserve.errors import FunctionError, InvalidRequest, ValidationFailed
+from fnserve.sdk.introspect import API_PARAMETER, CallKind
+from fnserve.sdk.service import Endpoint
+
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_END = object()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, set | frozenset):
+        return list(value)
+    raise TypeError(f"value of type {type(value).__name__} is not JSON-serializable: {value!r:.200}")
+
+
+def to_json(value: Any, *, what: str) -> bytes:
+    """Encode a user value, or raise FunctionError naming `what` and the offending type."""
+    try:
+        return orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
+    except TypeError as exc:
+        raise FunctionError(
+            f"TypeError: {what} is not JSON-serializable ({exc}); return dicts, lists, strings, numbers, "
+            "pydantic models or dataclasses"
+        ) from None
+
+
+def encode_chunk(chunk: Any, *, what: str) -> bytes:
+    """A streamed chunk as bytes: text as UTF-8, bytes as they are, anything else as a JSON line."""
+    if isinstance(chunk, str):
+        return chunk.encode()
+    if isinstance(chunk, bytes | bytearray | memoryview):
+        return bytes(chunk)
+    return to_json(chunk, what=what) + b"\n"
+
+
+def function_error(exc: BaseException) -> FunctionError:
+    """The user's exception as the caller sees it: type and message, never a traceback."""
+    message = str(exc)
+    return FunctionError(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+
+
+class BoundEndpoint:
+    """An endpoint bound to a replica's state, ready to be called many times."""
+
+    def __init__(self, endpoint: Endpoint, state: Any, api: dict[str, Any]) -> None:
+        self.endpoint = endpoint
+        self.spec = endpoint.spec
+        self.kind = endpoint.call_kind
+        self.function: Callable[..., Any] = (
+            endpoint.function.__get__(state) if endpoint.is_method else endpoint.function
+        )
+        injected = state if isinstance(state, dict) and not endpoint.is_method else {}
+        self._names: list[tuple[str, str]] = []
+        fields: dict[str, Any] = {}
+        hints = _annotations(endpoint.function)
+        for index, (name, parameter) in enumerate(self.spec.parameters.items()):
+            field_name = f"p{index}"
+            self._names.append((field_name, name))
+            annotation = hints.get(name, Any)
+            if name in injected and parameter.location == "body":
+                default: Any = injected[name]
+            elif parameter.has_default:
+                default = _raw_default(endpoint.function, name)
+            else:
+                default = ...
+            fields[field_name] = (annotation, Field(default, alias=name))
+        config = ConfigDict(
+            extra="allow" if self.spec.var_kwargs else "forbid",
+            arbitrary_types_allowed=True,
+            populate_by_name=False,
+        )
+        self._model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+            f"{self.spec.function_name}_arguments", __config__=config, **fields
+        )
+        self._extra: dict[str, Any] = {API_PARAMETER: api} if _takes(endpoint.function, API_PARAMETER) else {}
+
+    def arguments(self, body: bytes, path: dict[str, str], query: dict[str, Any]) -> dict[str, Any]:
+        """Merge query < body < path parameters, then validate and coerce them from the type hints."""
+        values: dict[str, Any] = dict(query) if query else {}
+        if body:
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidRequest(f"request body is not valid JSON ({exc}); send a JSON object") from None
+            if not isinstance(parsed, dict):
+                raise InvalidRequest(
+                    f"request body must be a JSON object of arguments, got {type(parsed).__name__}; "
+                    'for example {"x": 1}'
+                )
+            values.update(parsed)
+        if path:
+            values.update(path)
+        try:
+            model = self._model.model_validate(values)
+        except ValidationError as exc:
+            raise _validation_failed(self.spec.key, exc) from None
+        kwargs = {name: getattr(model, field_name) for field_name, name in self._names}
+        if model.__pydantic_extra__:
+            kwargs.update(model.__pydantic_extra__)
+        if self._extra:
+            kwargs.update(self._extra)
+        return kwargs
+
+    async def call(self, kwargs: dict[str, Any], pool: ThreadPoolExecutor) -> bytes:
+        """Run a non-streaming endpoint and return its JSON-encoded result."""
+        try:
+            if self.kind is CallKind.coroutine:
+                result = await self.function(**kwargs)
+            else:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(pool, functools.partial(self.function, **kwargs))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise function_error(exc) from exc
+        return to_json(result, what=f"the return value of {self.spec.function_name}()")
+
+    async def stream(self, kwargs: dict[str, Any], pool: ThreadPoolExecutor) -> AsyncIterator[bytes]:
+        """Run a streaming endpoint, yielding each chunk as soon as the generator produces it."""
+        what = f"a chunk streamed by {self.spec.function_name}()"
+        if self.kind is CallKind.async_generator:
+            agen = self.function(**kwargs)
+            try:
+                while True:
+                    try:
+                        chunk = await agen.__anext__()
+                    except StopAsyncIteration:
+                        return
+                    except Exception as exc:
+                        raise function_error(exc) from exc
+                    yield encode_chunk(chunk, what=what)
+            finally:
+                await agen.aclose()
+        else:
+            loop = asyncio.get_running_loop()
+            gen = self.function(**kwargs)
+            try:
+                while True:
+                    try:
+                        # Each step runs in the pool so a slow producer never blocks the replica's loop,
+                        # and a cancel lands between two chunks.
+                        chunk = await loop.run_in_executor(pool, next, gen, _END)
+                    except Exception as exc:
+                        raise function_error(exc) from exc
+                    if chunk is _END:
+                        return
+                    yield encode_chunk(chunk, what=what)
+            finally:
+                await loop.run_in_executor(pool, gen.close)
+
+
+def _validation_failed(route: str, exc: ValidationError) -> ValidationFailed:
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(body)"
+        if error["type"] == "missing":
+            message = "is required"
+        elif error["type"] == "extra_forbidden":
+            message = "is not a parameter of this endpoint"
+        else:
+            message = f"{error['msg']} (got {error.get('input')!r:.100})"
+        problems.append({"field": field, "message": message})
+    summary = "; ".join(f"`{p['field']}` {p['message']}" for p in problems)
+    return ValidationFailed(f"Invalid arguments for {route}: {summary}", details={"fields": problems})
+
+
+def _annotations(function: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:  # unresolvable forward references: accept any value rather than refuse to start
+        return {}
+    hints.pop("return", None)
+    return hints
+
+
+def _raw_default(function: Callable[..., Any], name: str) -> Any:
+    return inspect.signature(function).parameters[name].default
+
+
+def _takes(function: Callable[..., Any], name: str) -> bool:
+    return name in inspect.signature(function).parameters

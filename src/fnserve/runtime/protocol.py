@@ -1,0 +1,88 @@
+"""The replica protocol: length-prefixed msgpack frames, multiplexed by request id.
+
+Each frame is a 4-byte big-endian length, then a msgpack array whose first item is a `Kind`.
+Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `FrameReader`.
+
+    server → replica   CALL     [kind, request_id, endpoint_index, body: bytes, path: dict, query: dict]
+                       CANCEL   [kind, request_id]
+                       PING     [kind, ping_id]
+                       SHUTDOWN [kind]
+    replica → server   HELLO    [kind, replica_id, pid]
+                       READY    [kind, api: dict]                 initializer done
+                       INIT_FAILED [kind, message, traceback_tail]
+                       RESULT   [kind, request_id, json: bytes]
+                       ERROR    [kind, request_id, code, message, details | None]
+                       CHUNK    [kind, request_id, data: bytes]
+                       END      [kind, request_id]
+                       PONG     [kind, ping_id, load: int]          load = calls in progress
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import Any
+
+import msgpack
+
+_HEADER = struct.Struct("!I")
+MAX_FRAME_BYTES = 1 << 30
+
+
+class Kind(enum.IntEnum):
+    CALL = 1
+    CANCEL = 2
+    PING = 3
+    SHUTDOWN = 4
+    HELLO = 10
+    READY = 11
+    INIT_FAILED = 12
+    RESULT = 13
+    ERROR = 14
+    CHUNK = 15
+    END = 16
+    PONG = 17
+
+
+class ProtocolError(Exception):
+    """The peer sent bytes that are not a valid frame."""
+
+
+_packb = msgpack.Packer(use_bin_type=True).pack
+
+
+def encode(*message: Any) -> bytes:
+    """One frame: header + msgpack array."""
+    payload: bytes = _packb(message)
+    return _HEADER.pack(len(payload)) + payload
+
+
+class FrameReader:
+    """Accumulates bytes from a socket and yields complete messages."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[list[Any]]:
+        buffer = self._buffer
+        buffer += data
+        messages: list[list[Any]] = []
+        offset = 0
+        size = len(buffer)
+        while size - offset >= 4:
+            (length,) = _HEADER.unpack_from(buffer, offset)
+            if length > MAX_FRAME_BYTES:
+                raise ProtocolError(f"frame of {length} bytes exceeds the {MAX_FRAME_BYTES} byte limit")
+            end = offset + 4 + length
+            if end > size:
+                break
+            message = msgpack.unpackb(buffer[offset + 4 : end], raw=False, use_list=True, strict_map_key=False)
+            if not isinstance(message, list) or not message:
+                raise ProtocolError(f"frame is not a non-empty array: {message!r:.100}")
+            messages.append(message)
+            offset = end
+        if offset:
+            del buffer[:offset]
+        return messages

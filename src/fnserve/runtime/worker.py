@@ -1,0 +1,212 @@
+"""One replica: load the user's code, run the initializer once, serve calls over the replica protocol.
+
+Started by a backend as `python -m fnserve.runtime.worker ...` (or `fnserve worker ...`). The worker
+connects to the server's replica socket, so when the server goes away the connection closes and
+the worker exits: no orphans, even after a SIGKILL of the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import os
+import sys
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import cloudpickle
+
+from fnserve.errors import FnserveError, InternalError
+from fnserve.openapi import api_description
+from fnserve.runtime.invoke import BoundEndpoint
+from fnserve.runtime.protocol import FrameReader, Kind, ProtocolError, encode
+from fnserve.sdk.loader import load_entrypoint, load_pickled_service
+from fnserve.sdk.service import Service
+
+TRACEBACK_TAIL_LINES = 12
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    connect: str
+    replica_id: str
+    code_dir: Path | None
+    entrypoint: str | None
+    pickle_path: Path | None
+    init_path: Path | None
+    max_threads: int
+
+
+def parse_args(argv: list[str] | None = None) -> WorkerOptions:
+    parser = argparse.ArgumentParser(prog="fnserve worker", description="Run one fnserve replica.")
+    parser.add_argument("--connect", required=True, help="the server's replica socket (a Unix socket path)")
+    parser.add_argument("--replica-id", required=True)
+    parser.add_argument("--code-dir", type=Path, help="unpacked project folder (with --entrypoint)")
+    parser.add_argument("--entrypoint", help="module:attribute of the service inside --code-dir")
+    parser.add_argument("--pickle", type=Path, dest="pickle_path", help="a cloudpickled service")
+    parser.add_argument("--init", type=Path, dest="init_path", help="cloudpickled (args, kwargs) for the initializer")
+    parser.add_argument("--max-threads", type=int, default=8, help="threads for sync endpoints")
+    args = parser.parse_args(argv)
+    if (args.pickle_path is None) == (args.code_dir is None or args.entrypoint is None):
+        parser.error("give either --pickle, or --code-dir with --entrypoint")
+    return WorkerOptions(**vars(args))
+
+
+def load_service(options: WorkerOptions) -> Service[Any]:
+    if options.pickle_path is not None:
+        return load_pickled_service(options.pickle_path.read_bytes())
+    assert options.code_dir is not None and options.entrypoint is not None
+    os.chdir(options.code_dir)
+    return load_entrypoint(options.code_dir, options.entrypoint)
+
+
+def initialize(options: WorkerOptions) -> tuple[Service[Any], Any]:
+    """Load the code and run the initializer once. Returns the service and its state."""
+    service = load_service(options)
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
+    if options.init_path is not None:
+        args, kwargs = cloudpickle.loads(options.init_path.read_bytes())
+    state = service.initializer(*args, **kwargs)
+    if inspect.isawaitable(state):
+        state = asyncio.run(_await(state))
+    if not service.is_class and not isinstance(state, dict):
+        raise TypeError(
+            f"the initializer {service.name}() must return a dict of values for the endpoints, "
+            f"got {type(state).__name__}; return {{}} if there is nothing to share"
+        )
+    return service, state
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def traceback_tail(exc: BaseException) -> str:
+    lines = "".join(traceback.format_exception(exc)).rstrip().splitlines()
+    return "\n".join(lines[-TRACEBACK_TAIL_LINES:])
+
+
+class ReplicaServer(asyncio.Protocol):
+    """The worker's end of the connection: runs each CALL as a task, answers PING, honours CANCEL."""
+
+    def __init__(self, options: WorkerOptions, done: asyncio.Future[None]) -> None:
+        self.options = options
+        self.done = done
+        self.reader = FrameReader()
+        self.transport: asyncio.Transport | None = None
+        self.endpoints: list[BoundEndpoint] = []
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=options.max_threads, thread_name_prefix="fnserve-endpoint")
+        self.ready = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        self.send(Kind.HELLO, self.options.replica_id, os.getpid())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def send(self, *message: Any) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(encode(*message))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.reader.feed(data)
+        except ProtocolError as exc:
+            print(f"Replica [{self.options.replica_id}] got a bad frame from the server: {exc}", file=sys.stderr)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        for message in messages:
+            kind = message[0]
+            if kind == Kind.CALL:
+                request_id = message[1]
+                self.tasks[request_id] = asyncio.ensure_future(self.handle_call(*message[1:]))
+            elif kind == Kind.CANCEL:
+                task = self.tasks.get(message[1])
+                if task is not None:
+                    task.cancel()
+            elif kind == Kind.PING:
+                self.send(Kind.PONG, message[1], len(self.tasks))
+            elif kind == Kind.SHUTDOWN:
+                asyncio.ensure_future(self.shutdown())
+
+    async def handle_call(
+        self, request_id: int, endpoint_index: int, body: bytes, path: dict[str, str], query: dict[str, Any]
+    ) -> None:
+        try:
+            if not self.ready:
+                raise InternalError("replica received a call before its initializer finished")
+            endpoint = self.endpoints[endpoint_index]
+            kwargs = endpoint.arguments(body, path, query)
+            if endpoint.spec.streaming:
+                async for chunk in endpoint.stream(kwargs, self.pool):
+                    self.send(Kind.CHUNK, request_id, chunk)
+                self.send(Kind.END, request_id)
+            else:
+                self.send(Kind.RESULT, request_id, await endpoint.call(kwargs, self.pool))
+        except asyncio.CancelledError:
+            pass  # the caller went away; nobody is waiting for an answer
+        except FnserveError as exc:
+            self.send(Kind.ERROR, request_id, exc.code, exc.message, exc.details)
+        except Exception as exc:  # a bug of ours; keep serving, tell the caller something generic
+            traceback.print_exc()
+            self.send(Kind.ERROR, request_id, "internal_error", f"replica failed to run the call: {exc!r}", None)
+        finally:
+            self.tasks.pop(request_id, None)
+
+    async def shutdown(self) -> None:
+        """Stop after the calls in progress finish; the server kills us if this takes too long."""
+        while self.tasks:
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def serve(options: WorkerOptions) -> None:
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    _, server = await loop.create_unix_connection(lambda: ReplicaServer(options, done), options.connect)
+    try:
+        service, state = await asyncio.to_thread(initialize, options)
+    except BaseException as exc:
+        print(f"Replica [{options.replica_id}] initializer failed:\n{traceback_tail(exc)}", file=sys.stderr)
+        server.send(Kind.INIT_FAILED, f"{type(exc).__name__}: {exc}", traceback_tail(exc))
+        await asyncio.sleep(0)  # let the frame reach the socket buffer before closing
+        assert server.transport is not None
+        server.transport.close()
+        return
+    auto = set(state) if isinstance(state, dict) else set()
+    api = api_description(service.spec, auto)
+    server.endpoints = [BoundEndpoint(endpoint, state, api) for endpoint in service.endpoints]
+    server.ready = True
+    server.send(Kind.READY, api)
+    await done
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        asyncio.run(serve(options))
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    # Threads still running user code must not keep a replica alive after its server went away.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Deploying from Python: `fs.deploy(service)(*init_args, **init_kwargs)` and `fs.get_deployment(name)`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from fnserve.client.api import Client
+from fnserve.client.deployment import Deployment
+from fnserve.sdk.loader import dumps_by_value
+from fnserve.sdk.service import Service
+from fnserve.store.artifacts import pack_project
+
+
+def deploy(
+    service: Service[Any], *, url: str | None = None, api_key: str | None = None
+) -> Callable[..., Deployment]:
+    """Prepare a deployment of `service`; call the result with the initializer's arguments to deploy it.
+
+    The service travels by value (cloudpickle), so the server needs no copy of your module. The call
+    returns at once with the deployment in DEPLOYING; `.wait()` blocks until it is ACTIVE.
+
+    Args:
+        service: a `@fs.service`.
+        url: the server (default `FNSERVE_URL` or http://127.0.0.1:8000).
+        api_key: the owner key (default `FNSERVE_API_KEY`).
+
+    Example:
+        >>> client = fs.deploy(greeter)(message="Hi").wait()
+        >>> client.hello(number=7)
+        'Hi My favorite number is 7'
+    """
+    if not isinstance(service, Service):
+        raise TypeError(f"fs.deploy() takes a @fs.service, got {service!r}")
+
+    def start(*init_args: Any, **init_kwargs: Any) -> Deployment:
+        service.check_init_arguments(init_args, init_kwargs)
+        code = dumps_by_value(service, module_name=service.__module__)
+        init = cloudpickle.dumps((init_args, init_kwargs))
+        return submit(service, Client(url, api_key=api_key), code_kind="pickle", code=code, init=init)
+
+    return start
+
+
+def deploy_project(
+    service: Service[Any],
+    root: Path,
+    entrypoint: str,
+    *,
+    client: Client,
+    init_args: tuple[Any, ...] = (),
+    init_kwargs: dict[str, Any] | None = None,
+    replicas: int | None = None,
+) -> Deployment:
+    """Deploy a service from a project folder: the folder is zipped, uploaded (once per content) and imported
+    on the replica as `entrypoint`. What `fnserve deploy app.py:service` does."""
+    init_kwargs = init_kwargs or {}
+    service.check_init_arguments(init_args, init_kwargs)
+    init = cloudpickle.dumps((init_args, init_kwargs)) if (init_args or init_kwargs) else None
+    return submit(
+        service, client, code_kind="archive", code=pack_project(root), init=init, entrypoint=entrypoint, replicas=replicas
+    )
+
+
+def submit(
+    service: Service[Any],
+    client: Client,
+    *,
+    code_kind: str,
+    code: bytes,
+    init: bytes | None,
+    entrypoint: str | None = None,
+    replicas: int | None = None,
+) -> Deployment:
+    spec = service.spec if replicas is None else service.spec.model_copy(update={"replicas": replicas})
+    code_sha256 = client.upload(code)
+    init_sha256 = client.upload(init) if init is not None else None
+    info = client.deploy(
+        {
+            "spec": spec.model_dump(mode="json"),
+            "code": {"kind": code_kind, "sha256": code_sha256, "entrypoint": entrypoint},
+            "init_sha256": init_sha256,
+        }
+    )
+    return Deployment(client, info)
+
+
+def get_deployment(
+    name_or_id: str, *, wait: bool | float = False, url: str | None = None, api_key: str | None = None
+) -> Deployment:
+    """A handle on a service that is already deployed. `wait=True` (or seconds) blocks until it is ACTIVE."""
+    client = Client(url, api_key=api_key)
+    deployment = Deployment(client, client.get_service(name_or_id))
+    if wait:
+        deployment.wait(timeout_s=60.0 if wait is True else float(wait))
+    return deployment

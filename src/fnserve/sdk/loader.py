@@ -1,0 +1,121 @@
+"""Finding a service in user code: `app.py:greeter`, `package.module:greeter`, or a pickled blob."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from fnserve.errors import SpecError
+from fnserve.sdk.service import Service
+
+
+def split_target(target: str) -> tuple[str, str | None]:
+    """`"app.py:greeter"` → `("app.py", "greeter")`; the object part is optional."""
+    location, _, attribute = target.partition(":")
+    if not location:
+        raise SpecError(f"target {target!r} names no module; write it as 'app.py:service' or 'package.module:service'")
+    return location, attribute or None
+
+
+def module_name_for(path: Path, root: Path) -> str:
+    """The dotted module name of a .py file relative to the project root."""
+    relative = path.resolve().relative_to(root.resolve()).with_suffix("")
+    parts = list(relative.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def import_module_from(root: Path, module_name: str) -> Any:
+    """Import `module_name` with `root` first on sys.path (the project folder)."""
+    root_text = str(root.resolve())
+    if root_text not in sys.path:
+        sys.path.insert(0, root_text)
+    importlib.invalidate_caches()
+    return importlib.import_module(module_name)
+
+
+def pick_service(module: Any, attribute: str | None, *, where: str) -> Service[Any]:
+    """The service named `attribute` in `module`, or its only service when no name is given."""
+    if attribute is not None:
+        if not hasattr(module, attribute):
+            raise SpecError(f"{where} has no attribute {attribute!r}; check the name after ':'")
+        found = getattr(module, attribute)
+        if not isinstance(found, Service):
+            raise SpecError(f"{where}:{attribute} is not a service; decorate it with @fs.service")
+        return found
+    services = {name: value for name, value in vars(module).items() if isinstance(value, Service)}
+    if len(services) == 1:
+        return next(iter(services.values()))
+    if not services:
+        raise SpecError(f"{where} defines no @fs.service; decorate a function or class with @fs.service")
+    raise SpecError(f"{where} defines several services ({', '.join(sorted(services))}); name one, e.g. {where}:NAME")
+
+
+def load_target(target: str, *, root: Path | None = None) -> tuple[Service[Any], Path, str]:
+    """Load a service from a target as a user types it.
+
+    Returns the service, the project root (the file's folder, or `root`) and the entrypoint
+    `module:attribute` that a replica uses to import it from that root.
+    """
+    location, attribute = split_target(target)
+    if location.endswith(".py") or "/" in location or Path(location).is_file():
+        path = Path(location)
+        if not path.is_file():
+            raise SpecError(f"file {location!r} does not exist; give the path of the .py file that defines the service")
+        project_root = root or path.resolve().parent
+        module_name = module_name_for(path, project_root)
+    else:
+        project_root = root or Path.cwd()
+        module_name = location
+    module = import_module_from(project_root, module_name)
+    service = pick_service(module, attribute, where=location)
+    entrypoint = f"{module_name}:{_attribute_of(module, service)}"
+    return service, project_root, entrypoint
+
+
+def _attribute_of(module: Any, service: Service[Any]) -> str:
+    for name, value in vars(module).items():
+        if value is service:
+            return name
+    raise SpecError(f"service {service.name!r} is not a top-level name of {module.__name__}")
+
+
+def load_entrypoint(code_dir: Path, entrypoint: str) -> Service[Any]:
+    """What a replica does with an uploaded project: import `module:attribute` from `code_dir`."""
+    module_name, attribute = split_target(entrypoint)
+    module = import_module_from(code_dir, module_name)
+    return pick_service(module, attribute, where=module_name)
+
+
+def dumps_by_value(obj: Any, *, module_name: str | None) -> bytes:
+    """cloudpickle `obj` with its defining module pickled by value, so replicas need no copy of it."""
+    module = sys.modules.get(module_name) if module_name else None
+    by_value = module is not None and module_name != "__main__" and not _is_installed(module)
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        data: bytes = cloudpickle.dumps(obj)
+        return data
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _is_installed(module: Any) -> bool:
+    """Modules from site-packages (and fnserve itself) are imported on the replica, not shipped."""
+    file = getattr(module, "__file__", None) or ""
+    name = getattr(module, "__name__", "")
+    return "site-packages" in file or name == "fnserve" or name.startswith("fnserve.")
+
+
+def load_pickled_service(data: bytes) -> Service[Any]:
+    obj = cloudpickle.loads(data)
+    if not isinstance(obj, Service):
+        raise SpecError(f"the pickled object is a {type(obj).__name__}, not a service")
+    return obj

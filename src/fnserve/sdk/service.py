@@ -1,0 +1,323 @@
+"""The decorators users write: `@fs.service` on an initializer or a class, and its endpoints.
+
+A `Service` keeps the user's initializer and endpoint functions untouched, so they stay plain
+callables for unit tests, and derives the `ServiceSpec` the server needs from them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, overload
+
+from fnserve._units import parse_duration
+from fnserve.errors import SpecError
+from fnserve.sdk.introspect import CallKind, call_kind, describe_parameters, first_paragraph, return_type_name
+from fnserve.spec import (
+    HTTP_METHODS,
+    EndpointSpec,
+    Resources,
+    ServiceSpec,
+    check_endpoint_path,
+    check_route_prefix,
+    check_service_name,
+    path_parameters,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+_ENDPOINT_MARK = "__fnserve_endpoint__"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint as the replica runs it: the user's function and its spec."""
+
+    function: Callable[..., Any]
+    spec: EndpointSpec
+    call_kind: CallKind
+    is_method: bool
+
+
+@dataclass(frozen=True)
+class _EndpointOptions:
+    path: str
+    method: str
+    streaming: bool
+
+
+def _check_route_options(path: str, method: str, streaming: bool) -> _EndpointOptions:
+    try:
+        check_endpoint_path(path)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
+        raise SpecError(f"method must be one of {', '.join(HTTP_METHODS)} (any case), got {method!r}")
+    if not isinstance(streaming, bool):
+        raise SpecError(f"streaming must be True or False, got {streaming!r}")
+    return _EndpointOptions(path=path, method=method.upper(), streaming=streaming)
+
+
+def _build_endpoint(function: Callable[..., Any], options: _EndpointOptions, *, is_method: bool) -> Endpoint:
+    if not callable(function):
+        raise SpecError(f"an endpoint must be a function, got {function!r}")
+    name = getattr(function, "__qualname__", repr(function))
+    kind = call_kind(function)
+    if options.streaming and not kind.streams:
+        raise SpecError(
+            f"endpoint {name}() is declared streaming=True but is not a generator; use `yield` to produce chunks"
+        )
+    if kind.streams and not options.streaming:
+        raise SpecError(
+            f"endpoint {name}() is a generator; declare it with streaming=True to stream its chunks, "
+            "or return a value instead of yielding"
+        )
+    try:
+        parameters, var_kwargs = describe_parameters(function, skip_first=is_method)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    for placeholder in path_parameters(options.path):
+        if placeholder not in parameters and not var_kwargs:
+            raise SpecError(
+                f"path {options.path!r} names {{{placeholder}}} but {name}() has no parameter {placeholder!r}; "
+                "add it to the function's signature"
+            )
+        if placeholder in parameters:
+            parameters[placeholder] = parameters[placeholder].model_copy(update={"location": "path"})
+    spec = EndpointSpec(
+        path=options.path,
+        method=options.method,
+        streaming=options.streaming,
+        function_name=name,
+        description=first_paragraph(function.__doc__),
+        parameters=parameters,
+        var_kwargs=var_kwargs,
+        return_type=return_type_name(function),
+    )
+    return Endpoint(function=function, spec=spec, call_kind=kind, is_method=is_method)
+
+
+class Service(Generic[T]):
+    """A service: an initializer (function or class) plus its endpoints and options.
+
+    Calling the service calls the initializer, so it stays usable in plain unit tests.
+    """
+
+    def __init__(
+        self,
+        initializer: Callable[..., T],
+        *,
+        name: str | None = None,
+        resources: Resources | None = None,
+        replicas: int = 1,
+        route_prefix: str | None = None,
+        auth: bool = True,
+        time_limit: float | str | None = None,
+    ) -> None:
+        if not callable(initializer):
+            raise SpecError(f"@fs.service decorates a function or a class, got {initializer!r}")
+        self.initializer = initializer
+        self.is_class = inspect.isclass(initializer)
+        self.name = name if name is not None else initializer.__name__
+        self.route_prefix = route_prefix if route_prefix is not None else f"/{self.name}"
+        try:
+            check_service_name(self.name)
+            check_route_prefix(self.route_prefix)
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+        if resources is not None and not isinstance(resources, Resources):
+            raise SpecError(f"resources must be fs.Resources(...), got {resources!r}")
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+            raise SpecError(f"replicas must be an int >= 0, got {replicas!r}")
+        if not isinstance(auth, bool):
+            raise SpecError(f"auth must be True or False, got {auth!r}")
+        try:
+            self.time_limit_s = None if time_limit is None else parse_duration(time_limit)
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+        self.resources = resources or Resources()
+        self.replicas = replicas
+        self.auth = auth
+        self.description = first_paragraph(initializer.__doc__)
+        self._endpoints: list[Endpoint] = []
+        if self.is_class:
+            for attribute in _class_members(initializer):
+                options = getattr(attribute, _ENDPOINT_MARK, None)
+                if isinstance(options, _EndpointOptions):
+                    self._add(_build_endpoint(attribute, options, is_method=True))
+        self.__doc__ = initializer.__doc__
+        self.__name__ = getattr(initializer, "__name__", self.name)
+        self.__qualname__ = getattr(initializer, "__qualname__", self.name)
+        self.__module__ = getattr(initializer, "__module__", __name__)
+        self.__wrapped__ = initializer
+
+    def __call__(self, *args: Any, **kwargs: Any) -> T:
+        return self.initializer(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Service {self.name!r} at {self.route_prefix} with {len(self._endpoints)} endpoint(s)>"
+
+    def endpoint(self, path: str, *, method: str = "POST", streaming: bool = False) -> Callable[[F], F]:
+        """Register a function as a route of this service; the function itself is returned unchanged.
+
+        Args:
+            path: the route under the service's prefix, e.g. `"/predict"` or `"/users/{user_id}"`.
+            method: GET, POST, PUT, PATCH or DELETE (any case).
+            streaming: the function is a generator whose chunks are streamed as they are produced.
+
+        Parameters whose names match keys of the initializer's dict are filled from it when the
+        caller leaves them out.
+
+        Example:
+            >>> @greeter.endpoint("/hello")
+            ... def hello(message: str, number: int = 42) -> str:
+            ...     return f"{message} My favorite number is {number}"
+        """
+        if self.is_class:
+            raise SpecError(
+                f"service {self.name!r} is a class; mark its methods with @fs.endpoint(...) instead of "
+                f"@{self.name}.endpoint(...)"
+            )
+        options = _check_route_options(path, method, streaming)
+
+        def register(function: F) -> F:
+            self._add(_build_endpoint(function, options, is_method=False))
+            return function
+
+        return register
+
+    def _add(self, endpoint: Endpoint) -> None:
+        for existing in self._endpoints:
+            if existing.spec.key == endpoint.spec.key:
+                raise SpecError(
+                    f"route {endpoint.spec.key} of service {self.name!r} is declared twice: by "
+                    f"{existing.spec.function_name}() and {endpoint.spec.function_name}(); give one of them "
+                    "another path or method"
+                )
+        self._endpoints.append(endpoint)
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        return list(self._endpoints)
+
+    @property
+    def spec(self) -> ServiceSpec:
+        return ServiceSpec(
+            name=self.name,
+            description=self.description,
+            kind="class" if self.is_class else "function",
+            route_prefix=self.route_prefix,
+            replicas=self.replicas,
+            resources=self.resources,
+            auth=self.auth,
+            time_limit_s=self.time_limit_s,
+            endpoints=[endpoint.spec for endpoint in self._endpoints],
+        )
+
+    def check_init_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise TypeError, as a call would, unless the initializer accepts these arguments."""
+        target: Callable[..., Any] = self.initializer
+        try:
+            inspect.signature(target).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}(...) cannot take these arguments: {exc}") from None
+
+
+def _class_members(cls: type) -> list[Any]:
+    seen: set[str] = set()
+    members = []
+    for klass in cls.__mro__:
+        for key, value in vars(klass).items():
+            if key not in seen:
+                seen.add(key)
+                members.append(value)
+    return members
+
+
+@overload
+def service(initializer: Callable[..., T], /) -> Service[T]: ...
+
+
+@overload
+def service(
+    *,
+    name: str | None = None,
+    resources: Resources | None = None,
+    replicas: int = 1,
+    route_prefix: str | None = None,
+    auth: bool = True,
+    time_limit: float | str | None = None,
+) -> Callable[[Callable[..., T]], Service[T]]: ...
+
+
+def service(
+    initializer: Callable[..., T] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    resources: Resources | None = None,
+    replicas: int = 1,
+    route_prefix: str | None = None,
+    auth: bool = True,
+    time_limit: float | str | None = None,
+) -> Service[T] | Callable[[Callable[..., T]], Service[T]]:
+    """Turn an initializer function, or a class, into a service.
+
+    The initializer runs once per replica. A function returns a dict whose values are injected
+    into endpoint parameters of the same name; a class's `__init__` sets up `self`, and its
+    methods marked with `@fs.endpoint(...)` are the routes. The docstring becomes the
+    service description.
+
+    Args:
+        name: the service name (default: the function or class name).
+        resources: what one replica needs, `fs.Resources(num_cpus=1, memory="1GB", num_gpus=0)`.
+        replicas: how many replicas to run.
+        route_prefix: where the service lives on the gateway (default `/<name>`).
+        auth: require an invocation token (default True); False makes the service public.
+        time_limit: tear the service down after this long: seconds, "30 minutes", "2h".
+
+    Example:
+        >>> import fnserve as fs
+        >>> @fs.service(replicas=2)
+        ... def greeter(message: str = "Hello, world!") -> dict[str, str]:
+        ...     '''Greets people.'''
+        ...     return {"message": message}
+    """
+
+    def decorate(target: Callable[..., T]) -> Service[T]:
+        return Service(
+            target,
+            name=name,
+            resources=resources,
+            replicas=replicas,
+            route_prefix=route_prefix,
+            auth=auth,
+            time_limit=time_limit,
+        )
+
+    return decorate if initializer is None else decorate(initializer)
+
+
+def endpoint(path: str, *, method: str = "POST", streaming: bool = False) -> Callable[[F], F]:
+    """Mark a method of a class service as a route (the class form of `Service.endpoint`).
+
+    Example:
+        >>> import fnserve as fs
+        >>> @fs.service
+        ... class Counter:
+        ...     def __init__(self, start: int = 0) -> None:
+        ...         self.count = start
+        ...     @fs.endpoint("/increment")
+        ...     def increment(self, by: int = 1) -> int:
+        ...         self.count += by
+        ...         return self.count
+    """
+    options = _check_route_options(path, method, streaming)
+
+    def mark(function: F) -> F:
+        setattr(function, _ENDPOINT_MARK, options)
+        return function
+
+    return mark

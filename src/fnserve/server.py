@@ -1,0 +1,223 @@
+"""`fnserve server`: one process serving the gateway, the `/v1` control plane and `/-/` internals.
+
+`build_app` wires the parts together; `serve` runs them under uvicorn (uvloop + httptools).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import tempfile
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import uvicorn
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from fnserve.backends.base import Backend
+from fnserve.backends.local import LocalBackend
+from fnserve.controlplane.api import build_control_plane
+from fnserve.controlplane.supervisor import Supervisor
+from fnserve.errors import (
+    FnserveError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    ValidationFailed,
+)
+from fnserve.gateway.app import Gateway
+from fnserve.gateway.connection import ReplicaListener
+from fnserve.gateway.http import Receive, Scope, Send, request_id_for, send_json
+from fnserve.settings import Settings
+from fnserve.store import ArtifactStore, StateStore
+
+logger = logging.getLogger("fnserve.server")
+
+
+def error_response(exc: FnserveError, request: Request) -> Response:
+    request_id = request_id_for(request.scope)
+    headers = {"x-request-id": request_id}
+    if isinstance(exc, MethodNotAllowed) and exc.details:
+        headers["allow"] = ", ".join(exc.details.get("allow", []))
+    return Response(exc.to_json(request_id), status_code=exc.http_status, media_type="application/json", headers=headers)
+
+
+async def _fnserve_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FnserveError)
+    return error_response(exc, request)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]} for error in exc.errors()
+    ]
+    summary = "; ".join(f"`{p['field']}`: {p['message']}" for p in problems)
+    return error_response(ValidationFailed(f"Invalid request: {summary}", details={"fields": problems}), request)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error: FnserveError
+    if exc.status_code == 404:
+        error = NotFound(f"No API route at {request.url.path!r}; the API is described at /v1/openapi.json")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.url.path!r} does not accept {request.method}")
+    else:
+        error = InvalidRequest(str(exc.detail))
+    return error_response(error, request)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    request_id = request_id_for(request.scope)
+    logger.exception("Request [%s] %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
+    return error_response(InternalError(f"internal error; the server log has request {request_id}"), request)
+
+
+class Server:
+    """Everything one `fnserve server` runs, started and stopped in order by the ASGI lifespan."""
+
+    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.store = StateStore(settings.database_url)
+        self.artifacts = ArtifactStore(settings.home)
+        # Unix socket paths are limited to ~100 bytes, so the socket lives in a short temporary folder.
+        self._socket_dir = tempfile.mkdtemp(prefix="fnserve-")
+        self.listener = ReplicaListener(f"{self._socket_dir}/replicas.sock")
+        self.backend = backend or LocalBackend()
+        self.supervisor = Supervisor(settings, self.store, self.artifacts, self.backend, self.listener)
+        self.gateway = Gateway(
+            self.supervisor, max_body_bytes=settings.max_body_bytes, timeout_s=settings.timeouts.invocation_s
+        )
+        self.control_plane = build_control_plane(self.supervisor, self.store, self.artifacts)
+        self.control_plane.add_exception_handler(FnserveError, _fnserve_error)
+        self.control_plane.add_exception_handler(RequestValidationError, _validation_error)
+        self.control_plane.add_exception_handler(HTTPException, _http_error)
+        self.control_plane.add_exception_handler(Exception, _unexpected_error)
+
+    async def startup(self) -> None:
+        await self.listener.start()
+        await self.supervisor.start()
+
+    async def shutdown(self) -> None:
+        await self.supervisor.close()
+        await self.listener.close()
+        await self.backend.close()
+        self.store.close()
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path: str = scope["path"]
+            if path.startswith("/-/"):
+                await self._internal(scope, send)
+            elif path == "/v1" or path.startswith("/v1/"):
+                await self.control_plane(scope, receive, send)
+            else:
+                await self.gateway(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    logger.exception("fnserve server failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _internal(self, scope: Scope, send: Send) -> None:
+        request_id = request_id_for(scope)
+        path = scope["path"]
+        if path == "/-/healthz":
+            await send_json(send, 200, b'{"status":"ok"}', request_id)
+        elif path == "/-/routes":
+            routes = {
+                prefix: {
+                    "service": live.spec.name,
+                    "state": live.state.value,
+                    "endpoints": [f"{e.method} {prefix.rstrip('/')}{e.path}" for e in live.spec.endpoints],
+                }
+                for prefix, live in self.supervisor.prefixes.items()
+            }
+            await send_json(send, 200, orjson.dumps(routes), request_id)
+        else:
+            error = NotFound(f"No internal route {path!r}; try /-/routes or /-/healthz")
+            await send_json(send, 404, error.to_json(request_id), request_id)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind before starting uvicorn, so port 0 gives an ephemeral port we can print and hand out."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def uvicorn_config(app: Any, settings: Settings, *, log_level: str = "warning") -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=log_level,
+        timeout_graceful_shutdown=int(settings.timeouts.graceful_shutdown_s),
+    )
+
+
+async def serve(
+    settings: Settings,
+    *,
+    sock: socket.socket | None = None,
+    on_ready: Callable[[str], Awaitable[None] | None] | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Run a server until it is stopped (SIGINT/SIGTERM). `on_ready(url)` runs once it accepts requests."""
+    app = Server(settings)
+    sock = sock or bind_socket(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    server = uvicorn.Server(uvicorn_config(app, settings, log_level=log_level))
+
+    async def announce() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            await asyncio.sleep(0.01)
+        if on_ready is not None:
+            result = on_ready(url)
+            if asyncio.iscoroutine(result):
+                await result
+
+    announcer = asyncio.ensure_future(announce())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        announcer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await announcer
+

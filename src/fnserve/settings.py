@@ -1,0 +1,85 @@
+"""Settings for the server and the client, from `FNSERVE_*` environment variables and CLI flags.
+
+This is the only module that reads `os.environ`; everything else receives a `Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("FNSERVE_HOME") or Path.home() / ".fnserve").expanduser()
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Every deadline the server keeps, in one place."""
+
+    replica_connect_s: float = 60.0
+    replica_init_s: float | None = 600.0
+    health_interval_s: float = 5.0
+    health_timeout_s: float = 10.0
+    graceful_shutdown_s: float = 10.0
+    invocation_s: float | None = 300.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one `fnserve server` runs."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    home: Path = field(default_factory=default_home)
+    db_url: str | None = None
+    max_body_bytes: int = 5 * 1024 * 1024
+    replica_threads: int = 8
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Defaults, then `FNSERVE_*` variables, then explicit overrides (CLI flags); None means not given."""
+        values: dict[str, Any] = {}
+        env = os.environ
+        if "FNSERVE_HOST" in env:
+            values["host"] = env["FNSERVE_HOST"]
+        if "FNSERVE_PORT" in env:
+            values["port"] = int(env["FNSERVE_PORT"])
+        if "FNSERVE_DB" in env:
+            values["db_url"] = env["FNSERVE_DB"]
+        if "FNSERVE_MAX_BODY_BYTES" in env:
+            values["max_body_bytes"] = int(env["FNSERVE_MAX_BODY_BYTES"])
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        if "home" in values:
+            values["home"] = Path(values["home"]).expanduser()
+        return cls(**values)
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.home / 'fnserve.db'}"
+
+    def with_port(self, port: int) -> Settings:
+        return replace(self, port=port)
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where the CLI and the Python client find the server."""
+
+    url: str = DEFAULT_URL
+    api_key: str | None = None
+    home: Path = field(default_factory=default_home)
+
+    @classmethod
+    def from_env(cls, url: str | None = None, api_key: str | None = None) -> ClientSettings:
+        return cls(
+            url=(url or os.environ.get("FNSERVE_URL") or DEFAULT_URL).rstrip("/"),
+            api_key=api_key or os.environ.get("FNSERVE_API_KEY"),
+        )

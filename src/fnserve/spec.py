@@ -1,0 +1,208 @@
+"""The data that describes a service: resources, endpoints and options.
+
+Everything here crosses a process boundary (client → server → replica) or is persisted, so each
+piece is a frozen pydantic model with a constraint on every field. Invalid values raise `SpecError`
+with a message that names the value and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fnserve._units import parse_duration, parse_memory
+from fnserve.errors import SpecError
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# Paths a service answers itself; user endpoints may not take them.
+RESERVED_PATHS = ("/ping", "/info", "/docs", "/docs/specs.json", "/execute")
+RESERVED_PATH_PREFIX = "/-/"
+# Top-level prefixes the server keeps for itself.
+RESERVED_ROUTE_PREFIXES = ("/v1", "/-", "/ui", "/metrics", "/docs")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_PATH_SEGMENT = re.compile(r"^(?:[A-Za-z0-9._~!$&'()*+,;=:@%-]+|\{[A-Za-z_][A-Za-z0-9_]*\})$")
+_PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Spec(BaseModel):
+    """Base of every spec: frozen, strict about unknown fields, and failing with `SpecError`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise SpecError(_describe(type(self).__name__, exc)) from None
+
+
+def _describe(model: str, exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or model
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"`{where}`: {message} (got {error.get('input')!r})")
+    return f"Invalid {model}: " + "; ".join(problems)
+
+
+def path_parameters(path: str) -> list[str]:
+    """Names of the `{placeholders}` in an endpoint path, in order."""
+    return _PATH_PARAM.findall(path)
+
+
+class Resources(_Spec):
+    """What one replica of a service needs.
+
+    Example:
+        >>> Resources(num_cpus=2, memory="4GB", num_gpus=1, gpu_type="A100").memory
+        4000000000
+    """
+
+    num_cpus: float = Field(default=1, gt=0, le=1024)
+    memory: int | None = Field(default=None, gt=0, description="bytes; accepts '512MB', '4GB', '2GiB'")
+    num_gpus: float = Field(default=0, ge=0, le=64)
+    gpu_type: str | None = Field(default=None, max_length=64)
+
+    def __init__(
+        self,
+        num_cpus: float = 1,
+        memory: int | str | None = None,
+        num_gpus: float = 0,
+        gpu_type: str | None = None,
+    ) -> None:
+        super().__init__(num_cpus=num_cpus, memory=memory, num_gpus=num_gpus, gpu_type=gpu_type)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _parse_memory(cls, value: Any) -> Any:
+        return None if value is None else parse_memory(value)
+
+
+class ParameterSpec(_Spec):
+    """One endpoint parameter, as `/info` and `_api` show it."""
+
+    type: str = Field(max_length=500)
+    default: Any = None
+    has_default: bool = False
+    auto: bool = Field(default=False, description="supplied by the initializer when the caller leaves it out")
+    location: Literal["path", "body"] = "body"
+
+
+class EndpointSpec(_Spec):
+    """One route of a service: method + path, how it answers, and its parameters."""
+
+    path: str
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    streaming: bool = False
+    function_name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=20_000)
+    parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
+    var_kwargs: bool = False
+    return_type: str = Field(default="Any", max_length=500)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper_method(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.upper() in HTTP_METHODS:
+            return value.upper()
+        raise ValueError(f"method must be one of {', '.join(HTTP_METHODS)} (any case)")
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        check_endpoint_path(value)
+        return value
+
+    @property
+    def key(self) -> str:
+        """`METHOD /path`, unique within a service."""
+        return f"{self.method} {self.path}"
+
+
+def check_endpoint_path(path: str) -> None:
+    """Raise ValueError unless `path` is a valid, unreserved endpoint path."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValueError(f"endpoint path must start with '/', got {path!r}; for example '/predict'")
+    if path in RESERVED_PATHS or path.startswith(RESERVED_PATH_PREFIX) or path == "/-":
+        raise ValueError(
+            f"endpoint path {path!r} is reserved (reserved: {', '.join(RESERVED_PATHS)} and anything under "
+            f"{RESERVED_PATH_PREFIX}); choose another path"
+        )
+    if path != "/":
+        segments = path[1:].split("/")
+        for segment in segments:
+            if not _PATH_SEGMENT.match(segment):
+                raise ValueError(
+                    f"endpoint path {path!r} has an invalid segment {segment!r}; use letters, digits, '-', '_', "
+                    "'.' and '{name}' placeholders, with no empty segment or trailing '/'"
+                )
+    names = path_parameters(path)
+    if len(names) != len(set(names)):
+        raise ValueError(f"endpoint path {path!r} repeats a path parameter")
+
+
+class ServiceSpec(_Spec):
+    """Everything the server needs to know about a service, apart from its code."""
+
+    name: str
+    description: str = Field(default="", max_length=20_000)
+    kind: Literal["function", "class"] = "function"
+    route_prefix: str
+    replicas: int = Field(default=1, ge=0, le=256)
+    resources: Resources = Field(default_factory=Resources)
+    auth: bool = True
+    time_limit_s: float | None = Field(default=None, gt=0)
+    endpoints: list[EndpointSpec] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        check_service_name(value)
+        return value
+
+    @field_validator("route_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        check_route_prefix(value)
+        return value
+
+    @field_validator("time_limit_s", mode="before")
+    @classmethod
+    def _parse_time_limit(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _unique_routes(cls, endpoints: list[EndpointSpec]) -> list[EndpointSpec]:
+        seen: dict[str, str] = {}
+        for endpoint in endpoints:
+            if endpoint.key in seen:
+                raise ValueError(
+                    f"route {endpoint.key} is declared twice: by {seen[endpoint.key]}() and "
+                    f"{endpoint.function_name}(); give one of them another path or method"
+                )
+            seen[endpoint.key] = endpoint.function_name
+        return endpoints
+
+
+def check_service_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(
+            f"service name must be 1-63 letters, digits, '_', '-' or '.', starting with a letter or digit; got {name!r}"
+        )
+
+
+def check_route_prefix(prefix: str) -> None:
+    if not isinstance(prefix, str) or not prefix.startswith("/") or (prefix != "/" and prefix.endswith("/")):
+        raise ValueError(f"route_prefix must start with '/' and not end with '/', got {prefix!r}; for example '/api'")
+    if prefix == "/":
+        return
+    for reserved in RESERVED_ROUTE_PREFIXES:
+        if prefix == reserved or prefix.startswith(reserved + "/"):
+            raise ValueError(f"route_prefix {prefix!r} is reserved by the server ({reserved}); choose another")
+    for segment in prefix[1:].split("/"):
+        if not _PATH_SEGMENT.match(segment) or segment.startswith("{"):
+            raise ValueError(f"route_prefix {prefix!r} has an invalid segment {segment!r}")

@@ -1,0 +1,124 @@
+"""Uploaded code, content-addressed by sha256 on disk, and unpacked safely for replicas.
+
+Blobs live in `$FNSERVE_HOME/artifacts/<sha256>`; project archives (zip) are unpacked once into
+`$FNSERVE_HOME/code/<sha256>/`. The same bytes uploaded twice are stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import stat
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from fnserve.errors import InvalidRequest, NotFound
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_sha256(value: str) -> str:
+    if not _SHA256.match(value):
+        raise InvalidRequest(f"{value!r:.80} is not a sha256 digest; send 64 lowercase hex characters")
+    return value
+
+
+class ArtifactStore:
+    def __init__(self, home: Path) -> None:
+        self.blobs = home / "artifacts"
+        self.code = home / "code"
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        self.code.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        return self.blobs / check_sha256(sha256)
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def put(self, sha256: str, data: bytes) -> bool:
+        """Store `data` under its digest; refuse it if the digest differs. Returns False if already stored."""
+        target = self.path(sha256)
+        actual = sha256_hex(data)
+        if actual != sha256:
+            raise InvalidRequest(f"uploaded bytes hash to {actual}, not {sha256}; upload them again")
+        if target.is_file():
+            return False
+        with tempfile.NamedTemporaryFile(dir=self.blobs, delete=False) as handle:
+            handle.write(data)
+        os.replace(handle.name, target)
+        return True
+
+    def require(self, sha256: str, *, what: str) -> Path:
+        path = self.path(sha256)
+        if not path.is_file():
+            raise NotFound(f"{what} {sha256} was never uploaded; PUT it to /v1/artifacts/{sha256} first")
+        return path
+
+    def unpacked(self, sha256: str) -> Path:
+        """The project folder of an uploaded zip archive, unpacked on first use."""
+        target = self.code / check_sha256(sha256)
+        if target.is_dir():
+            return target
+        archive = self.require(sha256, what="code archive")
+        staging = Path(tempfile.mkdtemp(dir=self.code, prefix=".unpack-"))
+        try:
+            safe_extract(archive, staging)
+            os.replace(staging, target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not target.is_dir():  # another request unpacked it first: fine; otherwise a real failure
+                raise
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+
+def safe_extract(archive: Path, target: Path) -> None:
+    """Unzip `archive` into `target`, refusing absolute paths, `..` and symlinks (zip-slip)."""
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            for member in bundle.infolist():
+                name = PurePosixPath(member.filename)
+                if name.is_absolute() or ".." in name.parts or "\\" in member.filename:
+                    raise InvalidRequest(f"code archive entry {member.filename!r} escapes the project folder")
+                if stat.S_ISLNK(member.external_attr >> 16):
+                    raise InvalidRequest(f"code archive entry {member.filename!r} is a symlink; symlinks are refused")
+            bundle.extractall(target)
+    except zipfile.BadZipFile as exc:
+        raise InvalidRequest(f"code archive is not a valid zip file ({exc}); upload it again") from None
+
+
+def pack_project(root: Path, *, max_bytes: int = 200 * 1024 * 1024) -> bytes:
+    """Zip a project folder deterministically (sorted, fixed timestamps) so equal code gives an equal digest."""
+
+    skip_dirs = {".git", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules"}
+    buffer = io.BytesIO()
+    total = 0
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        for directory, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs and not d.endswith(".egg-info"))
+            for filename in sorted(filenames):
+                path = Path(directory) / filename
+                if path.is_symlink() or filename.endswith((".pyc", ".pyo")):
+                    continue
+                total += path.stat().st_size
+                if total > max_bytes:
+                    raise InvalidRequest(
+                        f"project folder {root} is over {max_bytes // (1024 * 1024)} MiB; move data out of it and "
+                        "load it in the initializer, or deploy from a smaller folder"
+                    )
+                info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                bundle.writestr(info, path.read_bytes())
+    return buffer.getvalue()
