@@ -216,7 +216,7 @@ def ratio_table(result: SuiteResult) -> str:
             row = [summary.target.name]
             for concurrency in result.options.concurrencies:
                 pair = _pair(result, summary.target.name, baseline.name, scenario.name, concurrency)
-                row.append(f"{pair[0].requests_per_s / pair[1].requests_per_s:.2f}" if pair else "–")
+                row.append(f"{pair[0].requests_per_s / pair[1].requests_per_s:.3f}" if pair else "–")
             pair = _pair(result, summary.target.name, baseline.name, scenario.name, 1)
             row.append(f"{pair[0].p50_ms - pair[1].p50_ms:+.3f}" if pair else "–")
             rows.append(row)
@@ -255,7 +255,7 @@ def goals_table(result: SuiteResult) -> str:
         return "_No fnserve target ran, so no goal was checked._"
     verdict = {True: "**pass**", False: "**FAIL**", None: "not measured"}
     rows = [[o.goal.description, o.target, o.measured, verdict[o.passed]] for o in outcomes]
-    return markdown_table(["goal", "target", "measured", "result"], rows, numeric_from=2)
+    return markdown_table(["goal", "target", "measured", "result"], rows, numeric_from=4)
 
 
 def summary_markdown(result: SuiteResult) -> str:

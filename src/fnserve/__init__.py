@@ -1,17 +1,17 @@
 """fnserve: turn Python functions, classes and saved models into live HTTP services.
 
-    import fnserve as fs
+import fnserve as fs
 
-    @fs.service(replicas=2)
-    def greeter(message: str = "Hello, world!"):
-        return {"message": message}
+@fs.service(replicas=2)
+def greeter(message: str = "Hello, world!"):
+    return {"message": message}
 
-    @greeter.endpoint("/hello")
-    def hello(message: str, number: int = 42) -> str:
-        return f"{message} My favorite number is {number}"
+@greeter.endpoint("/hello")
+def hello(message: str, number: int = 42) -> str:
+    return f"{message} My favorite number is {number}"
 
-    client = fs.deploy(greeter)().wait()
-    client.hello(number=7)
+client = fs.deploy(greeter)().wait()
+client.hello(number=7)
 """
 
 from fnserve import errors

@@ -1,24 +1,24 @@
 """Every error fnserve raises or answers with, and the one place that renders them as JSON.
 
-    FnserveError
-    ├── SpecError                   a service, endpoint or option is invalid (raised at decoration time)
-    ├── InvalidRequest              400 invalid_request
-    │   └── ValidationFailed        422 validation_error: arguments that do not match the type hints
-    ├── Unauthenticated             401 unauthenticated
-    ├── Forbidden                   403 forbidden
-    ├── NotFound                    404 not_found: no route for this path
-    │   ├── ServiceNotFound         404 service_not_found
-    │   └── JobNotFound             404 job_not_found
-    ├── MethodNotAllowed            405 method_not_allowed
-    ├── ServiceExists               409 service_exists
-    ├── PayloadTooLarge             413 payload_too_large
-    ├── QueueFull                   429 queue_full
-    ├── FunctionError               500 function_error: the user's code raised
-    ├── InternalError               500 internal_error
-    ├── ReplicaCrashed              502 replica_crashed
-    ├── NoReplicasAvailable         503 no_replicas_available
-    ├── DeploymentFailed            503 deployment_failed: the service is in ERROR
-    └── InvocationTimeout           504 invocation_timeout
+FnserveError
+├── SpecError                   a service, endpoint or option is invalid (raised at decoration time)
+├── InvalidRequest              400 invalid_request
+│   └── ValidationFailed        422 validation_error: arguments that do not match the type hints
+├── Unauthenticated             401 unauthenticated
+├── Forbidden                   403 forbidden
+├── NotFound                    404 not_found: no route for this path
+│   ├── ServiceNotFound         404 service_not_found
+│   └── JobNotFound             404 job_not_found
+├── MethodNotAllowed            405 method_not_allowed
+├── ServiceExists               409 service_exists
+├── PayloadTooLarge             413 payload_too_large
+├── QueueFull                   429 queue_full
+├── FunctionError               500 function_error: the user's code raised
+├── InternalError               500 internal_error
+├── ReplicaCrashed              502 replica_crashed
+├── NoReplicasAvailable         503 no_replicas_available
+├── DeploymentFailed            503 deployment_failed: the service is in ERROR
+└── InvocationTimeout           504 invocation_timeout
 """
 
 from __future__ import annotations

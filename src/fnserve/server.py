@@ -47,7 +47,9 @@ def error_response(exc: FnserveError, request: Request) -> Response:
     headers = {"x-request-id": request_id}
     if isinstance(exc, MethodNotAllowed) and exc.details:
         headers["allow"] = ", ".join(exc.details.get("allow", []))
-    return Response(exc.to_json(request_id), status_code=exc.http_status, media_type="application/json", headers=headers)
+    return Response(
+        exc.to_json(request_id), status_code=exc.http_status, media_type="application/json", headers=headers
+    )
 
 
 async def _fnserve_error(request: Request, exc: Exception) -> Response:
@@ -220,4 +222,3 @@ async def serve(
         announcer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await announcer
-

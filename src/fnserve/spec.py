@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fnserve._units import parse_duration, parse_memory
 from fnserve.errors import SpecError
 
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+HTTP_METHODS: tuple[HttpMethod, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Paths a service answers itself; user endpoints may not take them.
 RESERVED_PATHS = ("/ping", "/info", "/docs", "/docs/specs.json", "/execute")
 RESERVED_PATH_PREFIX = "/-/"
@@ -95,7 +96,7 @@ class EndpointSpec(_Spec):
     """One route of a service: method + path, how it answers, and its parameters."""
 
     path: str
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    method: HttpMethod = "POST"
     streaming: bool = False
     function_name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=20_000)

@@ -29,7 +29,8 @@ class ReplicaLaunch:
         if self.pickle_path is not None:
             args += ["--pickle", str(self.pickle_path)]
         else:
-            assert self.code_dir is not None and self.entrypoint is not None
+            assert self.code_dir is not None
+            assert self.entrypoint is not None
             args += ["--code-dir", str(self.code_dir), "--entrypoint", self.entrypoint]
         if self.init_path is not None:
             args += ["--init", str(self.init_path)]

@@ -29,8 +29,9 @@ def raise_for_error(response: httpx.Response) -> None:
         error = response.json()["error"]
         raise error_from_code(error["code"], error["message"], error.get("details"))
     except (ValueError, KeyError, TypeError):
-        raise InternalError(f"{response.request.method} {response.request.url} answered {response.status_code}: "
-                            f"{response.text[:300]}") from None
+        raise InternalError(
+            f"{response.request.method} {response.request.url} answered {response.status_code}: {response.text[:300]}"
+        ) from None
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -50,7 +51,7 @@ def invoke_request(method: str, arguments: dict[str, Any]) -> dict[str, Any]:
 
 def parse_sse(lines: Iterator[str]) -> Iterator[str]:
     """Chunks from a text/event-stream; an `event: error` raises the error it carries."""
-    event, data = "message", []
+    event, data = "message", list[str]()
     for line in lines:
         if line == "":
             if data:
@@ -123,7 +124,9 @@ class Client:
         except httpx.TransportError:
             return False
 
-    def invoke(self, route_prefix: str, path: str, method: str = "POST", arguments: dict[str, Any] | None = None) -> Any:
+    def invoke(
+        self, route_prefix: str, path: str, method: str = "POST", arguments: dict[str, Any] | None = None
+    ) -> Any:
         """Call an endpoint and return its decoded JSON result."""
         response = self._http.request(
             method, invoke_path(route_prefix, path), timeout=INVOKE_TIMEOUT, **invoke_request(method, arguments or {})
@@ -208,4 +211,3 @@ class AsyncClient:
                     buffer = []
             for chunk in parse_sse(iter([*buffer, ""])):
                 yield chunk
-

@@ -153,8 +153,9 @@ def deploy(
     init_kwargs = _json_object(init, "--init")
     with Client(url, api_key=api_key) as client:
         _require_server(client)
-        raise typer.Exit(_guard(lambda: deploy_target(client, target, replicas=replicas, init=init_kwargs,
-                                                      timeout_s=timeout)))
+        raise typer.Exit(
+            _guard(lambda: deploy_target(client, target, replicas=replicas, init=init_kwargs, timeout_s=timeout))
+        )
 
 
 @app.command("ls")

@@ -22,6 +22,7 @@ def method_names(endpoints: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
     Routes whose names collide (the same path under two methods) get the method in front: `get_items`.
     """
+
     def base(endpoint: dict[str, Any]) -> str:
         segments = [s for s in endpoint["path"].split("/") if s and not s.startswith("{")]
         name = _NOT_IDENTIFIER.sub("_", "_".join(segments)).strip("_") or "root"
@@ -120,7 +121,14 @@ class Deployment:
         return self
 
     def close(self) -> None:
+        """Close the HTTP connections (the service keeps running)."""
         self._client.close()
+
+    def __enter__(self) -> Deployment:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- calling endpoints -----------------------------------------------------------------------------------
 
@@ -156,8 +164,9 @@ class Deployment:
             return _RouteMethod(self, endpoint, is_async=False)
         if name.startswith("a") and name[1:] in routes:
             return _RouteMethod(self, routes[name[1:]], is_async=True)
-        raise AttributeError(f"{type(self).__name__} has no attribute or endpoint {name!r}; endpoints: "
-                             f"{', '.join(routes) or 'none'}")
+        raise AttributeError(
+            f"{type(self).__name__} has no attribute or endpoint {name!r}; endpoints: {', '.join(routes) or 'none'}"
+        )
 
     def __dir__(self) -> list[str]:
         return [*super().__dir__(), *self._routes, *(f"a{name}" for name in self._routes)]
@@ -178,6 +187,7 @@ class _RouteMethod:
 
 def _fill_path(path: str, arguments: dict[str, Any]) -> str:
     """`/users/{user_id}` with user_id=3 → `/users/3` (the argument moves from the body into the path)."""
+
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in arguments:
@@ -185,4 +195,3 @@ def _fill_path(path: str, arguments: dict[str, Any]) -> str:
         return str(arguments.pop(name))
 
     return re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", replace, path)
-

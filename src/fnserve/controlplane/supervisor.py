@@ -31,7 +31,7 @@ MAX_CONSECUTIVE_FAILURES = 5
 MAX_RESTART_BACKOFF_S = 10.0
 
 
-class ReplicaState(str, enum.Enum):
+class ReplicaState(enum.StrEnum):
     starting = "STARTING"
     ready = "READY"
     stopping = "STOPPING"
@@ -250,10 +250,10 @@ class Supervisor:
         hello = self.listener.expect(replica.replica_id)
         try:
             replica.process = await self.backend.start(self._launch(live, replica.replica_id))
-            exited = asyncio.ensure_future(replica.process.wait())
+            exited: asyncio.Future[int] = asyncio.ensure_future(replica.process.wait())
             try:
                 async with asyncio.timeout(timeouts.replica_connect_s):
-                    await asyncio.wait([hello, exited], return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait([hello, exited], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
                 if not hello.done():
                     raise InitFailed(
                         f"the replica exited with code {exited.result()} before connecting; "
@@ -387,4 +387,3 @@ class Supervisor:
                 replica.process.kill()
         except Exception:
             pass  # a dead connection: the replica's own task sees the exit and replaces it
-

@@ -48,7 +48,9 @@ class Gateway:
             await send_error(send, exc, request_id)
         except Exception:
             logger.exception("Request [%s] %s %s failed", request_id, scope["method"], scope["path"])
-            await send_error(send, InternalError(f"internal error; the server log has request {request_id}"), request_id)
+            await send_error(
+                send, InternalError(f"internal error; the server log has request {request_id}"), request_id
+            )
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         resolved = self.supervisor.prefixes.resolve(scope["path"])

@@ -58,7 +58,9 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def send_json(send: Send, status: int, body: bytes, request_id: str, extra: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006
+async def send_json(
+    send: Send, status: int, body: bytes, request_id: str, extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     headers = [_JSON, (b"content-length", str(len(body)).encode()), (b"x-request-id", request_id.encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -71,7 +73,7 @@ async def send_error(send: Send, exc: FnserveError, request_id: str) -> None:
         extra.append((b"allow", ", ".join(exc.details.get("allow", [])).encode()))
     if isinstance(exc, Unauthenticated):
         extra.append((b"www-authenticate", b'Bearer realm="fnserve"'))
-    await send_json(send, exc.http_status, exc.to_json(request_id), request_id, extra)
+    await send_json(send, exc.http_status, exc.to_json(request_id), request_id, tuple(extra))
 
 
 def parse_json_object(body: bytes) -> None:

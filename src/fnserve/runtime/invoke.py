@@ -11,7 +11,7 @@ import functools
 import inspect
 import typing
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -89,7 +89,7 @@ class BoundEndpoint:
             arbitrary_types_allowed=True,
             populate_by_name=False,
         )
-        self._model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        self._model: type[BaseModel] = create_model(
             f"{self.spec.function_name}_arguments", __config__=config, **fields
         )
         self._extra: dict[str, Any] = {API_PARAMETER: api} if _takes(endpoint.function, API_PARAMETER) else {}
@@ -152,21 +152,27 @@ class BoundEndpoint:
             finally:
                 await agen.aclose()
         else:
-            loop = asyncio.get_running_loop()
             gen = self.function(**kwargs)
+            step: Future[Any] | None = None
             try:
                 while True:
                     try:
                         # Each step runs in the pool so a slow producer never blocks the replica's loop,
                         # and a cancel lands between two chunks.
-                        chunk = await loop.run_in_executor(pool, next, gen, _END)
+                        step = pool.submit(next, gen, _END)
+                        chunk = await asyncio.wrap_future(step)
                     except Exception as exc:
                         raise function_error(exc) from exc
                     if chunk is _END:
                         return
                     yield encode_chunk(chunk, what=what)
             finally:
-                await loop.run_in_executor(pool, gen.close)
+                if step is not None and not step.done():
+                    # Cancelled mid-step: the generator is still running in its thread, and closing it now
+                    # fails ("generator already executing"). Close it when the step returns, at its `yield`.
+                    step.add_done_callback(lambda _: pool.submit(gen.close))
+                else:
+                    await asyncio.wrap_future(pool.submit(gen.close))
 
 
 def _validation_failed(route: str, exc: ValidationError) -> ValidationFailed:

@@ -59,7 +59,8 @@ def parse_args(argv: list[str] | None = None) -> WorkerOptions:
 def load_service(options: WorkerOptions) -> Service[Any]:
     if options.pickle_path is not None:
         return load_pickled_service(options.pickle_path.read_bytes())
-    assert options.code_dir is not None and options.entrypoint is not None
+    assert options.code_dir is not None
+    assert options.entrypoint is not None
     os.chdir(options.code_dir)
     return load_entrypoint(options.code_dir, options.entrypoint)
 

@@ -15,9 +15,7 @@ from fnserve.sdk.service import Service
 from fnserve.store.artifacts import pack_project
 
 
-def deploy(
-    service: Service[Any], *, url: str | None = None, api_key: str | None = None
-) -> Callable[..., Deployment]:
+def deploy(service: Service[Any], *, url: str | None = None, api_key: str | None = None) -> Callable[..., Deployment]:
     """Prepare a deployment of `service`; call the result with the initializer's arguments to deploy it.
 
     The service travels by value (cloudpickle), so the server needs no copy of your module. The call
@@ -40,7 +38,12 @@ def deploy(
         service.check_init_arguments(init_args, init_kwargs)
         code = dumps_by_value(service, module_name=service.__module__)
         init = cloudpickle.dumps((init_args, init_kwargs))
-        return submit(service, Client(url, api_key=api_key), code_kind="pickle", code=code, init=init)
+        client = Client(url, api_key=api_key)
+        try:
+            return submit(service, client, code_kind="pickle", code=code, init=init)
+        except BaseException:
+            client.close()  # no handle is returned, so nobody else could close its connections
+            raise
 
     return start
 
@@ -61,7 +64,13 @@ def deploy_project(
     service.check_init_arguments(init_args, init_kwargs)
     init = cloudpickle.dumps((init_args, init_kwargs)) if (init_args or init_kwargs) else None
     return submit(
-        service, client, code_kind="archive", code=pack_project(root), init=init, entrypoint=entrypoint, replicas=replicas
+        service,
+        client,
+        code_kind="archive",
+        code=pack_project(root),
+        init=init,
+        entrypoint=entrypoint,
+        replicas=replicas,
     )
 
 
@@ -93,7 +102,11 @@ def get_deployment(
 ) -> Deployment:
     """A handle on a service that is already deployed. `wait=True` (or seconds) blocks until it is ACTIVE."""
     client = Client(url, api_key=api_key)
-    deployment = Deployment(client, client.get_service(name_or_id))
-    if wait:
-        deployment.wait(timeout_s=60.0 if wait is True else float(wait))
+    try:
+        deployment = Deployment(client, client.get_service(name_or_id))
+        if wait:
+            deployment.wait(timeout_s=60.0 if wait is True else float(wait))
+    except BaseException:
+        client.close()  # no handle is returned, so nobody else could close its connections
+        raise
     return deployment

@@ -20,7 +20,7 @@ RESERVED_PARAMETERS = frozenset({API_PARAMETER})
 _DEFAULT_REPR_LIMIT = 500
 
 
-class CallKind(str, enum.Enum):
+class CallKind(enum.StrEnum):
     sync = "sync"
     coroutine = "coroutine"
     generator = "generator"

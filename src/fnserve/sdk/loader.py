@@ -82,7 +82,7 @@ def load_target(target: str, *, root: Path | None = None) -> tuple[Service[Any],
 def _attribute_of(module: Any, service: Service[Any]) -> str:
     for name, value in vars(module).items():
         if value is service:
-            return name
+            return str(name)
     raise SpecError(f"service {service.name!r} is not a top-level name of {module.__name__}")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, cast, overload
 
 from fnserve._units import parse_duration
 from fnserve.errors import SpecError
@@ -17,6 +17,7 @@ from fnserve.sdk.introspect import CallKind, call_kind, describe_parameters, fir
 from fnserve.spec import (
     HTTP_METHODS,
     EndpointSpec,
+    HttpMethod,
     Resources,
     ServiceSpec,
     check_endpoint_path,
@@ -44,7 +45,7 @@ class Endpoint:
 @dataclass(frozen=True)
 class _EndpointOptions:
     path: str
-    method: str
+    method: HttpMethod
     streaming: bool
 
 
@@ -57,7 +58,7 @@ def _check_route_options(path: str, method: str, streaming: bool) -> _EndpointOp
         raise SpecError(f"method must be one of {', '.join(HTTP_METHODS)} (any case), got {method!r}")
     if not isinstance(streaming, bool):
         raise SpecError(f"streaming must be True or False, got {streaming!r}")
-    return _EndpointOptions(path=path, method=method.upper(), streaming=streaming)
+    return _EndpointOptions(path=path, method=cast(HttpMethod, method.upper()), streaming=streaming)
 
 
 def _build_endpoint(function: Callable[..., Any], options: _EndpointOptions, *, is_method: bool) -> Endpoint:
@@ -143,7 +144,7 @@ class Service(Generic[T]):
         self.description = first_paragraph(initializer.__doc__)
         self._endpoints: list[Endpoint] = []
         if self.is_class:
-            for attribute in _class_members(initializer):
+            for attribute in _class_members(cast(type, initializer)):
                 options = getattr(attribute, _ENDPOINT_MARK, None)
                 if isinstance(options, _EndpointOptions):
                     self._add(_build_endpoint(attribute, options, is_method=True))

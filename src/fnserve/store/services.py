@@ -21,7 +21,7 @@ from fnserve.errors import ServiceNotFound
 from fnserve.spec import ServiceSpec
 
 
-class ServiceState(str, enum.Enum):
+class ServiceState(enum.StrEnum):
     """States of a deployment, as NVCF names them on the wire."""
 
     inactive = "INACTIVE"

@@ -1,0 +1,48 @@
+"""Shared fixtures: a real server per test on an ephemeral port, and the tiny services in tests/apps."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fnserve.client.api import Client
+from fnserve.testing import run_server
+
+APPS = Path(__file__).parent / "apps"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+sys.path.insert(0, str(APPS))
+sys.path.insert(0, str(EXAMPLES))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def server_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh server with its own state folder, stopped (replicas included) after the test."""
+    with run_server(home=tmp_path / "home", graceful_shutdown_s=2) as url:
+        yield url
+
+
+@pytest.fixture
+def client(server_url: str) -> Iterator[Client]:
+    with Client(server_url) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def echo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One server per test module with the echo service deployed, for tests that only read."""
+    from echo import echo
+
+    import fnserve as fs
+
+    with run_server(home=tmp_path_factory.mktemp("echo-home"), graceful_shutdown_s=2) as url:
+        with fs.deploy(echo, url=url)() as deployment:
+            deployment.wait(timeout_s=30)
+        yield url

@@ -1,0 +1,69 @@
+"""The README's quickstart runs as written: the service, the shell commands, the output, the Python client."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from fnserve.testing import run_server
+
+README = Path(__file__).parent.parent / "README.md"
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def readme_blocks() -> dict[str, str]:
+    """Code blocks that follow a `<!-- readme-test: NAME -->` marker, by name."""
+    pattern = re.compile(r"<!-- readme-test: (\S+) -->\n```[a-z]*\n(.*?)```", re.DOTALL)
+    return {name: body for name, body in pattern.findall(README.read_text())}
+
+
+def test_readme_mentions_the_two_commands() -> None:
+    text = README.read_text()
+    assert "make run" in text
+    assert "make test" in text
+
+
+def test_readme_quickstart_runs(tmp_path: Path) -> None:
+    """
+    1. Write the README's app.py into a fresh project folder.
+    2. Start a real server; run the README's `fnserve deploy` against it.
+    3. Send the README's curl request (as httpx, same method, URL, headers, body); expect the README's output.
+    4. Run the README's Python client block.
+    """
+    blocks = readme_blocks()
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "app.py").write_text(blocks["app.py"])
+    commands = [line.split("#")[0].strip() for line in blocks["shell"].splitlines()]
+    deploy = next(c for c in commands if c.startswith("fnserve deploy"))
+    curl = next(c for c in commands if c.startswith("curl"))
+    with run_server(home=tmp_path / "home", graceful_shutdown_s=2) as url:
+        env = {**os.environ, "FNSERVE_URL": url}
+        fnserve = str(Path(sys.executable).parent / "fnserve")
+        result = subprocess.run(
+            [fnserve, *shlex.split(deploy)[1:]], cwd=project, env=env, capture_output=True, text=True, timeout=90
+        )
+        assert result.returncode == 0, result.stderr + result.stdout
+        assert "ACTIVE" in result.stdout
+
+        args = shlex.split(curl)
+        method = args[args.index("-X") + 1]
+        target = next(a for a in args if a.startswith(DEFAULT_URL)).replace(DEFAULT_URL, url)
+        header_name, header_value = args[args.index("-H") + 1].split(": ", 1)
+        response = httpx.request(
+            method, target, headers={header_name: header_value}, content=args[args.index("-d") + 1], timeout=10
+        )
+        assert response.text == blocks["output"].strip()
+
+        python = subprocess.run(
+            [sys.executable, "-c", blocks["python"]], cwd=project, env=env, capture_output=True, text=True, timeout=90
+        )
+        assert python.returncode == 0, python.stderr
+        assert "Hi My favorite number is 7" in python.stdout
+        assert "ACTIVE" in python.stdout
