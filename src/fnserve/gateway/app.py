@@ -73,16 +73,16 @@ class Gateway:
             sse = b"text/event-stream" in (header(scope, b"accept") or b"")
             await self._stream(chunks, receive, send, request_id, sse)
             return
-        call = asyncio.ensure_future(connection.call(route.index, body, path_params, query, self.timeout_s))
-        disconnect = asyncio.ensure_future(_wait_disconnect(receive))
+        watch = _DisconnectWatch(receive)
         try:
-            await asyncio.wait((call, disconnect), return_when=asyncio.FIRST_COMPLETED)
+            result = await connection.call(route.index, body, path_params, query, self.timeout_s)
+        except asyncio.CancelledError:
+            if watch.disconnected:  # the caller left; the call was cancelled in the replica
+                return
+            raise
         finally:
-            disconnect.cancel()
-        if not call.done():
-            call.cancel()  # the caller left: cancel the work in the replica
-            return
-        await send_json(send, 200, call.result(), request_id)
+            watch.stop()
+        await send_json(send, 200, result, request_id)
 
     def _pick(self, live: LiveService) -> ReplicaConnection:
         connection = live.picker.pick(live.ready)
@@ -140,6 +140,37 @@ class Gateway:
             headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"x-request-id", request_id.encode())]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
+
+
+class _DisconnectWatch:
+    """Cancels the current request's task when the client disconnects, so the replica's work is cancelled too.
+
+    Most calls finish in well under `SLOW_CALL_S`; watching `receive()` costs a task, so the watch only starts
+    once a call has run that long.
+    """
+
+    SLOW_CALL_S = 0.05
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.request = asyncio.current_task()
+        self.disconnected = False
+        self.watcher: asyncio.Task[None] | None = None
+        self.timer = asyncio.get_running_loop().call_later(self.SLOW_CALL_S, self._start)
+
+    def _start(self) -> None:
+        self.watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        await _wait_disconnect(self.receive)
+        self.disconnected = True
+        if self.request is not None:
+            self.request.cancel()
+
+    def stop(self) -> None:
+        self.timer.cancel()
+        if self.watcher is not None:
+            self.watcher.cancel()
 
 
 async def _wait_disconnect(receive: Receive) -> None:

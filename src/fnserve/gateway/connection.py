@@ -40,6 +40,7 @@ class ReplicaConnection(asyncio.Protocol):
         self._calls: dict[int, asyncio.Future[bytes]] = {}
         self._streams: dict[int, asyncio.Queue[Any]] = {}
         self._pings: dict[int, asyncio.Future[int]] = {}
+        self._outbox: list[bytes] = []
         self.transport: asyncio.Transport | None = None
         self.label = "replica"
         self.in_flight = 0
@@ -125,10 +126,18 @@ class ReplicaConnection(asyncio.Protocol):
         return self.transport is not None and not self.transport.is_closing()
 
     def _send(self, *message: Any) -> None:
+        """Queue a frame; frames queued in one loop iteration go out in one write (fewer syscalls under load)."""
         if not self.is_open:
             raise ReplicaCrashed(f"{self.label} is not connected; it is being replaced, so retrying may succeed")
-        assert self.transport is not None
-        self.transport.write(encode(*message))
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox.append(encode(*message))
+
+    def _flush(self) -> None:
+        frames = b"".join(self._outbox)
+        self._outbox.clear()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(frames)
 
     async def call(
         self,

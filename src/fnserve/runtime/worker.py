@@ -102,6 +102,7 @@ class ReplicaServer(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.endpoints: list[BoundEndpoint] = []
         self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.outbox: list[bytes] = []
         self.pool = ThreadPoolExecutor(max_workers=options.max_threads, thread_name_prefix="fnserve-endpoint")
         self.ready = False
 
@@ -114,8 +115,16 @@ class ReplicaServer(asyncio.Protocol):
             self.done.set_result(None)
 
     def send(self, *message: Any) -> None:
+        """Queue a frame; frames queued in one loop iteration go out in one write (fewer syscalls under load)."""
+        if not self.outbox:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.outbox.append(encode(*message))
+
+    def flush(self) -> None:
+        frames = b"".join(self.outbox)
+        self.outbox.clear()
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(encode(*message))
+            self.transport.write(frames)
 
     def data_received(self, data: bytes) -> None:
         try:
