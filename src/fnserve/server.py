@@ -169,7 +169,7 @@ class Server:
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind before starting uvicorn, so port 0 gives an ephemeral port we can print and hand out."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted connections inherit this: without it a response's headers and body, written apart, wait
     # on the client's delayed ACK (40 ms per keep-alive request).

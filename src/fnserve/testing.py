@@ -12,17 +12,17 @@ This is how fnserve tests itself: real HTTP, real replica processes, nothing moc
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import uvicorn
 
+from fnserve._loop import run as run_on_uvloop
 from fnserve.server import Server, bind_socket, uvicorn_config
 from fnserve.settings import Settings, Timeouts
 
@@ -56,7 +56,7 @@ def run_server(
 
     def run() -> None:
         try:
-            asyncio.run(server.serve(sockets=[sock]))
+            run_on_uvloop(server.serve(sockets=[sock]))
         except BaseException as exc:  # surfaced to the test below
             errors.append(exc)
 

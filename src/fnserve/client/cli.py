@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from fnserve._loop import run as run_on_uvloop
 from fnserve.client.api import Client
 from fnserve.client.deployment import Deployment
 from fnserve.errors import FnserveError
@@ -137,7 +138,7 @@ def server(
     def ready(url: str) -> None:
         console.print(f"fnserve server on [bold]{url}[/] (state in {settings.home}); Ctrl-C stops it")
 
-    asyncio.run(serve(settings, on_ready=ready, log_level="info"))
+    run_on_uvloop(serve(settings, on_ready=ready, log_level="info"))
 
 
 @app.command()
@@ -242,7 +243,7 @@ def run(
 
         await asyncio.to_thread(work)
 
-    asyncio.run(serve(settings, on_ready=deploy_all))
+    run_on_uvloop(serve(settings, on_ready=deploy_all))
 
 
 @app.command(

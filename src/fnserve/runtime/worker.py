@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import cloudpickle
 
+from fnserve._loop import run as run_on_uvloop
 from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
 from fnserve.runtime.invoke import BoundEndpoint
@@ -204,13 +205,7 @@ async def serve(options: WorkerOptions) -> None:
 def main(argv: list[str] | None = None) -> None:
     options = parse_args(argv)
     try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    try:
-        asyncio.run(serve(options))
+        run_on_uvloop(serve(options))
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
