@@ -47,9 +47,6 @@ def sample_body(endpoint: dict[str, Any], api: dict[str, Any] | None) -> dict[st
     """Arguments for a ready-to-paste curl: the required parameters, with a placeholder of their type."""
     if not api:
         return {}
-    for description in api["paths"].values():
-        if description["method"] == endpoint["method"] and endpoint["path"] in api["paths"]:
-            break
     described = api["paths"].get(endpoint["path"], {})
     body = {}
     for name, parameter in described.get("parameters", {}).items():
@@ -59,12 +56,10 @@ def sample_body(endpoint: dict[str, Any], api: dict[str, Any] | None) -> dict[st
 
 
 def curl_for(endpoint: dict[str, Any], api: dict[str, Any] | None) -> str:
-    url = endpoint["url"].replace("{", "").replace("}", "") if "{" in endpoint["path"] else endpoint["url"]
-    if "{" in endpoint["path"]:
-        url = endpoint["url"]
-        for part in endpoint["path"].split("/"):
-            if part.startswith("{"):
-                url = url.replace(part, "1")
+    url = endpoint["url"]
+    for part in endpoint["path"].split("/"):
+        if part.startswith("{"):  # a placeholder value the user edits
+            url = url.replace(part, "1")
     flags = "-N " if endpoint["streaming"] else ""
     if endpoint["method"] in ("GET", "DELETE"):
         return f"curl {flags}-X {endpoint['method']} {url}"

@@ -130,6 +130,13 @@ class Deployment:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    async def __aenter__(self) -> Deployment:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+        self.close()
+
     # -- calling endpoints -----------------------------------------------------------------------------------
 
     def _is_streaming(self, path: str, method: str) -> bool:
@@ -154,6 +161,7 @@ class Deployment:
         return await self._async_client.invoke(self._info["route_prefix"], url_path, method, arguments)
 
     async def aclose(self) -> None:
+        """Close the async twin's connections (`close()` closes the sync ones)."""
         if self._async_client is not None:
             await self._async_client.aclose()
 

@@ -89,9 +89,7 @@ class BoundEndpoint:
             arbitrary_types_allowed=True,
             populate_by_name=False,
         )
-        self._model: type[BaseModel] = create_model(
-            f"{self.spec.function_name}_arguments", __config__=config, **fields
-        )
+        self._model: type[BaseModel] = create_model(f"{self.spec.function_name}_arguments", __config__=config, **fields)
         self._extra: dict[str, Any] = {API_PARAMETER: api} if _takes(endpoint.function, API_PARAMETER) else {}
 
     def arguments(self, body: bytes, path: dict[str, str], query: dict[str, Any]) -> dict[str, Any]:
