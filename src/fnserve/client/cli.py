@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -47,7 +48,9 @@ def sample_body(endpoint: dict[str, Any], api: dict[str, Any] | None) -> dict[st
     """Arguments for a ready-to-paste curl: the required parameters, with a placeholder of their type."""
     if not api:
         return {}
-    described = api["paths"].get(endpoint["path"], {})
+    paths = api["paths"]
+    # The API description keys a path by itself, or by "METHOD /path" when another method came first.
+    described = paths.get(f"{endpoint['method']} {endpoint['path']}") or paths.get(endpoint["path"], {})
     body = {}
     for name, parameter in described.get("parameters", {}).items():
         if parameter["default"] is None and not parameter["auto"] and f"{{{name}}}" not in endpoint["path"]:
@@ -76,16 +79,22 @@ def deployment_panel(info: dict[str, Any]) -> Panel:
         f"[bold]Id[/]        {info['service_id']}",
     ]
     if info.get("reason"):
-        lines.append(f"[bold]Reason[/]    [red]{info['reason']}[/]")
+        lines.append(f"[bold]Reason[/]    [red]{escape(info['reason'])}[/]")
     if info["endpoints"]:
         lines.append("[bold]Endpoints[/]")
         for endpoint in info["endpoints"]:
             stream = " (streaming)" if endpoint["streaming"] else ""
             lines.append(f"  {endpoint['method']:6} {endpoint['path']}{stream}")
-        lines.append("[bold]Try it[/]")
-        for endpoint in info["endpoints"]:
-            lines.append(f"  [cyan]{curl_for(endpoint, info.get('api'))}[/]")
     return Panel("\n".join(lines), title=f"[bold]{info['name']}[/]", expand=False)
+
+
+def print_deployment(info: dict[str, Any]) -> None:
+    """The panel, then one ready-to-paste curl per endpoint, unwrapped so it copies as one line."""
+    console.print(deployment_panel(info))
+    if info["state"] == "ACTIVE" and info["endpoints"]:
+        console.print("Try it:")
+        for endpoint in info["endpoints"]:
+            console.print(f"  {curl_for(endpoint, info.get('api'))}", soft_wrap=True, highlight=False, markup=False)
 
 
 def wait_with_progress(deployment: Deployment, timeout_s: float) -> Deployment:
@@ -111,7 +120,7 @@ def deploy_target(client: Client, target: str, *, replicas: int | None, init: di
     with console.status(f"Uploading [bold]{service.name}[/] from {root}…"):
         deployment = deploy_project(service, root, entrypoint, client=client, init_kwargs=init, replicas=replicas)
     wait_with_progress(deployment, timeout_s)
-    console.print(deployment_panel(deployment._info))
+    print_deployment(deployment._info)
     if deployment.state != "ACTIVE":
         errors.print(f"[red]{service.name} is {deployment.state}[/]; its replica logs are under $FNSERVE_HOME/logs")
         return 1
@@ -170,6 +179,9 @@ def list_services(url: UrlOption = None, api_key: KeyOption = None) -> None:
             ", ".join(f"{e['method']} {e['path']}" for e in info["endpoints"]),
         )
     console.print(table if services else "No services yet; deploy one with `fnserve deploy app.py`")
+    for info in services:
+        if info["state"] == "ERROR" and info.get("reason"):
+            errors.print(f"[red]{info['name']}[/]: {escape(info['reason'])}", highlight=False)
 
 
 @app.command()
