@@ -6,7 +6,7 @@ This is the only module that reads `os.environ`; everything else receives a `Set
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,6 @@ class Settings:
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.home / 'fnserve.db'}"
-
-    def with_port(self, port: int) -> Settings:
-        return replace(self, port=port)
 
 
 @dataclass(frozen=True)

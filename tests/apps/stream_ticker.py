@@ -37,9 +37,6 @@ async def aticks(marker: str, interval_s: float = 0.01, limit_s: float = 10.0) -
         while time.monotonic() < deadline:
             await asyncio.sleep(interval_s)
             yield "."
-    except (GeneratorExit, asyncio.CancelledError) as exc:
-        import traceback
-
-        Path(marker + ".debug").write_text(repr(exc) + str(time.time()) + "".join(traceback.format_stack()))
+    except (GeneratorExit, asyncio.CancelledError):
         Path(marker).write_text("closed")
         raise

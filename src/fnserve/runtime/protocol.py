@@ -19,6 +19,7 @@ Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `Fr
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import struct
 from typing import Any
@@ -86,3 +87,24 @@ class FrameReader:
         if offset:
             del buffer[:offset]
         return messages
+
+
+class FrameWriter:
+    """Queues frames and writes the ones queued in the same loop iteration together (fewer syscalls under load)."""
+
+    __slots__ = ("_pending", "_transport")
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self._transport = transport
+        self._pending: list[bytes] = []
+
+    def send(self, *message: Any) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(encode(*message))
+
+    def _flush(self) -> None:
+        frames = b"".join(self._pending)
+        self._pending.clear()
+        if not self._transport.is_closing():
+            self._transport.write(frames)

@@ -8,11 +8,11 @@ from typing import Any
 
 import cloudpickle
 
+from fnserve.archive import pack_project
 from fnserve.client.api import Client
 from fnserve.client.deployment import Deployment
 from fnserve.sdk.loader import dumps_by_value
 from fnserve.sdk.service import Service
-from fnserve.store.artifacts import pack_project
 
 
 def deploy(service: Service[Any], *, url: str | None = None, api_key: str | None = None) -> Callable[..., Deployment]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -182,7 +182,3 @@ class StateStore:
     def delete_service(self, service_id: str) -> None:
         with self.engine.begin() as connection:
             connection.execute(services_table.delete().where(services_table.c.service_id == service_id))
-
-
-def with_state(record: ServiceRecord, state: ServiceState, reason: str | None) -> ServiceRecord:
-    return replace(record, state=state, reason=reason)
