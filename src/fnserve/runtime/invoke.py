@@ -7,7 +7,6 @@ the arguments and runs the function the way its kind requires.
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import typing
 from collections.abc import AsyncIterator, Callable
@@ -66,6 +65,8 @@ class BoundEndpoint:
         self.endpoint = endpoint
         self.spec = endpoint.spec
         self.kind = endpoint.call_kind
+        # Sync, non-streaming endpoints skip the task: their call goes straight to the thread pool.
+        self.runs_in_thread = self.kind is CallKind.sync
         self.function: Callable[..., Any] = (
             endpoint.function.__get__(state) if endpoint.is_method else endpoint.function
         )
@@ -119,16 +120,18 @@ class BoundEndpoint:
             kwargs.update(self._extra)
         return kwargs
 
-    async def call(self, kwargs: dict[str, Any], pool: ThreadPoolExecutor) -> bytes:
-        """Run a non-streaming endpoint and return its JSON-encoded result."""
+    def call_in_thread(self, kwargs: dict[str, Any]) -> bytes:
+        """Run a sync endpoint and encode its result, both in the calling (pool) thread."""
         try:
-            if self.kind is CallKind.coroutine:
-                result = await self.function(**kwargs)
-            else:
-                loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(pool, functools.partial(self.function, **kwargs))
-        except asyncio.CancelledError:
-            raise
+            result = self.function(**kwargs)
+        except Exception as exc:
+            raise function_error(exc) from exc
+        return to_json(result, what=f"the return value of {self.spec.function_name}()")
+
+    async def call_async(self, kwargs: dict[str, Any]) -> bytes:
+        """Run a coroutine endpoint on the loop and encode its result."""
+        try:
+            result = await self.function(**kwargs)
         except Exception as exc:
             raise function_error(exc) from exc
         return to_json(result, what=f"the return value of {self.spec.function_name}()")

@@ -13,7 +13,7 @@ import inspect
 import os
 import sys
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -94,7 +94,11 @@ def traceback_tail(exc: BaseException) -> str:
 
 
 class ReplicaServer(asyncio.Protocol):
-    """The worker's end of the connection: runs each CALL as a task, answers PING, honours CANCEL."""
+    """The worker's end of the connection: runs each CALL, answers PING, honours CANCEL.
+
+    A sync endpoint's call is submitted straight to the thread pool (no task: this is the hot path);
+    coroutines and streams run as tasks on the loop.
+    """
 
     def __init__(self, options: WorkerOptions, done: asyncio.Future[None]) -> None:
         self.options = options
@@ -102,7 +106,7 @@ class ReplicaServer(asyncio.Protocol):
         self.reader = FrameReader()
         self.transport: asyncio.Transport | None = None
         self.endpoints: list[BoundEndpoint] = []
-        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.calls: dict[int, asyncio.Task[None] | Future[bytes]] = {}
         self.writer: FrameWriter | None = None
         self.pool = ThreadPoolExecutor(max_workers=options.max_threads, thread_name_prefix="fnserve-endpoint")
         self.ready = False
@@ -131,16 +135,46 @@ class ReplicaServer(asyncio.Protocol):
         for message in messages:
             kind = message[0]
             if kind == Kind.CALL:
-                request_id = message[1]
-                self.tasks[request_id] = asyncio.ensure_future(self.handle_call(*message[1:]))
+                self.start_call(*message[1:])
             elif kind == Kind.CANCEL:
-                task = self.tasks.get(message[1])
-                if task is not None:
-                    task.cancel()
+                call = self.calls.pop(message[1], None)
+                if call is not None:
+                    call.cancel()  # a sync call already running in a thread finishes, and its result is dropped
             elif kind == Kind.PING:
-                self.send(Kind.PONG, message[1], len(self.tasks))
+                self.send(Kind.PONG, message[1], len(self.calls))
             elif kind == Kind.SHUTDOWN:
                 asyncio.ensure_future(self.shutdown())
+
+    def start_call(
+        self, request_id: int, endpoint_index: int, body: bytes, path: dict[str, str], query: dict[str, Any]
+    ) -> None:
+        endpoint = self.endpoints[endpoint_index] if self.ready else None
+        if endpoint is None or not endpoint.runs_in_thread:
+            self.calls[request_id] = asyncio.ensure_future(
+                self.handle_call(request_id, endpoint_index, body, path, query)
+            )
+            return
+        try:
+            kwargs = endpoint.arguments(body, path, query)
+        except FnserveError as exc:
+            self.send(Kind.ERROR, request_id, exc.code, exc.message, exc.details)
+            return
+        future = self.pool.submit(endpoint.call_in_thread, kwargs)
+        self.calls[request_id] = future
+        loop = asyncio.get_running_loop()
+        future.add_done_callback(lambda done: loop.call_soon_threadsafe(self.finish_call, request_id, done))
+
+    def finish_call(self, request_id: int, future: Future[bytes]) -> None:
+        if self.calls.pop(request_id, None) is None or future.cancelled():
+            return  # cancelled: nobody waits for the answer
+        exc = future.exception()
+        if exc is None:
+            self.send(Kind.RESULT, request_id, future.result())
+        elif isinstance(exc, FnserveError):
+            self.send(Kind.ERROR, request_id, exc.code, exc.message, exc.details)
+        else:
+            traceback.print_exception(exc)
+            self.send(Kind.ERROR, request_id, "internal_error", f"replica failed to run the call: {exc!r}", None)
 
     async def handle_call(
         self, request_id: int, endpoint_index: int, body: bytes, path: dict[str, str], query: dict[str, Any]
@@ -155,7 +189,7 @@ class ReplicaServer(asyncio.Protocol):
                     self.send(Kind.CHUNK, request_id, chunk)
                 self.send(Kind.END, request_id)
             else:
-                self.send(Kind.RESULT, request_id, await endpoint.call(kwargs, self.pool))
+                self.send(Kind.RESULT, request_id, await endpoint.call_async(kwargs))
         except asyncio.CancelledError:
             pass  # the caller went away; nobody is waiting for an answer
         except FnserveError as exc:
@@ -164,12 +198,14 @@ class ReplicaServer(asyncio.Protocol):
             traceback.print_exc()
             self.send(Kind.ERROR, request_id, "internal_error", f"replica failed to run the call: {exc!r}", None)
         finally:
-            self.tasks.pop(request_id, None)
+            self.calls.pop(request_id, None)
 
     async def shutdown(self) -> None:
         """Stop after the calls in progress finish; the server kills us if this takes too long."""
-        while self.tasks:
-            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        while self.calls:
+            pending = [asyncio.wrap_future(c) if isinstance(c, Future) else c for c in self.calls.values()]
+            await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.sleep(0)  # let finish_call callbacks, queued from pool threads, run
         if self.transport is not None:
             self.transport.close()
 
