@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -27,7 +27,7 @@ def request_id_for(scope: Scope) -> str:
             if _REQUEST_ID.match(value):
                 return str(value.decode())
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def header(scope: Scope, wanted: bytes) -> bytes | None:
