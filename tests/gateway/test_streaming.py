@@ -20,17 +20,28 @@ from fnserve.testing import wait_until
 READ_TIMEOUT = httpx.Timeout(5.0)
 
 
-@pytest.fixture
-def deployment(server_url: str) -> Iterator[fs.Deployment]:
-    deployment = fs.deploy(streamer, url=server_url)().wait(timeout_s=30)
+@contextlib.contextmanager
+def deployed(service: fs.Service[Any], url: str) -> Iterator[fs.Deployment]:
+    """Deploy `service`, wait until ACTIVE, and close the handle's connections afterwards."""
+    deployment = fs.deploy(service, url=url)()
     try:
-        yield deployment
+        yield deployment.wait(timeout_s=30)
     finally:
         deployment.close()
 
 
+@pytest.fixture
+def deployment(server_url: str) -> Iterator[fs.Deployment]:
+    with deployed(streamer, server_url) as deployment:
+        yield deployment
+
+
 def read_at_least(chunks: Iterator[str], size: int) -> str:
-    """Read chunks until at least `size` characters came (one chunk may reach us in pieces)."""
+    """Read chunks until at least `size` characters came (one chunk may reach us in pieces).
+
+    Keep a reference to `chunks` while the response should stay open: when httpx's iterator is garbage
+    collected mid-stream, it closes the connection, which the server sees as a disconnect.
+    """
     text = ""
     while len(text) < size:
         text += next(chunks)
@@ -85,12 +96,13 @@ def test_disconnect_stops_generator_within_deadline(server_url: str, tmp_path: P
     3. The generator is stopped (it writes its marker file) well before it would have finished.
     """
     marker = tmp_path / "marker"
-    with contextlib.closing(fs.deploy(stream_ticker, url=server_url)().wait(timeout_s=30)) as ticker:
+    with deployed(stream_ticker, server_url) as ticker:
         with httpx.stream(
             "POST", ticker.address + path, json={"marker": str(marker)}, timeout=READ_TIMEOUT
         ) as response:
             assert response.status_code == 200
-            assert read_at_least(response.iter_text(), len("first")).startswith("first")
+            chunks = response.iter_text()
+            assert read_at_least(chunks, len("first")).startswith("first")
             assert not marker.exists()
 
         # The marker may exist a moment before its text is written.

@@ -92,7 +92,7 @@ class LiveService:
         self.ready = [
             replica.connection
             for replica in self.replicas.values()
-            if replica.state is ReplicaState.ready and replica.connection is not None
+            if replica.state is ReplicaState.ready and replica.connection is not None and replica.connection.is_open
         ]
 
     @property
@@ -262,6 +262,7 @@ class Supervisor:
                     )
                 connection, _pid = hello.result()
                 connection.label = replica.label
+                connection.on_lost = live.refresh_ready
                 replica.connection = connection
                 async with asyncio.timeout(timeouts.replica_init_s):
                     api = await connection.initialized

@@ -50,6 +50,8 @@ class ReplicaConnection(asyncio.Protocol):
         self.initialized: asyncio.Future[dict[str, Any]] = loop.create_future()
         # A replica that dies before anyone awaits `initialized` must not log "exception never retrieved".
         self.initialized.add_done_callback(lambda future: future.cancelled() or future.exception())
+        # Called the moment the connection drops, before any request can pick this replica again.
+        self.on_lost: Callable[[], None] | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------
 
@@ -75,6 +77,8 @@ class ReplicaConnection(asyncio.Protocol):
         self._pings.clear()
         if not self.closed.done():
             self.closed.set_result(None)
+        if self.on_lost is not None:
+            self.on_lost()
 
     def data_received(self, data: bytes) -> None:
         try:
