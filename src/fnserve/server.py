@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from fnserve.backends.base import Backend
 from fnserve.backends.local import LocalBackend
 from fnserve.controlplane.api import build_control_plane
-from fnserve.controlplane.supervisor import Supervisor
+from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
 from fnserve.errors import (
     FnserveError,
     InternalError,
@@ -36,6 +36,7 @@ from fnserve.errors import (
 from fnserve.gateway.app import Gateway
 from fnserve.gateway.connection import ReplicaListener
 from fnserve.gateway.http import Receive, Scope, Send, request_id_for, send_json
+from fnserve.gateway.router import FunctionRoute
 from fnserve.settings import Settings
 from fnserve.store import ArtifactStore, StateStore
 
@@ -100,7 +101,7 @@ class Server:
         self.gateway = Gateway(
             self.supervisor, max_body_bytes=settings.max_body_bytes, timeout_s=settings.timeouts.invocation_s
         )
-        self.control_plane = build_control_plane(self.supervisor, self.store, self.artifacts)
+        self.control_plane = build_control_plane(settings, self.supervisor, self.store, self.artifacts)
         self.control_plane.add_exception_handler(FnserveError, _fnserve_error)
         self.control_plane.add_exception_handler(RequestValidationError, _validation_error)
         self.control_plane.add_exception_handler(HTTPException, _http_error)
@@ -152,18 +153,22 @@ class Server:
         if path == "/-/healthz":
             await send_json(send, 200, b'{"status":"ok"}', request_id)
         elif path == "/-/routes":
-            routes = {
-                prefix: {
-                    "service": live.spec.name,
-                    "state": live.state.value,
-                    "endpoints": [f"{e.method} {prefix.rstrip('/')}{e.path}" for e in live.spec.endpoints],
-                }
-                for prefix, live in self.supervisor.prefixes.items()
-            }
+            routes = {prefix: route_summary(prefix, function) for prefix, function in self.supervisor.prefixes.items()}
             await send_json(send, 200, orjson.dumps(routes), request_id)
         else:
             error = NotFound(f"No internal route {path!r}; try /-/routes or /-/healthz")
             await send_json(send, 404, error.to_json(request_id), request_id)
+
+
+def route_summary(prefix: str, function: FunctionRoute[LiveDeployment]) -> dict[str, Any]:
+    """What `/-/routes` says of one prefix: the function, its deployed versions, the newest one's endpoints."""
+    newest = function.by_number[max(function.by_number)]
+    return {
+        "service": function.name,
+        "state": newest.state.value,
+        "versions": {str(number): live.state.value for number, live in sorted(function.by_number.items())},
+        "endpoints": [f"{e.method} {prefix.rstrip('/')}{e.path}" for e in newest.spec.endpoints],
+    }
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

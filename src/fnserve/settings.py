@@ -41,6 +41,7 @@ class Settings:
     db_url: str | None = None
     max_body_bytes: int = 5 * 1024 * 1024
     replica_threads: int = 8
+    fake_gpus: str | None = None  # "A100:2,T4": pretend this host has these GPUs (tests, CPU-only machines)
     timeouts: Timeouts = field(default_factory=Timeouts)
 
     @classmethod
@@ -54,6 +55,8 @@ class Settings:
             values["port"] = int(env["FNSERVE_PORT"])
         if "FNSERVE_DB" in env:
             values["db_url"] = env["FNSERVE_DB"]
+        if "FNSERVE_FAKE_GPUS" in env:
+            values["fake_gpus"] = env["FNSERVE_FAKE_GPUS"]
         if "FNSERVE_MAX_BODY_BYTES" in env:
             values["max_body_bytes"] = int(env["FNSERVE_MAX_BODY_BYTES"])
         values.update({key: value for key, value in overrides.items() if value is not None})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fnserve._units import parse_duration, parse_memory
 from fnserve.errors import SpecError
@@ -207,3 +207,31 @@ def check_route_prefix(prefix: str) -> None:
     for segment in prefix[1:].split("/"):
         if not _PATH_SEGMENT.match(segment) or segment.startswith("{"):
             raise ValueError(f"route_prefix {prefix!r} has an invalid segment {segment!r}")
+
+
+class DeploymentSpec(_Spec):
+    """How a version runs: its hardware (a named instance type or explicit resources), its instance counts,
+    and its share of the function's traffic."""
+
+    instance_type: str | None = Field(default=None, max_length=64, description="a preset from /v1/instance-types")
+    resources: Resources | None = Field(default=None, description="explicit resources, instead of an instance type")
+    gpu: str | None = Field(default=None, max_length=64, description="the GPU type, e.g. 'A100'")
+    min_instances: int = Field(default=1, ge=0, le=256)
+    max_instances: int = Field(default=1, ge=1, le=256)
+    max_request_concurrency: int = Field(default=8, ge=1, le=10_000)
+    weight: int = Field(default=1, ge=0, le=1000, description="share of function-level traffic among ACTIVE versions")
+
+    @model_validator(mode="after")
+    def _check_counts(self) -> DeploymentSpec:
+        if self.max_instances < self.min_instances:
+            raise ValueError(
+                f"max_instances ({self.max_instances}) must be >= min_instances ({self.min_instances}); "
+                "raise max_instances or lower min_instances"
+            )
+        if self.instance_type is not None and self.resources is not None:
+            raise ValueError("give instance_type or resources, not both")
+        return self
+
+    def hardware(self) -> tuple[str | None, Resources | None, str | None]:
+        """What may not change while the deployment runs."""
+        return (self.instance_type, self.resources, self.gpu)

@@ -1,4 +1,4 @@
-"""The `/v1` REST API: upload code, deploy, list, get and tear down services.
+"""The `/v1` REST API: code, functions and their versions, deployments, and the one-call service view.
 
 Each route documents what a success and a failure mean. Errors are rendered by the server's one
 exception handler, never here.
@@ -8,52 +8,217 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 
-from fnserve.controlplane.schemas import ArtifactInfo, DeployRequest, EndpointInfo, ReplicaInfo, ServiceInfo
-from fnserve.controlplane.supervisor import Supervisor
-from fnserve.errors import InvalidRequest, PayloadTooLarge
-from fnserve.store import ArtifactStore, ServiceRecord, StateStore
+from fnserve.backends.gpus import detect_gpus, gpu_types
+from fnserve.controlplane.instance_types import INSTANCE_TYPES, resolve_resources
+from fnserve.controlplane.schemas import (
+    ArtifactInfo,
+    CodeRef,
+    DeploymentInfo,
+    DeployRequest,
+    EndpointInfo,
+    FunctionInfo,
+    GpuInfo,
+    InstanceTypeInfo,
+    RegisteredVersion,
+    ReplicaInfo,
+    ServiceInfo,
+    ServiceVersionSummary,
+    VersionInfo,
+    VersionRequest,
+)
+from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
+from fnserve.errors import InvalidRequest, NotFound, PayloadTooLarge, ServiceExists
+from fnserve.settings import Settings
+from fnserve.spec import DeploymentSpec
+from fnserve.store import ArtifactStore, DeploymentRecord, DeploymentState, FunctionRecord, StateStore, VersionRecord
 from fnserve.store.artifacts import check_sha256
 
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 
 
-def build_router(supervisor: Supervisor, store: StateStore, artifacts: ArtifactStore) -> APIRouter:
-    router = APIRouter(prefix="/v1")
+class ControlPlane:
+    """The operations behind `/v1`, shared by the REST routes and the service view."""
 
-    def service_info(record: ServiceRecord, request: Request) -> ServiceInfo:
-        live = supervisor.live(record.name)
-        base = str(request.base_url).rstrip("/")
-        prefix = record.spec.route_prefix
-        service_url = base + (prefix if prefix != "/" else "")
-        replicas = [ReplicaInfo(**replica.describe()) for replica in live.replicas.values()] if live else []
+    def __init__(self, settings: Settings, supervisor: Supervisor, store: StateStore, artifacts: ArtifactStore) -> None:
+        self.settings = settings
+        self.supervisor = supervisor
+        self.store = store
+        self.artifacts = artifacts
+
+    # -- reading -------------------------------------------------------------------------------------------------
+
+    def state_of(self, version: VersionRecord, deployment: DeploymentRecord | None) -> DeploymentState:
+        live = self.supervisor.live(version.version_id)
+        if live is not None:
+            return live.state
+        return deployment.state if deployment is not None else DeploymentState.inactive
+
+    def version_info(self, version: VersionRecord, deployment: DeploymentRecord | None) -> VersionInfo:
+        live = self.supervisor.live(version.version_id)
+        return VersionInfo(
+            version_id=version.version_id,
+            function_id=version.function_id,
+            version=version.number,
+            state=self.state_of(version, deployment).value,
+            spec=version.spec,
+            code=CodeRef(kind=version.code_kind, sha256=version.code_sha256, entrypoint=version.entrypoint),  # type: ignore[arg-type]
+            api=live.version.api if live is not None else version.api,
+            created_at=version.created_at,
+        )
+
+    def function_info(self, function: FunctionRecord) -> FunctionInfo:
+        versions = self.store.list_versions(function.function_id)
+        deployments = {d.version_id: d for d in self.store.list_deployments(function.function_id)}
+        return FunctionInfo(
+            function_id=function.function_id,
+            name=function.name,
+            description=function.description,
+            tags=function.tags,
+            route_prefix=versions[-1].spec.route_prefix if versions else None,
+            versions=[self.version_info(v, deployments.get(v.version_id)) for v in versions],
+            created_at=function.created_at,
+            updated_at=function.updated_at,
+        )
+
+    def deployment_info(self, version: VersionRecord, deployment: DeploymentRecord) -> DeploymentInfo:
+        live = self.supervisor.live(version.version_id)
+        return DeploymentInfo(
+            deployment_id=deployment.deployment_id,
+            function_id=version.function_id,
+            version_id=version.version_id,
+            version=version.number,
+            state=self.state_of(version, deployment).value,
+            reason=live.reason if live is not None else deployment.reason,
+            spec=deployment.spec,
+            resources=resolve_resources(deployment.spec, version.spec.resources),
+            replicas_ready=live.ready_count if live is not None else 0,
+            replicas=_replicas(live),
+            created_at=deployment.created_at,
+            updated_at=deployment.updated_at,
+        )
+
+    def service_info(self, function: FunctionRecord, base_url: str) -> ServiceInfo:
+        versions = self.store.list_versions(function.function_id)
+        if not versions:
+            raise NotFound(f"Function {function.name!r} has no version yet; deploy one")
+        deployments = {d.version_id: d for d in self.store.list_deployments(function.function_id)}
+        running = [
+            v for v in versions if self.state_of(v, deployments.get(v.version_id)) is not DeploymentState.inactive
+        ]
+        current = running[-1] if running else versions[-1]
+        deployment = deployments.get(current.version_id)
+        live = self.supervisor.live(current.version_id)
+        prefix = current.spec.route_prefix
+        service_url = base_url.rstrip("/") + (prefix if prefix != "/" else "")
         return ServiceInfo(
-            service_id=record.service_id,
-            name=record.name,
-            state=(live.state if live else record.state).value,
-            reason=live.reason if live else record.reason,
-            description=record.spec.description,
+            service_id=function.function_id,
+            name=function.name,
+            state=self.state_of(current, deployment).value,
+            reason=live.reason if live is not None else (deployment.reason if deployment else None),
+            description=function.description,
+            version=current.number,
+            version_id=current.version_id,
             route_prefix=prefix,
             url=service_url,
-            auth=record.spec.auth,
-            replicas_desired=record.spec.replicas,
-            replicas_ready=live.ready_count if live else 0,
-            replicas=replicas,
+            auth=current.spec.auth,
+            replicas_desired=deployment.spec.min_instances if deployment else 0,
+            replicas_ready=live.ready_count if live is not None else 0,
+            replicas=_replicas(live),
             endpoints=[
                 EndpointInfo(
-                    method=endpoint.method,
-                    path=endpoint.path,
-                    streaming=endpoint.streaming,
-                    url=service_url + endpoint.path,
-                    description=endpoint.description,
+                    method=e.method,
+                    path=e.path,
+                    streaming=e.streaming,
+                    url=service_url + e.path,
+                    description=e.description,
                 )
-                for endpoint in record.spec.endpoints
+                for e in current.spec.endpoints
             ],
-            api=live.record.api if live else record.api,
-            created_at=record.created_at,
-            updated_at=(live.record if live else record).updated_at,
+            versions=[
+                ServiceVersionSummary(
+                    version=v.number,
+                    version_id=v.version_id,
+                    state=self.state_of(v, deployments.get(v.version_id)).value,
+                    weight=deployments[v.version_id].spec.weight if v.version_id in deployments else None,
+                    replicas_ready=(lv.ready_count if (lv := self.supervisor.live(v.version_id)) else 0),
+                )
+                for v in versions
+            ],
+            api=live.version.api if live is not None else current.api,
+            created_at=function.created_at,
+            updated_at=max(function.updated_at, deployment.updated_at if deployment else function.updated_at),
         )
+
+    # -- changing ------------------------------------------------------------------------------------------------
+
+    async def add_version(self, body: VersionRequest) -> tuple[FunctionRecord, VersionRecord]:
+        if body.code.kind == "archive" and not body.code.entrypoint:
+            raise InvalidRequest("code of kind 'archive' needs an entrypoint 'module:attribute'")
+        self.artifacts.require(body.code.sha256, what="code")
+        if body.init_sha256 is not None:
+            self.artifacts.require(body.init_sha256, what="initializer arguments")
+        if body.code.kind == "archive":
+            await asyncio.to_thread(self.artifacts.unpacked, body.code.sha256)
+        self.supervisor.check_prefix(body.spec)
+        return await asyncio.to_thread(
+            self.store.add_version,
+            body.spec,
+            code_kind=body.code.kind,
+            code_sha256=body.code.sha256,
+            entrypoint=body.code.entrypoint,
+            init_sha256=body.init_sha256,
+            tags=body.tags,
+        )
+
+    async def deploy(
+        self,
+        function: FunctionRecord,
+        version: VersionRecord,
+        spec: DeploymentSpec,
+        *,
+        replaces: list[str] = [],  # noqa: B006
+    ) -> DeploymentRecord:
+        resolve_resources(spec, version.spec.resources)  # an unknown instance type fails before anything changes
+        deployment = await asyncio.to_thread(self.store.create_deployment, version, spec)
+        await self.supervisor.deploy(function, version, deployment, replaces=replaces)
+        return deployment
+
+    async def update(
+        self, version: VersionRecord, deployment: DeploymentRecord, spec: DeploymentSpec
+    ) -> DeploymentRecord:
+        if deployment.state is DeploymentState.inactive:
+            raise ServiceExists(f"version {version.number} is not deployed; create its deployment with POST")
+        if spec.hardware() != deployment.spec.hardware():
+            raise ServiceExists(
+                "the hardware (instance_type, resources, gpu) of a running deployment cannot change; deploy the "
+                "version again with the new hardware: DELETE this deployment, then POST one"
+            )
+        resolve_resources(spec, version.spec.resources)
+        updated = await asyncio.to_thread(self.store.update_deployment, version.version_id, spec)
+        await self.supervisor.update(version.version_id, updated)
+        return updated
+
+    async def locate(self, function_ref: str, version_ref: str) -> tuple[FunctionRecord, VersionRecord]:
+        function = await asyncio.to_thread(self.store.get_function, function_ref)
+        version = await asyncio.to_thread(self.store.get_version, function.function_id, version_ref)
+        return function, version
+
+    async def deployment_of(self, version: VersionRecord) -> DeploymentRecord:
+        deployment = await asyncio.to_thread(self.store.get_deployment, version.version_id)
+        if deployment is None:
+            raise NotFound(f"version {version.number} has never been deployed; POST a deployment for it")
+        return deployment
+
+
+def _replicas(live: LiveDeployment | None) -> list[ReplicaInfo]:
+    return [ReplicaInfo(**replica.describe()) for replica in live.replicas.values()] if live is not None else []
+
+
+def build_router(plane: ControlPlane) -> APIRouter:
+    router = APIRouter(prefix="/v1")
+    store, supervisor, artifacts = plane.store, plane.supervisor, plane.artifacts
 
     @router.put("/artifacts/{sha256}", response_model=ArtifactInfo, status_code=201, tags=["artifacts"])
     async def upload_artifact(sha256: str, request: Request, response: Response) -> ArtifactInfo:
@@ -74,55 +239,179 @@ def build_router(supervisor: Supervisor, store: StateStore, artifacts: ArtifactS
         """200 when the artifact is stored (the client then skips the upload), 404 otherwise."""
         return Response(status_code=200 if artifacts.exists(sha256) else 404)
 
+    # -- the service view: register + deploy in one call -----------------------------------------------------------
+
     @router.post("/services", response_model=ServiceInfo, status_code=201, tags=["services"])
-    async def deploy(body: DeployRequest, request: Request) -> ServiceInfo:
-        """Deploy a service (or new code for an existing name, replacing its replicas). Answers at once in
-        DEPLOYING; poll `GET /v1/services/{name}` until ACTIVE or ERROR. Fails with 404 when the code was
-        not uploaded, 409 when another service owns the route prefix."""
-        if body.code.kind == "archive" and not body.code.entrypoint:
-            raise InvalidRequest("code of kind 'archive' needs an entrypoint 'module:attribute'")
-        artifacts.require(body.code.sha256, what="code")
-        if body.init_sha256 is not None:
-            artifacts.require(body.init_sha256, what="initializer arguments")
-        if body.code.kind == "archive":
-            await asyncio.to_thread(artifacts.unpacked, body.code.sha256)
-        supervisor.check_prefix(body.spec)
-        record = await asyncio.to_thread(
-            store.save_service,
-            body.spec,
-            code_kind=body.code.kind,
-            code_sha256=body.code.sha256,
-            entrypoint=body.code.entrypoint,
-            init_sha256=body.init_sha256,
-        )
-        await supervisor.deploy(record)
-        return service_info(record, request)
+    async def deploy_service(body: DeployRequest, request: Request) -> ServiceInfo:
+        """Add a version of the function `spec.name` (created on first use) and deploy it with `spec.replicas`
+        instances. Answers at once in DEPLOYING; poll `GET /v1/services/{name}` until ACTIVE or ERROR. The
+        versions already deployed keep serving until the new one is ACTIVE, then drain and stop (blue/green),
+        unless `keep_old` (traffic split). 404 when the code was not uploaded, 409 when another function owns the
+        route prefix."""
+        function, version = await plane.add_version(body)
+        old = [live.version.version_id for live in supervisor.live_of(function.function_id)]
+        replicas = body.spec.replicas
+        spec = DeploymentSpec(min_instances=replicas, max_instances=max(1, replicas))
+        await plane.deploy(function, version, spec, replaces=[] if body.keep_old else old)
+        return await asyncio.to_thread(plane.service_info, function, str(request.base_url))
 
     @router.get("/services", response_model=list[ServiceInfo], tags=["services"])
     async def list_services(request: Request) -> list[ServiceInfo]:
-        """Every service the server knows, in any state."""
-        records = await asyncio.to_thread(store.list_services)
-        return [service_info(record, request) for record in records]
+        """Every function with at least one version, seen as a service."""
+
+        def collect() -> list[ServiceInfo]:
+            functions = store.list_functions()
+            return [
+                plane.service_info(f, str(request.base_url)) for f in functions if store.list_versions(f.function_id)
+            ]
+
+        return await asyncio.to_thread(collect)
 
     @router.get("/services/{name_or_id}", response_model=ServiceInfo, tags=["services"])
     async def get_service(name_or_id: str, request: Request) -> ServiceInfo:
-        """One service with its replicas and endpoints; 404 when no service has that name or id."""
-        record = await asyncio.to_thread(store.get_service, name_or_id)
-        return service_info(record, request)
+        """One function as a service: its current version's state, replicas and endpoints, and every version."""
+        function = await asyncio.to_thread(store.get_function, name_or_id)
+        return await asyncio.to_thread(plane.service_info, function, str(request.base_url))
 
     @router.delete("/services/{name_or_id}", response_model=ServiceInfo, tags=["services"])
-    async def teardown(name_or_id: str, request: Request) -> ServiceInfo:
-        """Stop the service's replicas, letting calls in progress finish, and mark it INACTIVE. Its record
-        stays, so it can be deployed again; 404 when unknown."""
-        record = await asyncio.to_thread(store.get_service, name_or_id)
-        await supervisor.teardown(record.name)
-        record = await asyncio.to_thread(store.get_service, record.service_id)
-        return service_info(record, request)
+    async def teardown_service(name_or_id: str, request: Request) -> ServiceInfo:
+        """Undeploy every version of the function (calls in flight finish first): it becomes INACTIVE and stays
+        registered, so it can be deployed again."""
+        function = await asyncio.to_thread(store.get_function, name_or_id)
+        for live in supervisor.live_of(function.function_id):
+            await supervisor.undeploy(live.version.version_id, reason="torn down")
+        for deployment in await asyncio.to_thread(store.list_deployments, function.function_id):
+            if deployment.state is not DeploymentState.inactive:
+                await asyncio.to_thread(
+                    store.set_deployment_state, deployment.version_id, DeploymentState.inactive, "torn down"
+                )
+        return await asyncio.to_thread(plane.service_info, function, str(request.base_url))
+
+    # -- functions and versions -----------------------------------------------------------------------------------
+
+    @router.post("/functions", response_model=RegisteredVersion, status_code=201, tags=["functions"])
+    async def register_function(body: VersionRequest) -> RegisteredVersion:
+        """Register a function with its first version (INACTIVE: not deployed). 409 when the name exists; add
+        versions with `POST /v1/functions/{function}/versions`."""
+        if await asyncio.to_thread(_exists, store, body.spec.name):
+            raise ServiceExists(
+                f"function {body.spec.name!r} already exists; add a version with POST "
+                f"/v1/functions/{body.spec.name}/versions"
+            )
+        function, version = await plane.add_version(body)
+        return RegisteredVersion(function=plane.function_info(function), version=plane.version_info(version, None))
+
+    @router.post(
+        "/functions/{function_ref}/versions", response_model=RegisteredVersion, status_code=201, tags=["functions"]
+    )
+    async def register_version(function_ref: str, body: VersionRequest) -> RegisteredVersion:
+        """Add an immutable version to an existing function (INACTIVE). 404 when the function is unknown, 400 when
+        the spec names another function."""
+        function = await asyncio.to_thread(store.get_function, function_ref)
+        if body.spec.name != function.name:
+            raise InvalidRequest(f"spec.name is {body.spec.name!r}, but this is function {function.name!r}")
+        function, version = await plane.add_version(body)
+        return RegisteredVersion(function=plane.function_info(function), version=plane.version_info(version, None))
+
+    @router.get("/functions", response_model=list[FunctionInfo], tags=["functions"])
+    async def list_functions() -> list[FunctionInfo]:
+        """Every function with all its versions and their states."""
+        return await asyncio.to_thread(lambda: [plane.function_info(f) for f in store.list_functions()])
+
+    @router.get("/functions/{function_ref}", response_model=FunctionInfo, tags=["functions"])
+    async def get_function(function_ref: str) -> FunctionInfo:
+        """One function (by name or id) with its versions."""
+        function = await asyncio.to_thread(store.get_function, function_ref)
+        return await asyncio.to_thread(plane.function_info, function)
+
+    @router.get("/functions/{function_ref}/versions", response_model=list[VersionInfo], tags=["functions"])
+    async def list_versions(function_ref: str) -> list[VersionInfo]:
+        """A function's versions, oldest first."""
+        function = await asyncio.to_thread(store.get_function, function_ref)
+        return (await asyncio.to_thread(plane.function_info, function)).versions
+
+    @router.get("/functions/{function_ref}/versions/{version_ref}", response_model=VersionInfo, tags=["functions"])
+    async def get_version(function_ref: str, version_ref: str) -> VersionInfo:
+        """One version, by id or number."""
+        _, version = await plane.locate(function_ref, version_ref)
+        deployment = await asyncio.to_thread(store.get_deployment, version.version_id)
+        return plane.version_info(version, deployment)
+
+    @router.delete("/functions/{function_ref}/versions/{version_ref}", status_code=204, tags=["functions"])
+    async def delete_version(function_ref: str, version_ref: str) -> Response:
+        """Remove a version that is not deployed; 409 while it is deployed."""
+        _, version = await plane.locate(function_ref, version_ref)
+        if supervisor.live(version.version_id) is not None:
+            raise ServiceExists(f"version {version.number} is deployed; undeploy it first")
+        await asyncio.to_thread(store.delete_version, version)
+        return Response(status_code=204)
+
+    # -- deployments ------------------------------------------------------------------------------------------------
+
+    deployment_path = "/deployments/functions/{function_ref}/versions/{version_ref}"
+
+    @router.post(deployment_path, response_model=DeploymentInfo, status_code=201, tags=["deployments"])
+    async def create_deployment(function_ref: str, version_ref: str, spec: DeploymentSpec) -> DeploymentInfo:
+        """Deploy a version: DEPLOYING, then ACTIVE once `min_instances` replicas are ready (at once when 0), or
+        ERROR with the reason. 409 when the version is already deployed; 422 for an invalid spec."""
+        function, version = await plane.locate(function_ref, version_ref)
+        deployment = await plane.deploy(function, version, spec)
+        return plane.deployment_info(version, deployment)
+
+    @router.get(deployment_path, response_model=DeploymentInfo, tags=["deployments"])
+    async def get_deployment(function_ref: str, version_ref: str) -> DeploymentInfo:
+        """A version's deployment: state, reason, spec and per-replica health."""
+        _, version = await plane.locate(function_ref, version_ref)
+        return plane.deployment_info(version, await plane.deployment_of(version))
+
+    @router.put(deployment_path, response_model=DeploymentInfo, tags=["deployments"])
+    async def update_deployment(function_ref: str, version_ref: str, spec: DeploymentSpec) -> DeploymentInfo:
+        """Change instance counts, concurrency and weight of a running deployment, live. Changing its hardware is a
+        409 (undeploy and deploy again instead)."""
+        _, version = await plane.locate(function_ref, version_ref)
+        updated = await plane.update(version, await plane.deployment_of(version), spec)
+        return plane.deployment_info(version, updated)
+
+    @router.delete(deployment_path, response_model=DeploymentInfo, tags=["deployments"])
+    async def delete_deployment(
+        function_ref: str,
+        version_ref: str,
+        graceful: bool = Query(default=True, description="let calls in flight finish before stopping replicas"),
+    ) -> DeploymentInfo:
+        """Undeploy a version: INACTIVE. With `graceful=true` (the default) calls in flight finish first."""
+        _, version = await plane.locate(function_ref, version_ref)
+        deployment = await plane.deployment_of(version)
+        await supervisor.undeploy(version.version_id, reason="undeployed", graceful=graceful)
+        refreshed = await asyncio.to_thread(store.get_deployment, version.version_id)
+        return plane.deployment_info(version, refreshed or deployment)
+
+    # -- hardware ------------------------------------------------------------------------------------------------------
+
+    @router.get("/instance-types", response_model=list[InstanceTypeInfo], tags=["hardware"])
+    async def instance_types() -> list[InstanceTypeInfo]:
+        """The named hardware presets a deployment may use as `instance_type`."""
+        return [InstanceTypeInfo(name=name, resources=resources) for name, resources in INSTANCE_TYPES.items()]
+
+    @router.get("/gpus", response_model=list[GpuInfo], tags=["hardware"])
+    async def gpus() -> list[GpuInfo]:
+        """The GPU types this host offers (an empty list is a valid answer)."""
+        found = await asyncio.to_thread(detect_gpus, plane.settings.fake_gpus)
+        return [GpuInfo(gpu_type=name, count=count, memory_bytes=mem) for name, count, mem in gpu_types(found)]
 
     return router
 
 
-def build_control_plane(supervisor: Supervisor, store: StateStore, artifacts: ArtifactStore) -> FastAPI:
+def _exists(store: StateStore, name: str) -> bool:
+    try:
+        store.get_function(name)
+    except NotFound:
+        return False
+    return True
+
+
+def build_control_plane(
+    settings: Settings, supervisor: Supervisor, store: StateStore, artifacts: ArtifactStore
+) -> FastAPI:
     app = FastAPI(
         title="fnserve control plane",
         version="1",
@@ -130,5 +419,5 @@ def build_control_plane(supervisor: Supervisor, store: StateStore, artifacts: Ar
         docs_url="/v1/docs",
         redoc_url=None,
     )
-    app.include_router(build_router(supervisor, store, artifacts))
+    app.include_router(build_router(ControlPlane(settings, supervisor, store, artifacts)))
     return app

@@ -7,24 +7,37 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from fnserve.spec import ServiceSpec
+from fnserve.spec import DeploymentSpec, Resources, ServiceSpec
+
+SHA256 = r"^[0-9a-f]{64}$"
 
 
 class CodeRef(BaseModel):
-    """Where a service's code is: an uploaded project archive or a cloudpickled object."""
+    """Where a version's code is: an uploaded project archive or a cloudpickled object."""
 
     kind: Literal["archive", "pickle"]
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=SHA256)
     entrypoint: str | None = Field(
         default=None, max_length=300, description="module:attribute inside the archive (archives only)"
     )
 
 
-class DeployRequest(BaseModel):
+class VersionRequest(BaseModel):
+    """A new version of a function: its spec (the spec's name names the function) and its code."""
+
     spec: ServiceSpec
     code: CodeRef
     init_sha256: str | None = Field(
-        default=None, pattern=r"^[0-9a-f]{64}$", description="cloudpickled (args, kwargs) for the initializer"
+        default=None, pattern=SHA256, description="cloudpickled (args, kwargs) for the initializer"
+    )
+    tags: list[str] | None = Field(default=None, max_length=32)
+
+
+class DeployRequest(VersionRequest):
+    """Register a version and deploy it at once (what `fnserve deploy` and `fs.deploy` send)."""
+
+    keep_old: bool = Field(
+        default=False, description="keep the versions already deployed (traffic split) instead of replacing them"
     )
 
 
@@ -47,12 +60,66 @@ class ReplicaInfo(BaseModel):
     reason: str | None
 
 
+class DeploymentInfo(BaseModel):
+    deployment_id: str
+    function_id: str
+    version_id: str
+    version: int
+    state: str
+    reason: str | None
+    spec: DeploymentSpec
+    resources: Resources
+    replicas_ready: int
+    replicas: list[ReplicaInfo]
+    created_at: datetime
+    updated_at: datetime
+
+
+class VersionInfo(BaseModel):
+    version_id: str
+    function_id: str
+    version: int
+    state: str
+    spec: ServiceSpec
+    code: CodeRef
+    api: dict[str, Any] | None
+    created_at: datetime
+
+
+class FunctionInfo(BaseModel):
+    function_id: str
+    name: str
+    description: str
+    tags: list[str]
+    route_prefix: str | None
+    versions: list[VersionInfo]
+    created_at: datetime
+    updated_at: datetime
+
+
+class RegisteredVersion(BaseModel):
+    function: FunctionInfo
+    version: VersionInfo
+
+
+class ServiceVersionSummary(BaseModel):
+    version: int
+    version_id: str
+    state: str
+    weight: int | None
+    replicas_ready: int
+
+
 class ServiceInfo(BaseModel):
+    """A function seen as one service: its current version (the newest deployed one) and all the others."""
+
     service_id: str
     name: str
     state: str
     reason: str | None
     description: str
+    version: int
+    version_id: str
     route_prefix: str
     url: str
     auth: bool
@@ -60,6 +127,7 @@ class ServiceInfo(BaseModel):
     replicas_ready: int
     replicas: list[ReplicaInfo]
     endpoints: list[EndpointInfo]
+    versions: list[ServiceVersionSummary]
     api: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
@@ -69,3 +137,14 @@ class ArtifactInfo(BaseModel):
     sha256: str
     size: int
     created: bool
+
+
+class InstanceTypeInfo(BaseModel):
+    name: str
+    resources: Resources
+
+
+class GpuInfo(BaseModel):
+    gpu_type: str
+    count: int
+    memory_bytes: int | None

@@ -1,6 +1,6 @@
-"""The supervisor: starts, health-checks, replaces and stops the replicas of every deployed service.
+"""The supervisor: starts, health-checks, replaces and stops the replicas of every deployed version.
 
-The store holds what should run; `LiveService` holds what runs now. Every step catches and logs
+The store holds what should run; `LiveDeployment` holds what runs now. Every step catches and logs
 its own errors so one failing service never stops the others. Replicas are started through a
 `Backend`; the supervisor never knows which one.
 """
@@ -13,17 +13,26 @@ import enum
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from fnserve.backends.base import Backend, ReplicaLaunch, ReplicaProcess
+from fnserve.controlplane.instance_types import resolve_resources
 from fnserve.errors import ServiceExists
 from fnserve.gateway.connection import InitFailed, ReplicaConnection, ReplicaListener
-from fnserve.gateway.router import PrefixTable, ReplicaPicker, ServiceRoutes
+from fnserve.gateway.router import FunctionRoute, PrefixTable, ReplicaPicker, ServiceRoutes
 from fnserve.settings import Settings
-from fnserve.spec import ServiceSpec
-from fnserve.store import ArtifactStore, ServiceRecord, ServiceState, StateStore
+from fnserve.spec import Resources, ServiceSpec
+from fnserve.store import (
+    ArtifactStore,
+    DeploymentRecord,
+    DeploymentState,
+    FunctionRecord,
+    StateStore,
+    VersionRecord,
+)
+from fnserve.store.functions import RUNNING_STATES
 
 logger = logging.getLogger("fnserve.supervisor")
 
@@ -50,6 +59,11 @@ class Replica:
     exit_code: int | None = None
     reason: str | None = None
     api: dict[str, Any] | None = None  # the API description the replica reported when ready
+    retiring: bool = False  # being stopped on purpose (scale-down): not replaced when it exits
+
+    @property
+    def in_flight(self) -> int:
+        return self.connection.in_flight if self.connection is not None else 0
 
     @property
     def pid(self) -> int | None:
@@ -64,7 +78,7 @@ class Replica:
             "replica_id": self.replica_id,
             "state": self.state.value,
             "pid": self.pid,
-            "in_flight": self.connection.in_flight if self.connection is not None else 0,
+            "in_flight": self.in_flight,
             "started_at": self.started_at,
             "ready_at": self.ready_at,
             "exit_code": self.exit_code,
@@ -72,21 +86,41 @@ class Replica:
         }
 
 
-class LiveService:
-    """One deployed service as it runs now: its routes and its replicas. The gateway reads it per request."""
+class LiveDeployment:
+    """One deployed version as it runs now: its routes and its replicas. The gateway reads it per request."""
 
-    def __init__(self, record: ServiceRecord) -> None:
-        self.record = record
-        self.spec = record.spec
-        self.routes = ServiceRoutes(record.spec)
+    def __init__(
+        self, function: FunctionRecord, version: VersionRecord, deployment: DeploymentRecord, resources: Resources
+    ) -> None:
+        self.function = function
+        self.version = version
+        self.deployment = deployment
+        self.resources = resources
+        self.spec = version.spec
+        self.name = function.name
+        self.routes = ServiceRoutes(version.spec)
         self.replicas: dict[str, Replica] = {}
         self.ready: list[ReplicaConnection] = []  # what the gateway picks from; kept in step with replicas
         self.picker: ReplicaPicker[ReplicaConnection] = ReplicaPicker()
-        self.state = record.state
-        self.reason = record.reason
+        self.state = deployment.state
+        self.reason = deployment.reason
         self.stopping = False
         self.consecutive_failures = 0
         self.tasks: set[asyncio.Task[None]] = set()
+        self.settled = asyncio.Event()  # set once the state leaves DEPLOYING
+        self.replaces: list[str] = []  # versions to retire once this one is ACTIVE (blue/green)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version.number}"
+
+    @property
+    def desired(self) -> int:
+        return self.deployment.spec.min_instances
+
+    @property
+    def weight(self) -> int:
+        return self.deployment.spec.weight
 
     def refresh_ready(self) -> None:
         self.ready = [
@@ -98,6 +132,10 @@ class LiveService:
     @property
     def ready_count(self) -> int:
         return len(self.ready)
+
+    @property
+    def serving(self) -> bool:
+        return self.state is DeploymentState.active
 
 
 class Supervisor:
@@ -114,22 +152,30 @@ class Supervisor:
         self.artifacts = artifacts
         self.backend = backend
         self.listener = listener
-        self.services: dict[str, LiveService] = {}  # by service name
-        self.prefixes: PrefixTable[LiveService] = PrefixTable()
+        self.deployments: dict[str, LiveDeployment] = {}  # by version_id
+        self.prefixes: PrefixTable[FunctionRoute[LiveDeployment]] = PrefixTable()
         self._health_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- lifecycle of the supervisor itself --------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bring back every service that was ACTIVE or DEPLOYING when the server last stopped."""
-        records = await asyncio.to_thread(self.store.list_services)
-        for record in records:
-            if record.state in (ServiceState.active, ServiceState.deploying):
-                logger.info("Service [%s] was %s; starting it again", record.name, record.state.value)
-                try:
-                    await self.deploy(record)
-                except Exception:
-                    logger.exception("Service [%s] could not be restored", record.name)
+        """Bring back every deployment that was ACTIVE or DEPLOYING when the server last stopped."""
+        for deployment in await asyncio.to_thread(self.store.list_deployments):
+            if deployment.state not in RUNNING_STATES:
+                continue
+            try:
+                function = await asyncio.to_thread(self.store.get_function, deployment.function_id)
+                version = await asyncio.to_thread(self.store.get_version, function.function_id, deployment.version_id)
+                logger.info(
+                    "Deployment [%s v%s] was %s; starting it again",
+                    function.name,
+                    version.number,
+                    deployment.state.value,
+                )
+                await self.deploy(function, version, deployment)
+            except Exception:
+                logger.exception("Deployment [%s] could not be restored", deployment.deployment_id)
         self._health_task = asyncio.create_task(self._health_loop())
 
     async def close(self) -> None:
@@ -138,84 +184,131 @@ class Supervisor:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
-        await asyncio.gather(*(self._stop_service(live) for live in list(self.services.values())))
-        self.services.clear()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*(self._stop_deployment(live) for live in list(self.deployments.values())))
+        self.deployments.clear()
 
-    # -- deploy and teardown -------------------------------------------------------------------------------------
-
-    async def deploy(self, record: ServiceRecord) -> LiveService:
-        """Run `record`'s replicas. Returns at once; the state moves to ACTIVE or ERROR in the background.
-
-        A service already running under this name is stopped first; a different service that owns the same
-        route prefix is a conflict (`ServiceExists`).
-        """
-        self.check_prefix(record.spec)
-        previous = self.services.get(record.name)
-        if previous is not None:
-            await self._stop_service(previous)
-        live = LiveService(record)
-        self.services[record.name] = live
-        self.prefixes.set(record.spec.route_prefix, live)
-        if record.spec.replicas == 0:
-            await self._set_state(live, ServiceState.active, None)
-        else:
-            await self._set_state(live, ServiceState.deploying, None)
-            for _ in range(record.spec.replicas):
-                self._spawn(live, self._run_replica(live))
-        return live
+    # -- deploy, update, undeploy ----------------------------------------------------------------------------
 
     def check_prefix(self, spec: ServiceSpec) -> None:
-        """Raise ServiceExists when another running service owns `spec`'s route prefix."""
+        """Raise ServiceExists when another function owns `spec`'s route prefix."""
         owner = self.prefixes.get(spec.route_prefix)
-        if owner is not None and owner.spec.name != spec.name:
+        if owner is not None and owner.name != spec.name:
             raise ServiceExists(
-                f"route prefix {spec.route_prefix} is already used by service {owner.spec.name!r}; "
+                f"route prefix {spec.route_prefix} is already used by service {owner.name!r}; "
                 "pass route_prefix=... to @fs.service, or tear that service down first"
             )
 
-    async def teardown(self, name: str) -> None:
-        """Stop the service's replicas (in-flight calls finish first) and mark it INACTIVE."""
-        live = self.services.pop(name, None)
-        record = await asyncio.to_thread(self.store.get_service, name)
-        if live is not None:
-            self.prefixes.remove(live.spec.route_prefix)
-            await self._stop_service(live)
-        await asyncio.to_thread(self.store.set_state, record.service_id, ServiceState.inactive, "torn down")
+    async def deploy(
+        self,
+        function: FunctionRecord,
+        version: VersionRecord,
+        deployment: DeploymentRecord,
+        *,
+        replaces: list[str] | None = None,
+    ) -> LiveDeployment:
+        """Run a version's replicas. Returns at once; the state moves to ACTIVE or ERROR in the background.
 
-    def live(self, name: str) -> LiveService | None:
-        return self.services.get(name)
+        `replaces` (version ids) is blue/green: the moment this version is ACTIVE those leave the route, then
+        drain and stop. If this version fails, they keep serving.
+        """
+        self.check_prefix(version.spec)
+        resources = resolve_resources(deployment.spec, version.spec.resources)
+        live = LiveDeployment(function, version, deployment, resources)
+        live.replaces = list(replaces or [])
+        self.deployments[version.version_id] = live
+        route = self.prefixes.get(version.spec.route_prefix)
+        if route is None:
+            route = FunctionRoute(function.name)
+            self.prefixes.set(version.spec.route_prefix, route)
+        route.add(version.number, live)
+        if live.desired == 0:
+            await self._set_state(live, DeploymentState.active, None)
+        else:
+            await self._set_state(live, DeploymentState.deploying, None)
+            for _ in range(live.desired):
+                self._spawn(live, self._run_replica(live))
+        return live
+
+    async def update(self, version_id: str, deployment: DeploymentRecord) -> None:
+        """Apply new instance counts, concurrency and weight to a running deployment."""
+        live = self.deployments.get(version_id)
+        if live is None:
+            return
+        live.deployment = deployment
+        route = self.prefixes.get(live.spec.route_prefix)
+        if route is not None:
+            route.refresh()
+        running = [r for r in live.replicas.values() if r.state in (ReplicaState.starting, ReplicaState.ready)]
+        for _ in range(live.desired - len(running)):
+            self._spawn(live, self._run_replica(live))
+        extra = len(running) - live.desired
+        if extra > 0:
+            # Starting ones first, then the least busy: they drain fastest.
+            victims = sorted(running, key=lambda r: (r.state is ReplicaState.ready, r.in_flight))[:extra]
+            for replica in victims:
+                replica.retiring = True
+            live.refresh_ready()
+            await asyncio.gather(*(self._stop_replica(replica) for replica in victims), return_exceptions=True)
+        if live.desired == 0 or live.ready_count >= live.desired:
+            await self._set_state(live, DeploymentState.active, None)
+
+    async def undeploy(self, version_id: str, *, reason: str = "undeployed", graceful: bool = True) -> None:
+        """Stop a version's replicas and mark it INACTIVE. `graceful`: calls in flight finish first."""
+        live = self.deployments.pop(version_id, None)
+        if live is not None:
+            route = self.prefixes.get(live.spec.route_prefix)
+            if route is not None:
+                route.remove(live.version.number)
+                if route.empty:
+                    self.prefixes.remove(live.spec.route_prefix)
+            await self._stop_deployment(live, graceful=graceful)
+            live.state, live.reason = DeploymentState.inactive, reason
+        await asyncio.to_thread(self.store.set_deployment_state, version_id, DeploymentState.inactive, reason)
+
+    def _background_task(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def live(self, version_id: str) -> LiveDeployment | None:
+        return self.deployments.get(version_id)
+
+    def live_of(self, function_id: str) -> list[LiveDeployment]:
+        return [live for live in self.deployments.values() if live.function.function_id == function_id]
 
     # -- replicas -------------------------------------------------------------------------------------------------
 
-    def _spawn(self, live: LiveService, coroutine: Any) -> None:
+    def _spawn(self, live: LiveDeployment, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
         live.tasks.add(task)
         task.add_done_callback(live.tasks.discard)
 
-    def _launch(self, live: LiveService, replica_id: str) -> ReplicaLaunch:
-        record = live.record
-        init_path = self.artifacts.path(record.init_sha256) if record.init_sha256 else None
+    def _launch(self, live: LiveDeployment, replica_id: str) -> ReplicaLaunch:
+        version = live.version
+        init_path = self.artifacts.path(version.init_sha256) if version.init_sha256 else None
         common: dict[str, Any] = {
             "replica_id": replica_id,
-            "service_name": record.name,
+            "service_name": live.name,
             "connect": self.listener.path,
-            "resources": record.spec.resources,
-            "log_path": self.log_path(record.name, replica_id),
+            "resources": live.resources,
+            "log_path": self.log_path(live.name, replica_id),
             "init_path": init_path,
-            "max_threads": self.settings.replica_threads,
+            "max_threads": min(self.settings.replica_threads, live.deployment.spec.max_request_concurrency),
         }
-        if record.code_kind == "pickle":
-            return ReplicaLaunch(pickle_path=self.artifacts.path(record.code_sha256), **common)
+        if version.code_kind == "pickle":
+            return ReplicaLaunch(pickle_path=self.artifacts.path(version.code_sha256), **common)
         return ReplicaLaunch(
-            code_dir=self.artifacts.unpacked(record.code_sha256), entrypoint=record.entrypoint, **common
+            code_dir=self.artifacts.unpacked(version.code_sha256), entrypoint=version.entrypoint, **common
         )
 
     def log_path(self, service_name: str, replica_id: str) -> Path:
         return self.settings.home / "logs" / service_name / f"{replica_id}.log"
 
-    async def _run_replica(self, live: LiveService) -> None:
-        """Start one replica, serve until it exits, then replace it unless the service is stopping."""
-        replica = Replica(replica_id=f"{live.spec.name}-{uuid.uuid4().hex[:6]}")
+    async def _run_replica(self, live: LiveDeployment) -> None:
+        """Start one replica, serve until it exits, then replace it unless the deployment is stopping."""
+        replica = Replica(replica_id=f"{live.name}-v{live.version.number}-{uuid.uuid4().hex[:6]}")
         live.replicas[replica.replica_id] = replica
         try:
             await self._start(live, replica)
@@ -223,29 +316,32 @@ class Supervisor:
             await self._replica_failed(live, replica, exc.message, exc.traceback_tail)
             return
         except Exception as exc:
-            logger.exception("%s of service [%s] could not start", replica.label, live.spec.name)
+            logger.exception("%s of service [%s] could not start", replica.label, live.label)
             await self._replica_failed(live, replica, f"{type(exc).__name__}: {exc}", "")
             return
         live.consecutive_failures = 0
-        if live.state is not ServiceState.active and live.ready_count >= live.spec.replicas:
-            await self._set_state(live, ServiceState.active, None, api=replica.api)
+        if live.state is not DeploymentState.active and live.ready_count >= live.desired:
+            if replica.api is not None and live.version.api is None:
+                await asyncio.to_thread(self.store.set_version_api, live.version.version_id, replica.api)
+                live.version = replace(live.version, api=replica.api)
+            await self._set_state(live, DeploymentState.active, None)
         assert replica.process is not None
         replica.exit_code = await replica.process.wait()
         was_ready = replica.state is ReplicaState.ready
         replica.state = ReplicaState.stopped
         live.refresh_ready()
         del live.replicas[replica.replica_id]
-        if live.stopping or not was_ready:
+        if live.stopping or not was_ready or replica.retiring:
             return
         logger.warning(
             "%s of service [%s] died (exit code %s); starting a replacement",
             replica.label,
-            live.spec.name,
+            live.label,
             replica.exit_code,
         )
         self._spawn(live, self._run_replica(live))
 
-    async def _start(self, live: LiveService, replica: Replica) -> None:
+    async def _start(self, live: LiveDeployment, replica: Replica) -> None:
         timeouts = self.settings.timeouts
         hello = self.listener.expect(replica.replica_id)
         try:
@@ -257,8 +353,8 @@ class Supervisor:
                 if not hello.done():
                     raise InitFailed(
                         f"the replica exited with code {exited.result()} before connecting; "
-                        f"see {self.log_path(live.spec.name, replica.replica_id)}",
-                        self.log_tail(live.spec.name, replica.replica_id),
+                        f"see {self.log_path(live.label, replica.replica_id)}",
+                        self.log_tail(live.label, replica.replica_id),
                     )
                 connection, _pid = hello.result()
                 connection.label = replica.label
@@ -283,11 +379,11 @@ class Supervisor:
         logger.info(
             "%s of service [%s] is ready in %.0f ms",
             replica.label,
-            live.spec.name,
+            live.label,
             (replica.ready_at - replica.started_at) * 1000,
         )
 
-    async def _replica_failed(self, live: LiveService, replica: Replica, message: str, tail: str) -> None:
+    async def _replica_failed(self, live: LiveDeployment, replica: Replica, message: str, tail: str) -> None:
         replica.state = ReplicaState.failed
         replica.reason = message
         live.replicas.pop(replica.replica_id, None)
@@ -297,13 +393,13 @@ class Supervisor:
         if live.stopping:
             return
         live.consecutive_failures += 1
-        logger.error("%s of service [%s] failed to start: %s", replica.label, live.spec.name, message)
+        logger.error("%s of service [%s] failed to start: %s", replica.label, live.label, message)
         # An initializer that raises fails the same way every time: report it rather than loop.
         if tail or live.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
             reason = f"replica failed to start: {message}" + (f"\n{tail}" if tail else "")
-            await self._set_state(live, ServiceState.error, reason)
+            await self._set_state(live, DeploymentState.error, reason)
             live.stopping = True
-            await self._stop_service(live)
+            await self._stop_deployment(live)
             return
         backoff_s = min(0.5 * 2 ** (live.consecutive_failures - 1), MAX_RESTART_BACKOFF_S)
         await asyncio.sleep(backoff_s)
@@ -313,21 +409,22 @@ class Supervisor:
     def _stop_replica_soon(self, replica: Replica) -> None:
         asyncio.ensure_future(self._stop_replica(replica))
 
-    async def _stop_replica(self, replica: Replica) -> None:
+    async def _stop_replica(self, replica: Replica, *, graceful: bool = True) -> None:
         """Ask nicely (SHUTDOWN lets in-flight calls finish), then SIGTERM, then SIGKILL."""
         process = replica.process
         if process is None:
             return
         replica.state = ReplicaState.stopping
-        if replica.connection is not None:
-            replica.connection.shutdown()
-        grace_s = self.settings.timeouts.graceful_shutdown_s
-        try:
-            async with asyncio.timeout(grace_s):
-                await process.wait()
-                return
-        except TimeoutError:
-            logger.warning("%s did not stop within %.0f s; terminating it", replica.label, grace_s)
+        if graceful:
+            if replica.connection is not None:
+                replica.connection.shutdown()
+            grace_s = self.settings.timeouts.graceful_shutdown_s
+            try:
+                async with asyncio.timeout(grace_s):
+                    await process.wait()
+                    return
+            except TimeoutError:
+                logger.warning("%s did not stop within %.0f s; terminating it", replica.label, grace_s)
         process.terminate()
         try:
             async with asyncio.timeout(2):
@@ -336,23 +433,36 @@ class Supervisor:
             process.kill()
             await process.wait()
 
-    async def _stop_service(self, live: LiveService) -> None:
+    async def _stop_deployment(self, live: LiveDeployment, *, graceful: bool = True) -> None:
         live.stopping = True
         live.ready = []
         for task in list(live.tasks):
             if task is not asyncio.current_task():
                 task.cancel()
         replicas = list(live.replicas.values())
-        await asyncio.gather(*(self._stop_replica(replica) for replica in replicas), return_exceptions=True)
+        await asyncio.gather(
+            *(self._stop_replica(replica, graceful=graceful) for replica in replicas), return_exceptions=True
+        )
 
-    async def _set_state(
-        self, live: LiveService, state: ServiceState, reason: str | None, *, api: dict[str, Any] | None = None
-    ) -> None:
+    async def _set_state(self, live: LiveDeployment, state: DeploymentState, reason: str | None) -> None:
         live.state, live.reason = state, reason
+        if state is not DeploymentState.deploying:
+            live.settled.set()
+        route = self.prefixes.get(live.spec.route_prefix)
+        if state is DeploymentState.active and live.replaces:
+            # Blue/green: switch traffic in this same step, so no call sees both versions, then drain the old.
+            retired, live.replaces = live.replaces, []
+            for version_id in retired:
+                old = self.deployments.get(version_id)
+                if old is not None and route is not None:
+                    route.remove(old.version.number)
+                self._background_task(self.undeploy(version_id, reason=f"replaced by version {live.version.number}"))
+        if route is not None:
+            route.refresh()
         try:
-            live.record = await asyncio.to_thread(self.store.set_state, live.record.service_id, state, reason, api=api)
+            await asyncio.to_thread(self.store.set_deployment_state, live.version.version_id, state, reason)
         except Exception:
-            logger.exception("Service [%s] state %s could not be saved", live.spec.name, state.value)
+            logger.exception("Deployment [%s] state %s could not be saved", live.label, state.value)
 
     def log_tail(self, service_name: str, replica_id: str, lines: int = 12) -> str:
         path = self.log_path(service_name, replica_id)
@@ -368,12 +478,12 @@ class Supervisor:
         interval_s = self.settings.timeouts.health_interval_s
         while True:
             await asyncio.sleep(interval_s)
-            for live in list(self.services.values()):
+            for live in list(self.deployments.values()):
                 for replica in list(live.replicas.values()):
                     if replica.state is ReplicaState.ready and replica.connection is not None:
                         self._spawn(live, self._check(live, replica))
 
-    async def _check(self, live: LiveService, replica: Replica) -> None:
+    async def _check(self, live: LiveDeployment, replica: Replica) -> None:
         assert replica.connection is not None
         try:
             await replica.connection.ping(self.settings.timeouts.health_timeout_s)
@@ -381,7 +491,7 @@ class Supervisor:
             logger.warning(
                 "%s of service [%s] did not answer a health check within %.0f s; replacing it",
                 replica.label,
-                live.spec.name,
+                live.label,
                 self.settings.timeouts.health_timeout_s,
             )
             if replica.process is not None:

@@ -13,8 +13,15 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from fnserve.controlplane.supervisor import LiveService, Supervisor
-from fnserve.errors import DeploymentFailed, FnserveError, InternalError, NoReplicasAvailable, NotFound
+from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
+from fnserve.errors import (
+    DeploymentFailed,
+    FnserveError,
+    InternalError,
+    InvalidRequest,
+    NoReplicasAvailable,
+    NotFound,
+)
 from fnserve.gateway.connection import ReplicaConnection
 from fnserve.gateway.http import (
     Receive,
@@ -27,11 +34,15 @@ from fnserve.gateway.http import (
     send_error,
     send_json,
 )
-from fnserve.store import ServiceState
+from fnserve.gateway.router import FunctionRoute
+from fnserve.store import DeploymentState
 
 logger = logging.getLogger("fnserve.gateway")
 
 _HEALTHY = orjson.dumps({"status": "healthy"})
+# Pinning a call to one version: `/{prefix}/-/versions/2/hello`, or the header `fnserve-version: 2`.
+VERSION_PATH = "/-/versions/"
+VERSION_HEADER = b"fnserve-version"
 
 
 class Gateway:
@@ -56,7 +67,8 @@ class Gateway:
         resolved = self.supervisor.prefixes.resolve(scope["path"])
         if resolved is None:
             raise NotFound(f"No service at {scope['path']!r}; GET /-/routes lists the route prefixes")
-        live, rest = resolved
+        function, rest = resolved
+        live, rest = self._version(function, rest, scope)
         method = scope["method"]
         if rest == "/ping" and method in ("GET", "POST"):
             self._pick(live)
@@ -84,20 +96,43 @@ class Gateway:
             watch.stop()
         await send_json(send, 200, result, request_id)
 
-    def _pick(self, live: LiveService) -> ReplicaConnection:
+    @staticmethod
+    def _version(function: FunctionRoute[LiveDeployment], rest: str, scope: Scope) -> tuple[LiveDeployment, str]:
+        """The version that serves this call: pinned by path (`/-/versions/N/...`) or by the `fnserve-version`
+        header, else picked among the ACTIVE versions by weight."""
+        pinned: bytes | str | None = None
+        if rest.startswith(VERSION_PATH):
+            pinned, _, tail = rest[len(VERSION_PATH) :].partition("/")
+            rest = "/" + tail
+        else:
+            pinned = header(scope, VERSION_HEADER)
+        if pinned is None:
+            live = function.pick()
+            if live is None:
+                raise NoReplicasAvailable(f"Function {function.name!r} has no deployed version; deploy one")
+            return live, rest
+        text = pinned.decode("latin-1") if isinstance(pinned, bytes) else pinned
+        if not text.isdigit() or len(text) > 9:
+            raise InvalidRequest(f"version {text[:20]!r} is not a version number; pin a version like 2")
+        live = function.version(int(text))
+        if live is None:
+            deployed = ", ".join(str(n) for n in sorted(function.by_number)) or "none"
+            raise NotFound(f"Function {function.name!r} has no deployed version {text} (deployed: {deployed})")
+        return live, rest
+
+    def _pick(self, live: LiveDeployment) -> ReplicaConnection:
         connection = live.picker.pick(live.ready)
         if connection is not None:
             return connection
-        name, state = live.spec.name, live.state
-        if state is ServiceState.error:
+        state = live.state
+        if state is DeploymentState.error:
             raise DeploymentFailed(
-                f"Service {name!r} is in ERROR: {(live.reason or 'unknown').splitlines()[0]}; "
-                f"see `fnserve ls` and the replica logs, fix the code and deploy again"
+                f"{live.label} is in ERROR: {(live.reason or 'unknown').splitlines()[0]}; "
+                f"see `fnserve status {live.name}` and the replica logs, fix the code and deploy again"
             )
-        wanted = live.spec.replicas
         raise NoReplicasAvailable(
-            f"Service {name!r} has 0 of {wanted} replicas ready (state {state.value}); "
-            + ("retry in a moment" if state is not ServiceState.inactive else "deploy it again")
+            f"{live.label} has 0 of {live.desired} replicas ready (state {state.value}); "
+            + ("retry in a moment" if state is not DeploymentState.inactive else "deploy it again")
         )
 
     async def _stream(

@@ -117,3 +117,76 @@ class PrefixTable(Generic[T]):
                 return None
             cut = candidate.rfind("/")
             candidate = candidate[:cut] or "/"
+
+
+class Servable(Protocol):
+    @property
+    def weight(self) -> int: ...
+
+    @property
+    def serving(self) -> bool:
+        """ACTIVE: eligible for function-level traffic."""
+        ...
+
+    @property
+    def ready_count(self) -> int: ...
+
+
+S = TypeVar("S", bound=Servable)
+
+
+class FunctionRoute(Generic[S]):
+    """The deployed versions of one function behind its route prefix, and which one gets the next call.
+
+    Function-level calls are spread over the ACTIVE versions by weight (smooth weighted round-robin, as
+    nginx does); a call pinned to a version only reaches that version.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.by_number: dict[int, S] = {}
+        self._serving: list[S] = []
+        self._credit: dict[int, int] = {}
+
+    @property
+    def empty(self) -> bool:
+        return not self.by_number
+
+    def add(self, number: int, deployment: S) -> None:
+        self.by_number[number] = deployment
+        self.refresh()
+
+    def remove(self, number: int) -> None:
+        self.by_number.pop(number, None)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the ACTIVE set; call after any state or weight change."""
+        self._serving = [d for _, d in sorted(self.by_number.items()) if d.serving and d.weight > 0]
+        self._credit = {id(d): 0 for d in self._serving}
+
+    def version(self, number: int) -> S | None:
+        return self.by_number.get(number)
+
+    def pick(self) -> S | None:
+        """The version for the next function-level call: ACTIVE ones with a ready replica first."""
+        serving = self._serving
+        if len(serving) <= 1:
+            return serving[0] if serving else self._fallback()
+        candidates = [d for d in serving if d.ready_count > 0] or serving
+        total = 0
+        best: S | None = None
+        credit = self._credit
+        for deployment in candidates:
+            key = id(deployment)
+            credit[key] = credit.get(key, 0) + deployment.weight
+            total += deployment.weight
+            if best is None or credit[key] > credit[id(best)]:
+                best = deployment
+        assert best is not None
+        credit[id(best)] -= total
+        return best
+
+    def _fallback(self) -> S | None:
+        """No ACTIVE version: the newest one, so the caller learns why (DEPLOYING, ERROR)."""
+        return self.by_number[max(self.by_number)] if self.by_number else None

@@ -1,0 +1,329 @@
+"""Functions, versions and deployments as the store keeps them.
+
+A function is a name; each upload adds an immutable version; a version runs when it has a
+deployment that is not INACTIVE. `StateStore` is synchronous SQLAlchemy (async callers run it in a
+thread): SQLite in WAL mode by default, PostgreSQL (or any SQLAlchemy URL) otherwise. The schema is
+brought up to date by the Alembic migrations when the store opens.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from fnserve.errors import NotFound, ServiceExists, ServiceNotFound
+from fnserve.spec import DeploymentSpec, ServiceSpec
+from fnserve.store.migrate import upgrade
+from fnserve.store.tables import deployments, functions, versions
+
+
+class DeploymentState(enum.StrEnum):
+    """States of a deployment, as NVCF names them on the wire."""
+
+    inactive = "INACTIVE"
+    deploying = "DEPLOYING"
+    active = "ACTIVE"
+    error = "ERROR"
+
+
+RUNNING_STATES = (DeploymentState.deploying, DeploymentState.active)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+@dataclass(frozen=True)
+class FunctionRecord:
+    function_id: str
+    name: str
+    description: str
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    version_id: str
+    function_id: str
+    number: int
+    spec: ServiceSpec
+    code_kind: str  # "archive" (a project folder) or "pickle" (sent from Python)
+    code_sha256: str
+    entrypoint: str | None
+    init_sha256: str | None
+    api: dict[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    deployment_id: str
+    version_id: str
+    function_id: str
+    state: DeploymentState
+    reason: str | None
+    spec: DeploymentSpec
+    created_at: datetime
+    updated_at: datetime
+
+
+def _function(row: Any) -> FunctionRecord:
+    return FunctionRecord(
+        function_id=row.function_id,
+        name=row.name,
+        description=row.description,
+        tags=orjson.loads(row.tags),
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
+def _version(row: Any) -> VersionRecord:
+    return VersionRecord(
+        version_id=row.version_id,
+        function_id=row.function_id,
+        number=row.number,
+        spec=ServiceSpec.model_validate_json(row.spec),
+        code_kind=row.code_kind,
+        code_sha256=row.code_sha256,
+        entrypoint=row.entrypoint,
+        init_sha256=row.init_sha256,
+        api=orjson.loads(row.api) if row.api else None,
+        created_at=_aware(row.created_at),
+    )
+
+
+def _deployment(row: Any) -> DeploymentRecord:
+    return DeploymentRecord(
+        deployment_id=row.deployment_id,
+        version_id=row.version_id,
+        function_id=row.function_id,
+        state=DeploymentState(row.state),
+        reason=row.reason,
+        spec=DeploymentSpec.model_validate_json(row.spec),
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
+def _enable_sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class StateStore:
+    """Functions, versions and deployments in a SQL database."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _enable_sqlite_wal)
+        upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- functions and versions ---------------------------------------------------------------------------
+
+    def add_version(
+        self,
+        spec: ServiceSpec,
+        *,
+        code_kind: str,
+        code_sha256: str,
+        entrypoint: str | None,
+        init_sha256: str | None,
+        tags: list[str] | None = None,
+    ) -> tuple[FunctionRecord, VersionRecord]:
+        """Register a version of the function `spec.name`, creating the function on its first version."""
+        now = utcnow()
+        with self.engine.begin() as connection:
+            row = connection.execute(sa.select(functions).where(functions.c.name == spec.name)).first()
+            if row is None:
+                function_id = _new_id("fn")
+                connection.execute(
+                    functions.insert().values(
+                        function_id=function_id,
+                        name=spec.name,
+                        description=spec.description,
+                        tags=orjson.dumps(tags or []).decode(),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                number = 1
+            else:
+                function_id = row.function_id
+                values: dict[str, Any] = {"description": spec.description, "updated_at": now}
+                if tags is not None:
+                    values["tags"] = orjson.dumps(tags).decode()
+                connection.execute(functions.update().where(functions.c.function_id == function_id).values(**values))
+                latest = connection.execute(
+                    sa.select(sa.func.max(versions.c.number)).where(versions.c.function_id == function_id)
+                ).scalar()
+                number = (latest or 0) + 1
+            version_id = _new_id("ver")
+            connection.execute(
+                versions.insert().values(
+                    version_id=version_id,
+                    function_id=function_id,
+                    number=number,
+                    spec=spec.model_dump_json(),
+                    code_kind=code_kind,
+                    code_sha256=code_sha256,
+                    entrypoint=entrypoint,
+                    init_sha256=init_sha256,
+                    created_at=now,
+                )
+            )
+        return self.get_function(function_id), self.get_version(function_id, version_id)
+
+    def get_function(self, name_or_id: str) -> FunctionRecord:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(functions).where(
+                    sa.or_(functions.c.function_id == name_or_id, functions.c.name == name_or_id)
+                )
+            ).first()
+        if row is None:
+            raise ServiceNotFound(f"No function named {name_or_id!r}; list them with `fnserve ls`")
+        return _function(row)
+
+    def list_functions(self) -> list[FunctionRecord]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(functions).order_by(functions.c.created_at)).all()
+        return [_function(row) for row in rows]
+
+    def list_versions(self, function_id: str) -> list[VersionRecord]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(versions).where(versions.c.function_id == function_id).order_by(versions.c.number)
+            ).all()
+        return [_version(row) for row in rows]
+
+    def get_version(self, function_id: str, version: str | int) -> VersionRecord:
+        """A version by id or by number (`3` or `"3"`), within one function."""
+        condition = (
+            versions.c.number == int(version)
+            if isinstance(version, int) or str(version).isdigit()
+            else versions.c.version_id == version
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(versions).where(versions.c.function_id == function_id, condition)
+            ).first()
+        if row is None:
+            raise NotFound(f"Function {function_id} has no version {version!r}; list them with `fnserve versions`")
+        return _version(row)
+
+    def set_version_api(self, version_id: str, api: dict[str, Any]) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                versions.update().where(versions.c.version_id == version_id).values(api=orjson.dumps(api).decode())
+            )
+
+    def delete_version(self, version: VersionRecord) -> None:
+        """Remove a version that is not deployed (`ServiceExists` 409 otherwise)."""
+        with self.engine.begin() as connection:
+            deployment = connection.execute(
+                sa.select(deployments).where(deployments.c.version_id == version.version_id)
+            ).first()
+            if deployment is not None and deployment.state != DeploymentState.inactive:
+                raise ServiceExists(
+                    f"version {version.number} is deployed ({deployment.state}); undeploy it first "
+                    f"(DELETE /v1/deployments/functions/{version.function_id}/versions/{version.version_id})"
+                )
+            connection.execute(deployments.delete().where(deployments.c.version_id == version.version_id))
+            connection.execute(versions.delete().where(versions.c.version_id == version.version_id))
+
+    # -- deployments ---------------------------------------------------------------------------------------------
+
+    def create_deployment(self, version: VersionRecord, spec: DeploymentSpec) -> DeploymentRecord:
+        """Deploy a version: DEPLOYING. A version already deployed (not INACTIVE) is a conflict (409)."""
+        now = utcnow()
+        values = {"state": DeploymentState.deploying.value, "reason": None, "spec": spec.model_dump_json()}
+        with self.engine.begin() as connection:
+            existing = connection.execute(
+                sa.select(deployments).where(deployments.c.version_id == version.version_id)
+            ).first()
+            if existing is not None and existing.state != DeploymentState.inactive:
+                raise ServiceExists(
+                    f"version {version.number} is already deployed ({existing.state}); update it with PUT, "
+                    "or undeploy it first"
+                )
+            if existing is None:
+                connection.execute(
+                    deployments.insert().values(
+                        deployment_id=_new_id("dep"),
+                        version_id=version.version_id,
+                        function_id=version.function_id,
+                        created_at=now,
+                        updated_at=now,
+                        **values,
+                    )
+                )
+            else:
+                connection.execute(
+                    deployments.update()
+                    .where(deployments.c.version_id == version.version_id)
+                    .values(updated_at=now, **values)
+                )
+        deployment = self.get_deployment(version.version_id)
+        assert deployment is not None
+        return deployment
+
+    def get_deployment(self, version_id: str) -> DeploymentRecord | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(deployments).where(deployments.c.version_id == version_id)).first()
+        return None if row is None else _deployment(row)
+
+    def list_deployments(self, function_id: str | None = None) -> list[DeploymentRecord]:
+        query = sa.select(deployments).order_by(deployments.c.created_at)
+        if function_id is not None:
+            query = query.where(deployments.c.function_id == function_id)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [_deployment(row) for row in rows]
+
+    def update_deployment(self, version_id: str, spec: DeploymentSpec) -> DeploymentRecord:
+        with self.engine.begin() as connection:
+            connection.execute(
+                deployments.update()
+                .where(deployments.c.version_id == version_id)
+                .values(spec=spec.model_dump_json(), updated_at=utcnow())
+            )
+        deployment = self.get_deployment(version_id)
+        assert deployment is not None
+        return deployment
+
+    def set_deployment_state(self, version_id: str, state: DeploymentState, reason: str | None) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                deployments.update()
+                .where(deployments.c.version_id == version_id)
+                .values(state=state.value, reason=reason, updated_at=utcnow())
+            )
