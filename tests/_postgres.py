@@ -60,7 +60,8 @@ def start_postgres(tmp_dir: Path) -> str:
         errors.append(started.stderr.strip())
         if "Address already in use" not in started.stderr:
             break
-    raise RuntimeError(f"scripts/postgres.sh start failed in {cluster_dir}:\n" + "\n".join(errors))
+    _run_script("stop", str(cluster_dir))  # in case it failed after the server came up (createdb); keep the files
+    raise RuntimeError(f"scripts/postgres.sh start failed; its files are in {cluster_dir}:\n" + "\n".join(errors))
 
 
 def stop_postgres(tmp_dir: Path) -> None:

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _postgres import postgres_unavailable_reason, start_postgres, stop_postgres
 
 from fnserve.client.api import Client
 from fnserve.testing import run_server
 
 APPS = Path(__file__).parent / "apps"
+sys.path.insert(0, str(Path(__file__).parent))
 EXAMPLES = Path(__file__).parent.parent / "examples"
 sys.path.insert(0, str(APPS))
 sys.path.insert(0, str(EXAMPLES))
@@ -46,3 +48,18 @@ def echo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with fs.deploy(echo, url=url)() as deployment:
             deployment.wait(timeout_s=30)
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One throwaway PostgreSQL cluster for the session (or FNSERVE_TEST_POSTGRES_URL); skips with the reason
+    when PostgreSQL is not installed (`scripts/postgres.sh install` installs it; `.ci/run` does)."""
+    reason = postgres_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    tmp_dir = tmp_path_factory.mktemp("postgres")
+    url = start_postgres(tmp_dir)
+    try:
+        yield url
+    finally:
+        stop_postgres(tmp_dir)

@@ -6,21 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from _postgres import postgres_unavailable_reason, start_postgres, stop_postgres
-
-
-@pytest.fixture(scope="module")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One throwaway cluster for this module (or FNSERVE_TEST_POSTGRES_URL), stopped after its last test."""
-    reason = postgres_unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    tmp_dir = tmp_path_factory.mktemp("postgres")
-    url = start_postgres(tmp_dir)
-    try:
-        yield url
-    finally:
-        stop_postgres(tmp_dir)
 
 
 @pytest.fixture

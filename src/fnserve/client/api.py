@@ -118,6 +118,11 @@ class Client:
         result: dict[str, Any] = self._json("DELETE", f"/v1/services/{name_or_id}")
         return result
 
+    def rollback(self, name_or_id: str, to: int | None = None) -> dict[str, Any]:
+        """Serve an earlier version again (default: the previous one), blue/green."""
+        result: dict[str, Any] = self._json("POST", f"/v1/services/{name_or_id}/rollback", json={"to": to})
+        return result
+
     def health(self) -> bool:
         try:
             return self._http.get("/-/healthz", timeout=2.0).status_code == 200

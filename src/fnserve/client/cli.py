@@ -111,14 +111,24 @@ def wait_with_progress(deployment: Deployment, timeout_s: float) -> Deployment:
             time.sleep(0.05)
 
 
-def deploy_target(client: Client, target: str, *, replicas: int | None, init: dict[str, Any], timeout_s: float) -> int:
+def deploy_target(
+    client: Client,
+    target: str,
+    *,
+    replicas: int | None,
+    init: dict[str, Any],
+    timeout_s: float,
+    keep_old: bool = False,
+) -> int:
     """Deploy one `file.py[:service]` and print its panel; returns 0 on ACTIVE, 1 otherwise."""
     from fnserve.sdk.deploy import deploy_project
     from fnserve.sdk.loader import load_target
 
     service, root, entrypoint = load_target(target)
     with console.status(f"Uploading [bold]{service.name}[/] from {root}…"):
-        deployment = deploy_project(service, root, entrypoint, client=client, init_kwargs=init, replicas=replicas)
+        deployment = deploy_project(
+            service, root, entrypoint, client=client, init_kwargs=init, replicas=replicas, keep_old=keep_old
+        )
     wait_with_progress(deployment, timeout_s)
     print_deployment(deployment._info)
     if deployment.state != "ACTIVE":
@@ -151,15 +161,26 @@ def deploy(
     replicas: Annotated[int | None, typer.Option(help="Override the service's replica count.")] = None,
     init: Annotated[str, typer.Option(help="Initializer keyword arguments as a JSON object.")] = "{}",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for ACTIVE.")] = 120.0,
+    keep_old: Annotated[
+        bool,
+        typer.Option("--keep-old", help="Keep the running versions too (traffic split) instead of replacing them."),
+    ] = False,
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:
-    """Upload a service's project folder and start it; shows progress, then its URL and a curl to try."""
+    """Upload a service's project folder and start it as a new version; shows progress, then its URL and a curl.
+
+    A service already running keeps serving until the new version is ACTIVE, then drains and stops (blue/green).
+    """
     init_kwargs = _json_object(init, "--init")
     with Client(url, api_key=api_key) as client:
         _require_server(client)
         raise typer.Exit(
-            _guard(lambda: deploy_target(client, target, replicas=replicas, init=init_kwargs, timeout_s=timeout))
+            _guard(
+                lambda: deploy_target(
+                    client, target, replicas=replicas, init=init_kwargs, timeout_s=timeout, keep_old=keep_old
+                )
+            )
         )
 
 
@@ -213,6 +234,67 @@ def invoke(
                 console.print_json(orjson.dumps(result).decode())
 
         _guard(run)
+
+
+@app.command()
+def versions(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
+    """List a service's versions with their states, traffic weights and ready replicas."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        info = _guard(lambda: client.get_service(name))
+    console.print(versions_table(info))
+
+
+@app.command()
+def rollback(
+    name: str,
+    to: Annotated[int | None, typer.Option("--to", help="The version to serve [default: the previous one].")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for ACTIVE.")] = 120.0,
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
+    """Serve an earlier version again; the current one drains once it is ACTIVE (blue/green)."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        deployment = Deployment(client, _guard(lambda: client.rollback(name, to)))
+        wait_with_progress(deployment, timeout)
+        print_deployment(deployment._info)
+    raise typer.Exit(0 if deployment.state == "ACTIVE" else 1)
+
+
+@app.command()
+def status(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
+    """A service's versions, replicas, states and reasons."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        info = _guard(lambda: client.get_service(name))
+    print_deployment(info)
+    console.print(versions_table(info))
+    replicas = Table("REPLICA", "STATE", "PID", "IN FLIGHT", "REASON", title=f"Replicas of version {info['version']}")
+    for replica in info["replicas"]:
+        replicas.add_row(
+            replica["replica_id"],
+            replica["state"],
+            str(replica["pid"]),
+            str(replica["in_flight"]),
+            escape(replica["reason"] or ""),
+        )
+    console.print(replicas)
+
+
+def versions_table(info: dict[str, Any]) -> Table:
+    table = Table("VERSION", "ID", "STATE", "WEIGHT", "READY", title=f"Versions of {info['name']}")
+    for version in info["versions"]:
+        current = " (current)" if version["version"] == info["version"] else ""
+        weight = "" if version["weight"] is None else str(version["weight"])
+        table.add_row(
+            f"{version['version']}{current}",
+            version["version_id"],
+            version["state"],
+            weight,
+            str(version["replicas_ready"]),
+        )
+    return table
 
 
 @app.command()

@@ -23,6 +23,7 @@ from fnserve.controlplane.schemas import (
     InstanceTypeInfo,
     RegisteredVersion,
     ReplicaInfo,
+    RollbackRequest,
     ServiceInfo,
     ServiceVersionSummary,
     VersionInfo,
@@ -107,6 +108,10 @@ class ControlPlane:
         running = [
             v for v in versions if self.state_of(v, deployments.get(v.version_id)) is not DeploymentState.inactive
         ]
+        # The current version is the one deployed last (after a rollback, an older number).
+        running.sort(
+            key=lambda v: deployments[v.version_id].deployed_at if v.version_id in deployments else v.created_at
+        )
         current = running[-1] if running else versions[-1]
         deployment = deployments.get(current.version_id)
         live = self.supervisor.live(current.version_id)
@@ -271,6 +276,28 @@ def build_router(plane: ControlPlane) -> APIRouter:
     async def get_service(name_or_id: str, request: Request) -> ServiceInfo:
         """One function as a service: its current version's state, replicas and endpoints, and every version."""
         function = await asyncio.to_thread(store.get_function, name_or_id)
+        return await asyncio.to_thread(plane.service_info, function, str(request.base_url))
+
+    @router.post("/services/{name_or_id}/rollback", response_model=ServiceInfo, tags=["services"])
+    async def rollback_service(name_or_id: str, request: Request, body: RollbackRequest) -> ServiceInfo:
+        """Deploy an earlier version again (`to`, default: the one before the current) and retire the others once
+        it is ACTIVE (blue/green). 404 when there is no such version, 409 when it is the one already serving."""
+        function = await asyncio.to_thread(store.get_function, name_or_id)
+        current = await asyncio.to_thread(plane.service_info, function, str(request.base_url))
+        if body.to is None:
+            earlier = [v.version for v in current.versions if v.version < current.version]
+            if not earlier:
+                raise NotFound(f"{function.name} has no version before {current.version} to roll back to")
+            target = max(earlier)
+        else:
+            target = body.to
+        version = await asyncio.to_thread(store.get_version, function.function_id, target)
+        live_now = supervisor.live_of(function.function_id)
+        if any(live.version.version_id == version.version_id for live in live_now):
+            raise ServiceExists(f"version {target} is already deployed; nothing to roll back")
+        replicas = version.spec.replicas
+        spec = DeploymentSpec(min_instances=replicas, max_instances=max(1, replicas))
+        await plane.deploy(function, version, spec, replaces=[live.version.version_id for live in live_now])
         return await asyncio.to_thread(plane.service_info, function, str(request.base_url))
 
     @router.delete("/services/{name_or_id}", response_model=ServiceInfo, tags=["services"])

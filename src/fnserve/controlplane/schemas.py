@@ -41,6 +41,10 @@ class DeployRequest(VersionRequest):
     )
 
 
+class RollbackRequest(BaseModel):
+    to: int | None = Field(default=None, ge=1, description="the version to serve again (default: the previous one)")
+
+
 class EndpointInfo(BaseModel):
     method: str
     path: str

@@ -57,6 +57,7 @@ def deploy_project(
     init_args: tuple[Any, ...] = (),
     init_kwargs: dict[str, Any] | None = None,
     replicas: int | None = None,
+    keep_old: bool = False,
 ) -> Deployment:
     """Deploy a service from a project folder: the folder is zipped, uploaded (once per content) and imported
     on the replica as `entrypoint`. What `fnserve deploy app.py:service` does."""
@@ -71,6 +72,7 @@ def deploy_project(
         init=init,
         entrypoint=entrypoint,
         replicas=replicas,
+        keep_old=keep_old,
     )
 
 
@@ -83,7 +85,10 @@ def submit(
     init: bytes | None,
     entrypoint: str | None = None,
     replicas: int | None = None,
+    keep_old: bool = False,
 ) -> Deployment:
+    """Upload the code (skipped when the server has it), add a version and deploy it. Unless `keep_old`, the
+    versions already running keep serving until this one is ACTIVE, then stop (blue/green)."""
     spec = service.spec if replicas is None else service.spec.model_copy(update={"replicas": replicas})
     code_sha256 = client.upload(code)
     init_sha256 = client.upload(init) if init is not None else None
@@ -92,6 +97,7 @@ def submit(
             "spec": spec.model_dump(mode="json"),
             "code": {"kind": code_kind, "sha256": code_sha256, "entrypoint": entrypoint},
             "init_sha256": init_sha256,
+            "keep_old": keep_old,
         }
     )
     return Deployment(client, info)

@@ -82,6 +82,7 @@ class DeploymentRecord:
     reason: str | None
     spec: DeploymentSpec
     created_at: datetime
+    deployed_at: datetime
     updated_at: datetime
 
 
@@ -120,6 +121,7 @@ def _deployment(row: Any) -> DeploymentRecord:
         reason=row.reason,
         spec=DeploymentSpec.model_validate_json(row.spec),
         created_at=_aware(row.created_at),
+        deployed_at=_aware(row.deployed_at),
         updated_at=_aware(row.updated_at),
     )
 
@@ -133,10 +135,19 @@ def _enable_sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def driver_url(url: str) -> str:
+    """`postgresql://` means psycopg 3 here, whatever SQLAlchemy's default driver for it is."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url
+
+
 class StateStore:
     """Functions, versions and deployments in a SQL database."""
 
     def __init__(self, url: str) -> None:
+        url = driver_url(url)
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
@@ -265,7 +276,12 @@ class StateStore:
     def create_deployment(self, version: VersionRecord, spec: DeploymentSpec) -> DeploymentRecord:
         """Deploy a version: DEPLOYING. A version already deployed (not INACTIVE) is a conflict (409)."""
         now = utcnow()
-        values = {"state": DeploymentState.deploying.value, "reason": None, "spec": spec.model_dump_json()}
+        values = {
+            "state": DeploymentState.deploying.value,
+            "reason": None,
+            "spec": spec.model_dump_json(),
+            "deployed_at": now,
+        }
         with self.engine.begin() as connection:
             existing = connection.execute(
                 sa.select(deployments).where(deployments.c.version_id == version.version_id)

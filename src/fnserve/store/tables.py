@@ -43,5 +43,6 @@ deployments = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("spec", sa.Text, nullable=False),  # DeploymentSpec JSON
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("deployed_at", sa.DateTime(timezone=True), nullable=False),  # the last (re)deploy; newest is current
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
