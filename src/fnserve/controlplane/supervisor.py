@@ -415,6 +415,10 @@ class Supervisor:
         if process is None:
             return
         replica.state = ReplicaState.stopping
+        if replica.connection is not None:
+            replica.connection.stopped_because = (
+                f"{replica.label} was stopped (undeployed or replaced) while handling the request; call again"
+            )
         if graceful:
             if replica.connection is not None:
                 replica.connection.shutdown()

@@ -50,6 +50,8 @@ class ReplicaConnection(asyncio.Protocol):
         self.initialized: asyncio.Future[dict[str, Any]] = loop.create_future()
         # A replica that dies before anyone awaits `initialized` must not log "exception never retrieved".
         self.initialized.add_done_callback(lambda future: future.cancelled() or future.exception())
+        # Set when the server stops the replica on purpose: what callers cut off by it are told.
+        self.stopped_because: str | None = None
         # Called the moment the connection drops, before any request can pick this replica again.
         self.on_lost: Callable[[], None] | None = None
 
@@ -61,7 +63,8 @@ class ReplicaConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         crash = ReplicaCrashed(
-            f"{self.label} died while handling the request; it is being replaced, so retrying may succeed"
+            self.stopped_because
+            or f"{self.label} died while handling the request; it is being replaced, so retrying may succeed"
         )
         for future in self._calls.values():
             if not future.done():
