@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _MEMORY_UNITS = {
@@ -52,10 +53,10 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]*)")
 
 def parse_memory(value: int | float | str, *, field: str = "memory") -> int:
     """Bytes from `1073741824`, `"1GB"`, `"512 MiB"`. Raises ValueError naming the value and the fix."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"`{field}` must be a size like '4GB' or a number of bytes, got {value!r}")
     if isinstance(value, int | float):
-        amount, unit = float(value), ""
+        amount, unit = value, ""
     else:
         match = _QUANTITY.match(value)
         if match is None or match.group(2).lower() not in _MEMORY_UNITS:
@@ -64,17 +65,21 @@ def parse_memory(value: int | float | str, *, field: str = "memory") -> int:
                 f"known units: {', '.join(sorted({u.upper() for u in _MEMORY_UNITS if u}))}"
             )
         amount, unit = float(match.group(1)), match.group(2).lower()
-    if amount <= 0:
-        raise ValueError(f"`{field}` must be > 0, got {value!r}")
-    return int(amount * _MEMORY_UNITS[unit])
+    size = amount * _MEMORY_UNITS[unit]
+    if not 0 < size < math.inf:  # NaN and infinity too: Python's JSON parser accepts both
+        raise ValueError(f"`{field}` must be > 0 and finite, got {value!r}")
+    return int(size)
 
 
 def parse_duration(value: int | float | str, *, field: str = "time_limit") -> float:
     """Seconds from `90`, `"90s"`, `"30 minutes"`, `"2h"`, `"1h 30m"`. Raises ValueError naming the fix."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"`{field}` must be a duration like '30 minutes' or a number of seconds, got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond a float's range
+            seconds = math.inf
     else:
         text = value.strip().lower()
         parts = _DURATION_PART.findall(text)
@@ -84,6 +89,6 @@ def parse_duration(value: int | float | str, *, field: str = "time_limit") -> fl
                 f"`{field}` must be a duration like '90s', '30 minutes', '2h' or a number of seconds, got {value!r}"
             )
         seconds = sum(float(amount) * _DURATION_UNITS[unit or "s"] for amount, unit in parts)
-    if seconds <= 0:
-        raise ValueError(f"`{field}` must be > 0, got {value!r}; use None for no limit")
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"`{field}` must be > 0 and finite, got {value!r}; use None for no limit")
     return seconds

@@ -8,7 +8,7 @@ with a message that names the value and the fix.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, Never
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -73,8 +73,9 @@ class Resources(_Spec):
         memory: int | str | None = None,
         num_gpus: float = 0,
         gpu_type: str | None = None,
+        **unknown: Never,  # pydantic passes unknown keys here: they must fail as SpecError (422), not TypeError (500)
     ) -> None:
-        super().__init__(num_cpus=num_cpus, memory=memory, num_gpus=num_gpus, gpu_type=gpu_type)
+        super().__init__(num_cpus=num_cpus, memory=memory, num_gpus=num_gpus, gpu_type=gpu_type, **unknown)
 
     @field_validator("memory", mode="before")
     @classmethod

@@ -81,6 +81,8 @@ def test_deployment_lifecycle_and_conflicts(store: StateStore) -> None:
     store.set_deployment_state(version_id, DeploymentState.inactive, "undeployed")
     store.delete_version(version)
     assert store.list_versions(function_id) == []
+    _, replacement = add(store)
+    assert store.get_version(function_id, replacement).number == 2  # numbers are never reused
 
 
 def test_store_reopens_with_everything_kept(store_url: str, store: StateStore) -> None:

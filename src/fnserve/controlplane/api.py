@@ -7,6 +7,7 @@ exception handler, never here.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 
@@ -18,6 +19,7 @@ from fnserve.controlplane.schemas import (
     DeploymentInfo,
     DeployRequest,
     EndpointInfo,
+    ErrorResponse,
     FunctionInfo,
     GpuInfo,
     InstanceTypeInfo,
@@ -222,7 +224,12 @@ def _replicas(live: LiveDeployment | None) -> list[ReplicaInfo]:
 
 
 def build_router(plane: ControlPlane) -> APIRouter:
-    router = APIRouter(prefix="/v1")
+    # Every error is the one envelope; declaring it here also replaces FastAPI's `{"detail": ...}` 422 schema.
+    errors: dict[int | str, dict[str, Any]] = {
+        "4XX": {"model": ErrorResponse, "description": "Client error"},
+        "5XX": {"model": ErrorResponse, "description": "Server error"},
+    }
+    router = APIRouter(prefix="/v1", responses=errors)
     store, supervisor, artifacts = plane.store, plane.supervisor, plane.artifacts
 
     @router.put("/artifacts/{sha256}", response_model=ArtifactInfo, status_code=201, tags=["artifacts"])

@@ -137,6 +137,19 @@ class ServiceInfo(BaseModel):
     updated_at: datetime
 
 
+class ErrorBody(BaseModel):
+    code: str = Field(description="a stable error code, e.g. 'service_not_found' (see fnserve.errors)")
+    message: str
+    request_id: str = Field(description="the same id as the `x-request-id` header; the server log has it too")
+    details: dict[str, Any] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx and 5xx answer (rendered by the server's one exception handler)."""
+
+    error: ErrorBody
+
+
 class ArtifactInfo(BaseModel):
     sha256: str
     size: int

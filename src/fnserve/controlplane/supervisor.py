@@ -126,7 +126,10 @@ class LiveDeployment:
         self.ready = [
             replica.connection
             for replica in self.replicas.values()
-            if replica.state is ReplicaState.ready and replica.connection is not None and replica.connection.is_open
+            if replica.state is ReplicaState.ready
+            and not replica.retiring  # being scaled down: it gets SHUTDOWN next, so no new call may pick it
+            and replica.connection is not None
+            and replica.connection.is_open
         ]
 
     @property
@@ -263,9 +266,12 @@ class Supervisor:
                 route.remove(live.version.number)
                 if route.empty:
                     self.prefixes.remove(live.spec.route_prefix)
-            await self._stop_deployment(live, graceful=graceful)
+            # INACTIVE from the moment it leaves the route, while its replicas drain.
             live.state, live.reason = DeploymentState.inactive, reason
-        await asyncio.to_thread(self.store.set_deployment_state, version_id, DeploymentState.inactive, reason)
+            await asyncio.to_thread(self.store.set_deployment_state, version_id, DeploymentState.inactive, reason)
+            await self._stop_deployment(live, graceful=graceful)
+        else:
+            await asyncio.to_thread(self.store.set_deployment_state, version_id, DeploymentState.inactive, reason)
 
     def _background_task(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -372,7 +378,7 @@ class Supervisor:
         replica.ready_at = time.time()
         replica.reason = None
         replica.api = api
-        if live.stopping:
+        if live.stopping or replica.retiring:  # stopped while it was starting
             self._stop_replica_soon(replica)
             return
         live.refresh_ready()
@@ -458,8 +464,9 @@ class Supervisor:
             retired, live.replaces = live.replaces, []
             for version_id in retired:
                 old = self.deployments.get(version_id)
-                if old is not None and route is not None:
-                    route.remove(old.version.number)
+                old_route = self.prefixes.get(old.spec.route_prefix) if old is not None else None
+                if old is not None and old_route is not None:
+                    old_route.remove(old.version.number)
                 self._background_task(self.undeploy(version_id, reason=f"replaced by version {live.version.number}"))
         if route is not None:
             route.refresh()

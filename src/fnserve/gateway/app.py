@@ -112,7 +112,7 @@ class Gateway:
                 raise NoReplicasAvailable(f"Function {function.name!r} has no deployed version; deploy one")
             return live, rest
         text = pinned.decode("latin-1") if isinstance(pinned, bytes) else pinned
-        if not text.isdigit() or len(text) > 9:
+        if not (text.isascii() and text.isdigit()) or len(text) > 9:  # int() refuses some digits, like '²'
             raise InvalidRequest(f"version {text[:20]!r} is not a version number; pin a version like 2")
         live = function.version(int(text))
         if live is None:

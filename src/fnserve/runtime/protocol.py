@@ -108,3 +108,8 @@ class FrameWriter:
         self._pending.clear()
         if not self._transport.is_closing():
             self._transport.write(frames)
+
+    def flush(self) -> None:
+        """Write the queued frames now; call it before closing the transport, which would drop them."""
+        if self._pending:
+            self._flush()

@@ -206,6 +206,8 @@ class ReplicaServer(asyncio.Protocol):
             pending = [asyncio.wrap_future(c) if isinstance(c, Future) else c for c in self.calls.values()]
             await asyncio.gather(*pending, return_exceptions=True)
             await asyncio.sleep(0)  # let finish_call callbacks, queued from pool threads, run
+        if self.writer is not None:
+            self.writer.flush()  # results sent in this loop iteration are still queued; close() would drop them
         if self.transport is not None:
             self.transport.close()
 

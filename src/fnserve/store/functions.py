@@ -182,6 +182,7 @@ class StateStore:
                         name=spec.name,
                         description=spec.description,
                         tags=orjson.dumps(tags or []).decode(),
+                        versions_created=1,
                         created_at=now,
                         updated_at=now,
                     )
@@ -189,14 +190,15 @@ class StateStore:
                 number = 1
             else:
                 function_id = row.function_id
-                values: dict[str, Any] = {"description": spec.description, "updated_at": now}
+                number = row.versions_created + 1
+                values: dict[str, Any] = {
+                    "description": spec.description,
+                    "updated_at": now,
+                    "versions_created": number,
+                }
                 if tags is not None:
                     values["tags"] = orjson.dumps(tags).decode()
                 connection.execute(functions.update().where(functions.c.function_id == function_id).values(**values))
-                latest = connection.execute(
-                    sa.select(sa.func.max(versions.c.number)).where(versions.c.function_id == function_id)
-                ).scalar()
-                number = (latest or 0) + 1
             version_id = _new_id("ver")
             connection.execute(
                 versions.insert().values(
@@ -238,11 +240,11 @@ class StateStore:
 
     def get_version(self, function_id: str, version: str | int) -> VersionRecord:
         """A version by id or by number (`3` or `"3"`), within one function."""
-        condition = (
-            versions.c.number == int(version)
-            if isinstance(version, int) or str(version).isdigit()
-            else versions.c.version_id == version
-        )
+        # ASCII digits only (`int("²")` fails), and no number beyond the INTEGER column, where the driver would fail.
+        is_number = isinstance(version, int) or (str(version).isascii() and str(version).isdigit())
+        if is_number and not 0 < int(version) < 2**31:
+            raise NotFound(f"Function {function_id} has no version {version!r}; list them with `fnserve versions`")
+        condition = versions.c.number == int(version) if is_number else versions.c.version_id == version
         with self.engine.connect() as connection:
             row = connection.execute(
                 sa.select(versions).where(versions.c.function_id == function_id, condition)

@@ -13,6 +13,8 @@ functions = sa.Table(
     sa.Column("name", sa.String(63), nullable=False, unique=True),
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("tags", sa.Text, nullable=False),  # JSON list of strings
+    # Version numbers are never reused, even after the newest version is deleted: pinned callers rely on them.
+    sa.Column("versions_created", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(63), nullable=False, unique=True),
         sa.Column("description", sa.Text, nullable=False),
         sa.Column("tags", sa.Text, nullable=False),
+        sa.Column("versions_created", sa.Integer, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
