@@ -13,7 +13,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
+
+import sqlalchemy as sa
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "postgres.sh"
 URL_ENV = "FNSERVE_TEST_POSTGRES_URL"
@@ -91,3 +94,15 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def fresh_database(url: str) -> str:
+    """A new, empty database on the server at `url` (for a test that needs a store of its own); returns its URL."""
+    name = f"fnserve_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        engine.dispose()
+    return str(sa.make_url(url).set(database=name).render_as_string(hide_password=False))

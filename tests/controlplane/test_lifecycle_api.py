@@ -15,10 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
+from _postgres import fresh_database
 from api_lifecycle import api_version_one, api_version_three, api_version_two
 
 import fnserve as fs
 from fnserve.sdk.loader import dumps_by_value
+from fnserve.settings import Settings
 from fnserve.testing import run_server, wait_until
 
 HTTP_TIMEOUT = httpx.Timeout(10.0)
@@ -29,6 +31,16 @@ DEPLOY_TIMEOUT_S = 20.0
 
 def deployment_path(version: int | str) -> str:
     return f"/v1/deployments/functions/{FUNCTION}/versions/{version}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The whole lifecycle runs twice: on the default SQLite store and on a real PostgreSQL (a fresh database)."""
+    settings = Settings()
+    if request.param == "postgresql":
+        settings = Settings(db_url=fresh_database(request.getfixturevalue("postgres_url")))
+    with run_server(home=tmp_path / "home", settings=settings, graceful_shutdown_s=2) as url:
+        yield url
 
 
 @pytest.fixture
