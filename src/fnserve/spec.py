@@ -8,9 +8,9 @@ with a message that names the value and the fix.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Never
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from fnserve._units import parse_duration, parse_memory
 from fnserve.errors import SpecError
@@ -38,6 +38,13 @@ class _Spec(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             raise SpecError(_describe(type(self).__name__, exc)) from None
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        # Our __init__ is for Python callers (SpecError with the fix). When pydantic validates data (a request body,
+        # a nested field) it must not go through it, so that errors keep their field locations.
+        cls.__pydantic_custom_init__ = False
+        cls.model_rebuild(force=True)
 
 
 def _describe(model: str, exc: ValidationError) -> str:
@@ -73,9 +80,8 @@ class Resources(_Spec):
         memory: int | str | None = None,
         num_gpus: float = 0,
         gpu_type: str | None = None,
-        **unknown: Never,  # pydantic passes unknown keys here: they must fail as SpecError (422), not TypeError (500)
     ) -> None:
-        super().__init__(num_cpus=num_cpus, memory=memory, num_gpus=num_gpus, gpu_type=gpu_type, **unknown)
+        super().__init__(num_cpus=num_cpus, memory=memory, num_gpus=num_gpus, gpu_type=gpu_type)
 
     @field_validator("memory", mode="before")
     @classmethod
@@ -222,16 +228,24 @@ class DeploymentSpec(_Spec):
     max_request_concurrency: int = Field(default=8, ge=1, le=10_000)
     weight: int = Field(default=1, ge=0, le=1000, description="share of function-level traffic among ACTIVE versions")
 
-    @model_validator(mode="after")
-    def _check_counts(self) -> DeploymentSpec:
-        if self.max_instances < self.min_instances:
-            raise ValueError(
-                f"max_instances ({self.max_instances}) must be >= min_instances ({self.min_instances}); "
-                "raise max_instances or lower min_instances"
-            )
-        if self.instance_type is not None and self.resources is not None:
+    # Field validators (not a model validator) so a 422 names the field: `max_instances`, `resources`.
+    @field_validator("resources")
+    @classmethod
+    def _one_kind_of_hardware(cls, value: Resources | None, info: ValidationInfo) -> Resources | None:
+        if value is not None and info.data.get("instance_type") is not None:
             raise ValueError("give instance_type or resources, not both")
-        return self
+        return value
+
+    @field_validator("max_instances")
+    @classmethod
+    def _max_not_below_min(cls, value: int, info: ValidationInfo) -> int:
+        minimum = info.data.get("min_instances")
+        if minimum is not None and value < minimum:
+            raise ValueError(
+                f"max_instances ({value}) must be >= min_instances ({minimum}); raise max_instances or lower "
+                "min_instances"
+            )
+        return value
 
     def hardware(self) -> tuple[str | None, Resources | None, str | None]:
         """What may not change while the deployment runs."""
