@@ -15,6 +15,7 @@ from typing import IO
 
 import httpx
 import pytest
+from _processes import is_running
 
 from fnserve.client.api import Client
 from fnserve.testing import wait_until
@@ -53,19 +54,6 @@ def curl_url(output: str, path: str) -> str:
     match = re.search(rf"curl (?:-N )?-X \w+ (http://\S+{re.escape(path)}) ", output)
     assert match, f"no curl line for {path} in:\n{output}"
     return match.group(1)
-
-
-def is_running(pid: int) -> bool:
-    """Whether `pid` is a live process (a zombie waiting to be reaped counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class Foreground:

@@ -5,7 +5,6 @@ server restarts."""
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from _postgres import fresh_database
+from _processes import is_gone
 from api_lifecycle import api_version_one, api_version_three, api_version_two
 
 import fnserve as fs
@@ -134,14 +134,6 @@ def wait_for_state(http: httpx.Client, version: int, state: str, *, ready: int |
 
 def ready_pids(info: dict[str, Any]) -> list[int]:
     return sorted(replica["pid"] for replica in info["replicas"] if replica["state"] == "READY")
-
-
-def is_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def answered_versions(http: httpx.Client, count: int, path: str = VERSION_ENDPOINT, **headers: str) -> list[int]:

@@ -3,7 +3,6 @@ and no answer may be a 5xx, a 4xx outside the error envelope, or a response the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,9 +13,6 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.schemas import OpenApiSchema
-
-import fnserve as fs
-from fnserve.testing import run_server
 
 Case = schemathesis.Case[Any]
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
@@ -41,26 +37,15 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def fuzzed_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throwaway server with the echo service deployed: the fuzzer may undeploy or delete anything on it."""
-    from echo import echo
-
-    with run_server(home=tmp_path_factory.mktemp("fuzz-home"), graceful_shutdown_s=2) as url:
-        with fs.deploy(echo, url=url)() as deployment:
-            deployment.wait(timeout_s=30)
-        yield url
-
-
-@pytest.fixture(scope="module")
-def api_schema(fuzzed_url: str) -> OpenApiSchema:
+def api_schema(echo_url: str) -> OpenApiSchema:  # echo_url: this module's own server; the fuzzer may delete anything
     """The served OpenAPI. Half of the path parameters name the deployed function and version (by name, id or
     number), the other half are generated, so routes are exercised with both real and unknown resources."""
-    function = httpx.get(f"{fuzzed_url}/v1/functions/echo", timeout=REQUEST_TIMEOUT_S).json()
+    function = httpx.get(f"{echo_url}/v1/functions/echo", timeout=REQUEST_TIMEOUT_S).json()
     functions = ["echo", function["function_id"], "nope"]
     versions = ["1", function["versions"][0]["version_id"], "2"]
     config = schemathesis.Config.from_dict(
         {
-            "base-url": fuzzed_url,
+            "base-url": echo_url,
             "request-timeout": REQUEST_TIMEOUT_S,
             "checks": {"max_response_time": SLOW_ANSWER_S},
             "dictionaries": {"functions": {"values": functions}, "versions": {"values": versions}},
@@ -71,7 +56,7 @@ def api_schema(fuzzed_url: str) -> OpenApiSchema:
             },
         }
     )
-    return schemathesis.openapi.from_url(f"{fuzzed_url}/v1/openapi.json", config=config, timeout=REQUEST_TIMEOUT_S)
+    return schemathesis.openapi.from_url(f"{echo_url}/v1/openapi.json", config=config, timeout=REQUEST_TIMEOUT_S)
 
 
 def error_envelope(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: Case) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _processes import is_gone
 from broken_init import not_a_dict, raises
 from echo import echo
 from lifecycle_replicas import lifecycle_replicas
@@ -39,14 +40,6 @@ def replica_pids(client: fs.Client, service_name: str) -> list[int]:
     """The pids of the service's READY replicas, sorted."""
     replicas = client.get_service(service_name)["replicas"]
     return sorted(replica["pid"] for replica in replicas if replica["state"] == "READY")
-
-
-def is_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:
