@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,11 @@ def test_server_on_postgresql_restores_deployments_after_restart(postgres_url: s
         assert restored._info["version_id"] == version
         assert restored.echo(text="back")["text"] == "back"
         restored.teardown()
+
+
+def test_concurrent_registrations_get_distinct_numbers(store: StateStore) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: add(store), range(8)))
+    function_ids = {function_id for function_id, _ in results}
+    assert len(function_ids) == 1
+    assert sorted(v.number for v in store.list_versions(function_ids.pop())) == list(range(1, 9))

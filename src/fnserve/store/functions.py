@@ -171,6 +171,26 @@ class StateStore:
         tags: list[str] | None = None,
     ) -> tuple[FunctionRecord, VersionRecord]:
         """Register a version of the function `spec.name`, creating the function on its first version."""
+        # Two first registrations of one name at once both try to create the function: the unique name refuses
+        # the second, which tries again and finds it.
+        attempts = 0
+        while True:
+            try:
+                return self._add_version(spec, code_kind, code_sha256, entrypoint, init_sha256, tags)
+            except sa.exc.IntegrityError:
+                attempts += 1
+                if attempts == 5:
+                    raise
+
+    def _add_version(
+        self,
+        spec: ServiceSpec,
+        code_kind: str,
+        code_sha256: str,
+        entrypoint: str | None,
+        init_sha256: str | None,
+        tags: list[str] | None,
+    ) -> tuple[FunctionRecord, VersionRecord]:
         now = utcnow()
         with self.engine.begin() as connection:
             row = connection.execute(sa.select(functions).where(functions.c.name == spec.name)).first()
@@ -190,15 +210,20 @@ class StateStore:
                 number = 1
             else:
                 function_id = row.function_id
-                number = row.versions_created + 1
                 values: dict[str, Any] = {
                     "description": spec.description,
                     "updated_at": now,
-                    "versions_created": number,
+                    # Incremented in the database, under the row's lock, so concurrent registrations never share it.
+                    "versions_created": functions.c.versions_created + 1,
                 }
                 if tags is not None:
                     values["tags"] = orjson.dumps(tags).decode()
-                connection.execute(functions.update().where(functions.c.function_id == function_id).values(**values))
+                number = connection.execute(
+                    functions.update()
+                    .where(functions.c.function_id == function_id)
+                    .values(**values)
+                    .returning(functions.c.versions_created)
+                ).scalar_one()
             version_id = _new_id("ver")
             connection.execute(
                 versions.insert().values(
