@@ -51,6 +51,10 @@ class FnserveError(Exception):
     def to_json(self, request_id: str | None = None) -> bytes:
         return orjson.dumps(self.to_dict(request_id), default=str)
 
+    def headers(self) -> dict[str, str]:
+        """Response headers this error calls for, beyond the envelope (`Allow`, `WWW-Authenticate`)."""
+        return {}
+
 
 class SpecError(FnserveError, ValueError):
     code = "invalid_spec"
@@ -70,6 +74,9 @@ class ValidationFailed(InvalidRequest):
 class Unauthenticated(FnserveError):
     code = "unauthenticated"
     http_status = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"www-authenticate": 'Bearer realm="fnserve"'}
 
 
 class Forbidden(FnserveError):
@@ -93,6 +100,9 @@ class JobNotFound(NotFound):
 class MethodNotAllowed(FnserveError):
     code = "method_not_allowed"
     http_status = 405
+
+    def headers(self) -> dict[str, str]:
+        return {"allow": ", ".join(self.details.get("allow", []))} if self.details else {}
 
 
 class ServiceExists(FnserveError):

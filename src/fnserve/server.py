@@ -35,7 +35,7 @@ from fnserve.errors import (
 )
 from fnserve.gateway.app import Gateway
 from fnserve.gateway.connection import ReplicaListener
-from fnserve.gateway.http import Receive, Scope, Send, request_id_for, send_json
+from fnserve.gateway.http import Receive, Scope, Send, request_id_for, send_error, send_json
 from fnserve.gateway.router import FunctionRoute
 from fnserve.settings import Settings
 from fnserve.store import ArtifactStore, StateStore
@@ -45,9 +45,7 @@ logger = logging.getLogger("fnserve.server")
 
 def error_response(exc: FnserveError, request: Request) -> Response:
     request_id = request_id_for(request.scope)
-    headers = {"x-request-id": request_id}
-    if isinstance(exc, MethodNotAllowed) and exc.details:
-        headers["allow"] = ", ".join(exc.details.get("allow", []))
+    headers = {"x-request-id": request_id, **exc.headers()}
     return Response(
         exc.to_json(request_id), status_code=exc.http_status, media_type="application/json", headers=headers
     )
@@ -156,8 +154,7 @@ class Server:
             routes = {prefix: route_summary(prefix, function) for prefix, function in self.supervisor.prefixes.items()}
             await send_json(send, 200, orjson.dumps(routes), request_id)
         else:
-            error = NotFound(f"No internal route {path!r}; try /-/routes or /-/healthz")
-            await send_json(send, 404, error.to_json(request_id), request_id)
+            await send_error(send, NotFound(f"No internal route {path!r}; try /-/routes or /-/healthz"), request_id)
 
 
 def route_summary(prefix: str, function: FunctionRoute[LiveDeployment]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ exception handler, never here.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
@@ -185,7 +186,7 @@ class ControlPlane:
         version: VersionRecord,
         spec: DeploymentSpec,
         *,
-        replaces: list[str] = [],  # noqa: B006
+        replaces: Sequence[str] = (),
     ) -> DeploymentRecord:
         resolve_resources(spec, version.spec.resources)  # an unknown instance type fails before anything changes
         deployment = await asyncio.to_thread(self.store.create_deployment, version, spec)

@@ -13,6 +13,7 @@ import enum
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,6 @@ class LiveDeployment:
         self.stopping = False
         self.consecutive_failures = 0
         self.tasks: set[asyncio.Task[None]] = set()
-        self.settled = asyncio.Event()  # set once the state leaves DEPLOYING
         self.replaces: list[str] = []  # versions to retire once this one is ACTIVE (blue/green)
 
     @property
@@ -209,7 +209,7 @@ class Supervisor:
         version: VersionRecord,
         deployment: DeploymentRecord,
         *,
-        replaces: list[str] | None = None,
+        replaces: Sequence[str] = (),
     ) -> LiveDeployment:
         """Run a version's replicas. Returns at once; the state moves to ACTIVE or ERROR in the background.
 
@@ -219,7 +219,7 @@ class Supervisor:
         self.check_prefix(version.spec)
         resources = resolve_resources(deployment.spec, version.spec.resources)
         live = LiveDeployment(function, version, deployment, resources)
-        live.replaces = list(replaces or [])
+        live.replaces = list(replaces)
         self.deployments[version.version_id] = live
         route = self.prefixes.get(version.spec.route_prefix)
         if route is None:
@@ -268,10 +268,9 @@ class Supervisor:
                     self.prefixes.remove(live.spec.route_prefix)
             # INACTIVE from the moment it leaves the route, while its replicas drain.
             live.state, live.reason = DeploymentState.inactive, reason
-            await asyncio.to_thread(self.store.set_deployment_state, version_id, DeploymentState.inactive, reason)
+        await asyncio.to_thread(self.store.set_deployment_state, version_id, DeploymentState.inactive, reason)
+        if live is not None:
             await self._stop_deployment(live, graceful=graceful)
-        else:
-            await asyncio.to_thread(self.store.set_deployment_state, version_id, DeploymentState.inactive, reason)
 
     def _background_task(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -359,8 +358,8 @@ class Supervisor:
                 if not hello.done():
                     raise InitFailed(
                         f"the replica exited with code {exited.result()} before connecting; "
-                        f"see {self.log_path(live.label, replica.replica_id)}",
-                        self.log_tail(live.label, replica.replica_id),
+                        f"see {self.log_path(live.name, replica.replica_id)}",
+                        self.log_tail(live.name, replica.replica_id),
                     )
                 connection, _pid = hello.result()
                 connection.label = replica.label
@@ -379,7 +378,7 @@ class Supervisor:
         replica.reason = None
         replica.api = api
         if live.stopping or replica.retiring:  # stopped while it was starting
-            self._stop_replica_soon(replica)
+            self._background_task(self._stop_replica(replica))
             return
         live.refresh_ready()
         logger.info(
@@ -411,9 +410,6 @@ class Supervisor:
         await asyncio.sleep(backoff_s)
         if not live.stopping:
             self._spawn(live, self._run_replica(live))
-
-    def _stop_replica_soon(self, replica: Replica) -> None:
-        asyncio.ensure_future(self._stop_replica(replica))
 
     async def _stop_replica(self, replica: Replica, *, graceful: bool = True) -> None:
         """Ask nicely (SHUTDOWN lets in-flight calls finish), then SIGTERM, then SIGKILL."""
@@ -456,8 +452,6 @@ class Supervisor:
 
     async def _set_state(self, live: LiveDeployment, state: DeploymentState, reason: str | None) -> None:
         live.state, live.reason = state, reason
-        if state is not DeploymentState.deploying:
-            live.settled.set()
         route = self.prefixes.get(live.spec.route_prefix)
         if state is DeploymentState.active and live.replaces:
             # Blue/green: switch traffic in this same step, so no call sees both versions, then drain the old.

@@ -140,58 +140,58 @@ class Gateway:
     ) -> None:
         """Send chunks as they come. Errors before the first chunk are normal error responses; after it, a
         final `event: error`. A client disconnect cancels the stream, which cancels the generator."""
-        streaming = asyncio.current_task()
-        assert streaming is not None
-
-        async def watch() -> None:
-            await _wait_disconnect(receive)
-            streaming.cancel()
-
-        watcher = asyncio.ensure_future(watch())
+        watch = _DisconnectWatch(receive, after_s=0)  # a stream may wait long for its next chunk: watch at once
         started = False
         try:
             async for chunk in chunks:
                 if not started:
                     started = True
-                    content_type = b"text/event-stream" if sse else b"text/plain; charset=utf-8"
-                    headers = [(b"content-type", content_type), (b"x-request-id", request_id.encode())]
-                    if sse:
-                        headers.append((b"cache-control", b"no-cache"))
-                    await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    await send(
+                        {"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id)}
+                    )
                 await send({"type": "http.response.body", "body": _sse(chunk) if sse else chunk, "more_body": True})
         except FnserveError as exc:
             if not started:
                 raise
             await send({"type": "http.response.body", "body": _sse_error(exc, request_id), "more_body": True})
         except asyncio.CancelledError:
-            if watcher.done():  # the client left; nothing more to send
+            if watch.disconnected:  # the client left; nothing more to send
                 return
             raise
         finally:
-            watcher.cancel()
+            watch.stop()
             with contextlib.suppress(BaseException):
                 await chunks.aclose()  # type: ignore[attr-defined]
         if not started:
-            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"x-request-id", request_id.encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id)})
         await send({"type": "http.response.body", "body": b""})
+
+
+def _stream_headers(sse: bool, request_id: str) -> list[tuple[bytes, bytes]]:
+    if sse:
+        return [
+            (b"content-type", b"text/event-stream"),
+            (b"x-request-id", request_id.encode()),
+            (b"cache-control", b"no-cache"),
+        ]
+    return [(b"content-type", b"text/plain; charset=utf-8"), (b"x-request-id", request_id.encode())]
 
 
 class _DisconnectWatch:
     """Cancels the current request's task when the client disconnects, so the replica's work is cancelled too.
 
-    Most calls finish in well under `SLOW_CALL_S`; watching `receive()` costs a task, so the watch only starts
-    once a call has run that long.
+    Most calls finish in well under `SLOW_CALL_S`; watching `receive()` costs a task, so for plain calls the watch
+    only starts once a call has run that long.
     """
 
     SLOW_CALL_S = 0.05
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, *, after_s: float = SLOW_CALL_S) -> None:
         self.receive = receive
         self.request = asyncio.current_task()
         self.disconnected = False
         self.watcher: asyncio.Task[None] | None = None
-        self.timer = asyncio.get_running_loop().call_later(self.SLOW_CALL_S, self._start)
+        self.timer = asyncio.get_running_loop().call_later(after_s, self._start)
 
     def _start(self) -> None:
         self.watcher = asyncio.ensure_future(self._watch())

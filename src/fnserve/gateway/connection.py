@@ -45,7 +45,6 @@ class ReplicaConnection(asyncio.Protocol):
         self.label = "replica"
         self.in_flight = 0
         loop = asyncio.get_running_loop()
-        self.closed: asyncio.Future[None] = loop.create_future()
         # READY's api dict, or InitFailed: kept here because READY may arrive in the same read as HELLO.
         self.initialized: asyncio.Future[dict[str, Any]] = loop.create_future()
         # A replica that dies before anyone awaits `initialized` must not log "exception never retrieved".
@@ -78,8 +77,6 @@ class ReplicaConnection(asyncio.Protocol):
             self.initialized.set_exception(InitFailed("the replica exited before its initializer finished", ""))
         self._calls.clear()
         self._pings.clear()
-        if not self.closed.done():
-            self.closed.set_result(None)
         if self.on_lost is not None:
             self.on_lost()
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from fnserve.errors import FnserveError, InvalidRequest, MethodNotAllowed, PayloadTooLarge, Unauthenticated
+from fnserve.errors import FnserveError, InvalidRequest, PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -68,12 +68,8 @@ async def send_json(
 
 async def send_error(send: Send, exc: FnserveError, request_id: str) -> None:
     """The one place the gateway turns an error into a response: the JSON envelope plus its headers."""
-    extra: list[tuple[bytes, bytes]] = []
-    if isinstance(exc, MethodNotAllowed) and exc.details:
-        extra.append((b"allow", ", ".join(exc.details.get("allow", [])).encode()))
-    if isinstance(exc, Unauthenticated):
-        extra.append((b"www-authenticate", b'Bearer realm="fnserve"'))
-    await send_json(send, exc.http_status, exc.to_json(request_id), request_id, tuple(extra))
+    extra = tuple((name.encode(), value.encode()) for name, value in exc.headers().items())
+    await send_json(send, exc.http_status, exc.to_json(request_id), request_id, extra)
 
 
 def parse_json_object(body: bytes) -> None:

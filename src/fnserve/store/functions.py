@@ -267,13 +267,13 @@ class StateStore:
         """A version by id or by number (`3` or `"3"`), within one function."""
         # ASCII digits only (`int("²")` fails), and no number beyond the INTEGER column, where the driver would fail.
         is_number = isinstance(version, int) or (str(version).isascii() and str(version).isdigit())
-        if is_number and not 0 < int(version) < 2**31:
-            raise NotFound(f"Function {function_id} has no version {version!r}; list them with `fnserve versions`")
-        condition = versions.c.number == int(version) if is_number else versions.c.version_id == version
-        with self.engine.connect() as connection:
-            row = connection.execute(
-                sa.select(versions).where(versions.c.function_id == function_id, condition)
-            ).first()
+        row = None
+        if not is_number or 0 < int(version) < 2**31:
+            condition = versions.c.number == int(version) if is_number else versions.c.version_id == version
+            with self.engine.connect() as connection:
+                row = connection.execute(
+                    sa.select(versions).where(versions.c.function_id == function_id, condition)
+                ).first()
         if row is None:
             raise NotFound(f"Function {function_id} has no version {version!r}; list them with `fnserve versions`")
         return _version(row)
