@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from _auth import owner
 
 from fnserve import errors
 
@@ -73,7 +74,7 @@ ERROR_REQUESTS = [
 
 @pytest.mark.parametrize(("code", "method", "path", "body"), ERROR_REQUESTS)
 def test_error_responses_use_the_envelope(echo_url: str, code: str, method: str, path: str, body: bytes | None) -> None:
-    response = httpx.request(method, echo_url + path, content=body, timeout=10)
+    response = httpx.request(method, echo_url + path, content=body, headers=owner(echo_url), timeout=10)
     expected = next(cls for cls in errors.all_error_classes() if cls.code == code)
     assert response.status_code == expected.http_status
     assert response.headers["content-type"] == "application/json"

@@ -21,10 +21,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from fnserve.auth import Authenticator, forget_in_process, load_or_create_owner_key, remember_in_process
 from fnserve.backends.base import Backend
 from fnserve.backends.local import LocalBackend
-from fnserve.controlplane.api import build_control_plane
+from fnserve.controlplane.api import ControlPlane, build_control_plane
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
+from fnserve.docs import ASSETS_URL, INDEX_URL, docs_index_html, service_docs_url, swagger_asset, swagger_ui_html
 from fnserve.errors import (
     FnserveError,
     InternalError,
@@ -35,12 +37,26 @@ from fnserve.errors import (
 )
 from fnserve.gateway.app import Gateway
 from fnserve.gateway.connection import ReplicaListener
-from fnserve.gateway.http import Receive, Scope, Send, request_id_for, send_error, send_json
+from fnserve.gateway.http import (
+    Receive,
+    Scope,
+    Send,
+    request_id_for,
+    send_bytes,
+    send_error,
+    send_html,
+    send_json,
+)
 from fnserve.gateway.router import FunctionRoute
 from fnserve.settings import Settings
 from fnserve.store import ArtifactStore, StateStore
 
 logger = logging.getLogger("fnserve.server")
+
+# What anyone may read under /v1: the API's own description. Everything else there needs the owner key.
+CONTROL_PLANE_DOCS = "/v1/docs"
+PUBLIC_API_PATHS = frozenset({"/v1/openapi.json"})
+ASSETS_PATH = ASSETS_URL + "/"
 
 
 def error_response(exc: FnserveError, request: Request) -> Response:
@@ -95,17 +111,24 @@ class Server:
         self._socket_dir = tempfile.mkdtemp(prefix="fnserve-")
         self.listener = ReplicaListener(f"{self._socket_dir}/replicas.sock")
         self.backend = backend or LocalBackend()
+        self.owner_key, self.owner_key_created = load_or_create_owner_key(settings.home)
+        self.authenticator = Authenticator(self.owner_key)
         self.supervisor = Supervisor(settings, self.store, self.artifacts, self.backend, self.listener)
         self.gateway = Gateway(
-            self.supervisor, max_body_bytes=settings.max_body_bytes, timeout_s=settings.timeouts.invocation_s
+            self.supervisor,
+            self.authenticator,
+            max_body_bytes=settings.max_body_bytes,
+            timeout_s=settings.timeouts.invocation_s,
         )
-        self.control_plane = build_control_plane(settings, self.supervisor, self.store, self.artifacts)
+        self.plane = ControlPlane(settings, self.supervisor, self.store, self.artifacts, self.authenticator)
+        self.control_plane = build_control_plane(self.plane)
         self.control_plane.add_exception_handler(FnserveError, _fnserve_error)
         self.control_plane.add_exception_handler(RequestValidationError, _validation_error)
         self.control_plane.add_exception_handler(HTTPException, _http_error)
         self.control_plane.add_exception_handler(Exception, _unexpected_error)
 
     async def startup(self) -> None:
+        await asyncio.to_thread(self.plane.load_tokens)
         await self.listener.start()
         await self.supervisor.start()
 
@@ -122,7 +145,15 @@ class Server:
             path: str = scope["path"]
             if path.startswith("/-/"):
                 await self._internal(scope, send)
+            elif path in (INDEX_URL, CONTROL_PLANE_DOCS):
+                await self._docs_page(scope, send)
             elif path == "/v1" or path.startswith("/v1/"):
+                if path not in PUBLIC_API_PATHS:
+                    try:
+                        self.authenticator.require_owner(scope["headers"], action="the /v1 API")
+                    except FnserveError as exc:
+                        await send_error(send, exc, request_id_for(scope))
+                        return
                 await self.control_plane(scope, receive, send)
             else:
                 await self.gateway(scope, receive, send)
@@ -145,12 +176,37 @@ class Server:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def _docs_page(self, scope: Scope, send: Send) -> None:
+        """`/docs`: every service's docs, linked; `/v1/docs`: Swagger UI for the control plane. Both offline."""
+        if scope["path"] == CONTROL_PLANE_DOCS:
+            page = swagger_ui_html(title="fnserve control plane", spec_url="/v1/openapi.json")
+        else:
+            services = sorted(
+                (function.name, service_docs_url(prefix), function.by_number[max(function.by_number)].spec.description)
+                for prefix, function in self.supervisor.prefixes.items()
+            )
+            page = docs_index_html(services)
+        await send_html(send, page, request_id_for(scope))
+
     async def _internal(self, scope: Scope, send: Send) -> None:
         request_id = request_id_for(scope)
         path = scope["path"]
         if path == "/-/healthz":
             await send_json(send, 200, b'{"status":"ok"}', request_id)
+        elif path.startswith(ASSETS_PATH):
+            asset = swagger_asset(path.removeprefix(ASSETS_PATH))
+            if asset is None:
+                await send_error(send, NotFound(f"No documentation asset {path!r}"), request_id)
+                return
+            body, content_type = asset
+            cache = ((b"cache-control", b"public, max-age=86400"),)
+            await send_bytes(send, 200, body, request_id, content_type.encode(), cache)
         elif path == "/-/routes":
+            try:
+                self.authenticator.require_owner(scope["headers"], action="/-/routes")
+            except FnserveError as exc:
+                await send_error(send, exc, request_id)
+                return
             routes = {prefix: route_summary(prefix, function) for prefix, function in self.supervisor.prefixes.items()}
             await send_json(send, 200, orjson.dumps(routes), request_id)
         else:
@@ -200,10 +256,10 @@ async def serve(
     settings: Settings,
     *,
     sock: socket.socket | None = None,
-    on_ready: Callable[[str], Awaitable[None] | None] | None = None,
+    on_ready: Callable[[str, Server], Awaitable[None] | None] | None = None,
     log_level: str = "warning",
 ) -> None:
-    """Run a server until it is stopped (SIGINT/SIGTERM). `on_ready(url)` runs once it accepts requests."""
+    """Run a server until it is stopped (SIGINT/SIGTERM). `on_ready(url, server)` runs once it accepts requests."""
     app = Server(settings)
     sock = sock or bind_socket(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
@@ -215,8 +271,9 @@ async def serve(
             if server.should_exit:
                 return
             await asyncio.sleep(0.01)
+        remember_in_process(url, app.owner_key)
         if on_ready is not None:
-            result = on_ready(url)
+            result = on_ready(url, app)
             if asyncio.iscoroutine(result):
                 await result
 
@@ -224,6 +281,7 @@ async def serve(
     try:
         await server.serve(sockets=[sock])
     finally:
+        forget_in_process(url)
         announcer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await announcer

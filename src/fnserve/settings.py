@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fnserve.auth import in_process_key, read_owner_key
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
@@ -79,7 +81,9 @@ class ClientSettings:
 
     @classmethod
     def from_env(cls, url: str | None = None, api_key: str | None = None) -> ClientSettings:
-        return cls(
-            url=(url or os.environ.get("FNSERVE_URL") or DEFAULT_URL).rstrip("/"),
-            api_key=api_key or os.environ.get("FNSERVE_API_KEY"),
-        )
+        """The owner key: given, else `FNSERVE_API_KEY`, else that of a server this process runs at `url`, else
+        the key file of a server on this machine (`$FNSERVE_HOME/owner.key`)."""
+        url = (url or os.environ.get("FNSERVE_URL") or DEFAULT_URL).rstrip("/")
+        home = default_home()
+        key = api_key or os.environ.get("FNSERVE_API_KEY") or in_process_key(url) or read_owner_key(home)
+        return cls(url=url, api_key=key, home=home)

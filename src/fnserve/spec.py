@@ -110,6 +110,13 @@ class EndpointSpec(_Spec):
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
     var_kwargs: bool = False
     return_type: str = Field(default="Any", max_length=500)
+    # JSON Schemas made from the type hints where the code was decorated: the gateway validates arguments with
+    # the first (None: the replica alone validates), and the service's OpenAPI document shows both.
+    arguments_schema: dict[str, Any] | None = None
+    return_schema: dict[str, Any] | None = None
+    openapi: dict[str, Any] = Field(
+        default_factory=dict, description="OpenAPI operation fields from the docstring's YAML after a '---' line"
+    )
 
     @field_validator("method", mode="before")
     @classmethod

@@ -7,7 +7,8 @@
             client = fs.deploy(greeter, url=url)().wait()
             assert client.hello(number=7) == "Hello, world! My favorite number is 7"
 
-This is how fnserve tests itself: real HTTP, real replica processes, nothing mocked.
+This is how fnserve tests itself: real HTTP, real replica processes, nothing mocked. Clients in the same
+process find the test server's owner key by its URL; others read it from `<home>/owner.key`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TypeVar
 import uvicorn
 
 from fnserve._loop import run as run_on_uvloop
+from fnserve.auth import forget_in_process, remember_in_process
 from fnserve.server import Server, bind_socket, uvicorn_config
 from fnserve.settings import Settings, Timeouts
 
@@ -62,12 +64,15 @@ def run_server(
 
     thread = threading.Thread(target=run, name="fnserve-test-server", daemon=True)
     thread.start()
+    url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: server.started or bool(errors) or not thread.is_alive(), timeout_s=startup_timeout_s)
         if errors or not server.started:
             raise RuntimeError(f"fnserve server did not start: {errors[0] if errors else 'startup failed'}")
-        yield f"http://127.0.0.1:{port}"
+        remember_in_process(url, app.owner_key)  # clients in this process find the owner key by the URL
+        yield url
     finally:
+        forget_in_process(url)
         server.should_exit = True
         thread.join(timeout=settings.timeouts.graceful_shutdown_s + 15)
         sock.close()

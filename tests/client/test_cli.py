@@ -17,6 +17,7 @@ import httpx
 import pytest
 from _processes import is_running
 
+from fnserve.auth import in_process_key, read_owner_key
 from fnserve.client.api import Client
 from fnserve.testing import wait_until
 
@@ -29,11 +30,13 @@ EXIT_ON_SIGINT = (0, 128 + signal.SIGINT)  # uvicorn re-raises the captured SIGI
 
 
 def cli_env(url: str | None = None) -> dict[str, str]:
-    """The environment for the CLI: wide enough that Rich wraps no line, unbuffered, pointing at `url`."""
+    """The environment for the CLI: wide enough that Rich wraps no line, unbuffered, pointing at `url` (a server
+    this test process runs) with its owner key."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("FNSERVE_")}
     env.update({"COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
     if url is not None:
         env["FNSERVE_URL"] = url
+        env["FNSERVE_API_KEY"] = in_process_key(url) or ""
     return env
 
 
@@ -258,7 +261,7 @@ def test_run_serves_in_the_foreground_and_sigint_stops_server_and_replicas(tmp_p
         assert hello_url == f"{server_url}/greeter/hello"
 
         assert httpx.post(hello_url, json={"number": 3}, timeout=10).json() == "Hello, world! My favorite number is 3"
-        with Client(server_url) as client:
+        with Client(server_url, api_key=read_owner_key(tmp_path / "home")) as client:
             replica_pids = [replica["pid"] for replica in client.get_service("greeter")["replicas"]]
         assert len(replica_pids) == 2
         assert all(is_running(pid) for pid in replica_pids)
@@ -281,8 +284,9 @@ def test_run_serves_in_the_foreground_and_sigint_stops_server_and_replicas(tmp_p
 def test_server_prints_its_url_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     """
     1. `fnserve server --port 0` prints the URL it bound (a real port) and where its state lives.
-    2. The URL answers the health check.
-    3. SIGINT: it shuts down in order (application shutdown completes) and exits within the deadline.
+    2. On this first start it prints the new owner key once; the key file holds the same key, mode 0600.
+    3. The URL answers the health check; /v1 answers 401 without the key and 200 with it.
+    4. SIGINT: it shuts down in order (application shutdown completes) and exits within the deadline.
     """
     home = tmp_path / "home"
     command = Foreground("server", "--port", "0", "--home", str(home))
@@ -290,7 +294,13 @@ def test_server_prints_its_url_and_stops_cleanly_on_sigint(tmp_path: Path) -> No
         url = command.wait_for(r"fnserve server on (http://127\.0\.0\.1:(\d+)) \(state in (.+)\)", timeout_s=30)
         assert int(url.group(2)) != 0
         assert url.group(3) == str(home)
+        printed = command.wait_for(r"(fsk_[A-Za-z0-9_-]{43})", timeout_s=5).group(1)
+        assert printed == read_owner_key(home)
+        assert (home / "owner.key").stat().st_mode & 0o777 == 0o600
         assert httpx.get(f"{url.group(1)}/-/healthz", timeout=5).json() == {"status": "ok"}
+        assert httpx.get(f"{url.group(1)}/v1/services", timeout=5).status_code == 401
+        owner = {"authorization": f"Bearer {printed}"}
+        assert httpx.get(f"{url.group(1)}/v1/services", headers=owner, timeout=5).status_code == 200
 
         assert command.interrupt() in EXIT_ON_SIGINT
 

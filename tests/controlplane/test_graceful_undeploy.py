@@ -7,6 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import httpx
 import pytest
+from _auth import owner
 from slow import slow
 
 import fnserve as fs
@@ -14,7 +15,9 @@ from fnserve.testing import wait_until
 
 
 def in_flight(url: str) -> int:
-    return sum(r["in_flight"] for r in httpx.get(f"{url}/v1/services/slow", timeout=10).json()["replicas"])
+    return sum(
+        r["in_flight"] for r in httpx.get(f"{url}/v1/services/slow", headers=owner(url), timeout=10).json()["replicas"]
+    )
 
 
 @pytest.mark.parametrize(("graceful", "expected_status"), [(True, 200), (False, 502)])
@@ -40,6 +43,7 @@ def test_undeploy_graceful_lets_in_flight_call_finish(server_url: str, graceful:
         undeployed = httpx.delete(
             f"{server_url}/v1/deployments/functions/{function_id}/versions/{version_id}",
             params={"graceful": str(graceful).lower()},
+            headers=owner(server_url),
             timeout=30,
         )
         assert undeployed.status_code == 200

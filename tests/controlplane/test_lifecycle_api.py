@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _auth import owner
 from _postgres import fresh_database
 from _processes import is_gone
 from api_lifecycle import api_version_one, api_version_three, api_version_two
@@ -46,7 +47,7 @@ def server_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def api(server_url: str) -> Iterator[httpx.Client]:
     """Plain HTTP to the test's server: the `/v1` API and the gateway."""
-    with httpx.Client(base_url=server_url, timeout=HTTP_TIMEOUT) as http:
+    with httpx.Client(base_url=server_url, headers=owner(server_url), timeout=HTTP_TIMEOUT) as http:
         yield http
 
 
@@ -54,14 +55,14 @@ def api(server_url: str) -> Iterator[httpx.Client]:
 def registered_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One server per module with version 1 registered and never deployed, for tests that change nothing."""
     with run_server(home=tmp_path_factory.mktemp("registered-home"), graceful_shutdown_s=2) as url:
-        with httpx.Client(base_url=url, timeout=HTTP_TIMEOUT) as http:
+        with httpx.Client(base_url=url, headers=owner(url), timeout=HTTP_TIMEOUT) as http:
             register(http, api_version_one)
         yield url
 
 
 @pytest.fixture
 def registered(registered_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=registered_url, timeout=HTTP_TIMEOUT) as http:
+    with httpx.Client(base_url=registered_url, headers=owner(registered_url), timeout=HTTP_TIMEOUT) as http:
         yield http
 
 
@@ -165,7 +166,7 @@ class CallLoop:
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.limit_s
-        with httpx.Client(base_url=self.url, timeout=HTTP_TIMEOUT) as http:
+        with httpx.Client(base_url=self.url, headers=owner(self.url), timeout=HTTP_TIMEOUT) as http:
             while not self._stop.is_set() and time.monotonic() < deadline:
                 try:
                     response = http.get(VERSION_ENDPOINT)
@@ -414,7 +415,9 @@ def test_delete_deployment_lets_call_in_flight_finish_then_stops_replicas(api: h
         block = {"started": str(started), "release": str(release)}
         call = pool.submit(httpx.post, f"{url}/{FUNCTION}/block", json=block, timeout=HTTP_TIMEOUT)
         wait_until(started.exists, timeout_s=5, what="the call to start")
-        undeploy = pool.submit(httpx.delete, url + deployment_path(1), params={"graceful": True}, timeout=HTTP_TIMEOUT)
+        undeploy = pool.submit(
+            httpx.delete, url + deployment_path(1), params={"graceful": True}, headers=owner(url), timeout=HTTP_TIMEOUT
+        )
         wait_until(lambda: api.get(VERSION_ENDPOINT).status_code == 404, timeout_s=5, what="the route to be removed")
         assert not call.done()
 
@@ -597,7 +600,10 @@ def test_server_restart_keeps_functions_versions_and_deployments(tmp_path: Path)
     4. Version 1 serves again from a new replica; version 2 cannot be reached.
     """
     home = tmp_path / "home"
-    with run_server(home=home, graceful_shutdown_s=2) as url, httpx.Client(base_url=url, timeout=HTTP_TIMEOUT) as api:
+    with (
+        run_server(home=home, graceful_shutdown_s=2) as url,
+        httpx.Client(base_url=url, headers=owner(url), timeout=HTTP_TIMEOUT) as api,
+    ):
         function_id = register(api, api_version_one)["function"]["function_id"]
         add_version(api, api_version_two)
         add_version(api, api_version_three)
@@ -610,7 +616,10 @@ def test_server_restart_keeps_functions_versions_and_deployments(tmp_path: Path)
         deployments_before = {n: get_deployment(api, n) for n in (1, 2)}
     assert [v["state"] for v in versions_before] == ["ACTIVE", "INACTIVE", "INACTIVE"]
 
-    with run_server(home=home, graceful_shutdown_s=2) as url, httpx.Client(base_url=url, timeout=HTTP_TIMEOUT) as api:
+    with (
+        run_server(home=home, graceful_shutdown_s=2) as url,
+        httpx.Client(base_url=url, headers=owner(url), timeout=HTTP_TIMEOUT) as api,
+    ):
         (function,) = ok(api.get("/v1/functions"))
         assert function["function_id"] == function_id
         (new_pid,) = ready_pids(wait_for_state(api, 1, "ACTIVE", ready=1))

@@ -9,6 +9,7 @@ import httpx
 import hypothesis
 import pytest
 import schemathesis
+from _auth import owner
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
@@ -40,12 +41,13 @@ CHECKS = [
 def api_schema(echo_url: str) -> OpenApiSchema:  # echo_url: this module's own server; the fuzzer may delete anything
     """The served OpenAPI. Half of the path parameters name the deployed function and version (by name, id or
     number), the other half are generated, so routes are exercised with both real and unknown resources."""
-    function = httpx.get(f"{echo_url}/v1/functions/echo", timeout=REQUEST_TIMEOUT_S).json()
+    function = httpx.get(f"{echo_url}/v1/functions/echo", headers=owner(echo_url), timeout=REQUEST_TIMEOUT_S).json()
     functions = ["echo", function["function_id"], "nope"]
     versions = ["1", function["versions"][0]["version_id"], "2"]
     config = schemathesis.Config.from_dict(
         {
             "base-url": echo_url,
+            "headers": owner(echo_url),
             "request-timeout": REQUEST_TIMEOUT_S,
             "checks": {"max_response_time": SLOW_ANSWER_S},
             "dictionaries": {"functions": {"values": functions}, "versions": {"values": versions}},

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _auth import owner
 
 
 @pytest.mark.parametrize(
@@ -18,7 +19,9 @@ import pytest
     ],
 )
 def test_deployment_spec_error_names_the_field(echo_url: str, spec: dict[str, Any], field: str, rule: str) -> None:
-    response = httpx.post(f"{echo_url}/v1/deployments/functions/echo/versions/1", json=spec, timeout=10)
+    response = httpx.post(
+        f"{echo_url}/v1/deployments/functions/echo/versions/1", json=spec, headers=owner(echo_url), timeout=10
+    )
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "validation_error"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from _auth import owner
 
 
 def post(url: str, json: object = None, **kwargs: object) -> httpx.Response:
@@ -104,7 +105,7 @@ def test_service_ping_reports_healthy(echo_url: str) -> None:
 
 
 def test_routes_and_healthz(echo_url: str) -> None:
-    routes = httpx.get(f"{echo_url}/-/routes", timeout=10).json()
+    routes = httpx.get(f"{echo_url}/-/routes", headers=owner(echo_url), timeout=10).json()
     assert routes["/echo"]["service"] == "echo"
     assert routes["/echo"]["state"] == "ACTIVE"
     assert "GET /echo/items/{item_id}" in routes["/echo"]["endpoints"]

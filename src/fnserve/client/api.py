@@ -123,6 +123,25 @@ class Client:
         result: dict[str, Any] = self._json("POST", f"/v1/services/{name_or_id}/rollback", json={"to": to})
         return result
 
+    def service_info(self, route_prefix: str) -> dict[str, Any]:
+        """A service's `/info` (owner only)."""
+        result: dict[str, Any] = self._json("GET", invoke_path(route_prefix, "/info"))
+        return result
+
+    def create_token(self, name_or_id: str, label: str = "") -> dict[str, Any]:
+        """A new invocation token for one service; its secret (`token`) is in this answer only."""
+        result: dict[str, Any] = self._json("POST", f"/v1/functions/{name_or_id}/tokens", json={"label": label})
+        return result
+
+    def list_tokens(self, name_or_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._json("GET", f"/v1/functions/{name_or_id}/tokens")
+        return result
+
+    def revoke_token(self, name_or_id: str, token_ref: str) -> dict[str, Any]:
+        """Revoke a token by id or hint; it stops working at once."""
+        result: dict[str, Any] = self._json("DELETE", f"/v1/functions/{name_or_id}/tokens/{token_ref}")
+        return result
+
     def health(self) -> bool:
         try:
             return self._http.get("/-/healthz", timeout=2.0).status_code == 200

@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -16,10 +16,14 @@ from rich.panel import Panel
 from rich.table import Table
 
 from fnserve._loop import run as run_on_uvloop
+from fnserve.auth import owner_key_path
 from fnserve.client.api import Client
 from fnserve.client.deployment import Deployment
 from fnserve.errors import FnserveError
 from fnserve.settings import Settings
+
+if TYPE_CHECKING:
+    from fnserve.server import Server
 
 app = typer.Typer(
     name="fnserve",
@@ -58,12 +62,15 @@ def sample_body(endpoint: dict[str, Any], api: dict[str, Any] | None) -> dict[st
     return body
 
 
-def curl_for(endpoint: dict[str, Any], api: dict[str, Any] | None) -> str:
+def curl_for(endpoint: dict[str, Any], api: dict[str, Any] | None, auth: str | None = None) -> str:
+    """A curl command for one endpoint; `auth` is the token to send (or a shell variable naming one)."""
     url = endpoint["url"]
     for part in endpoint["path"].split("/"):
         if part.startswith("{"):  # a placeholder value the user edits
             url = url.replace(part, "1")
     flags = "-N " if endpoint["streaming"] else ""
+    if auth:
+        flags += f'-H "authorization: Bearer {auth}" '
     if endpoint["method"] in ("GET", "DELETE"):
         return f"curl {flags}-X {endpoint['method']} {url}"
     body = orjson.dumps(sample_body(endpoint, api)).decode()
@@ -80,6 +87,12 @@ def deployment_panel(info: dict[str, Any]) -> Panel:
     ]
     if info.get("reason"):
         lines.append(f"[bold]Reason[/]    [red]{escape(info['reason'])}[/]")
+    if info.get("token"):
+        lines.append(f"[bold]Token[/]     {info['token']}  [dim](shown once: keep it)[/]")
+    elif info.get("auth"):
+        lines.append(f"[bold]Auth[/]      a token of this service: `fnserve tokens create {info['name']}`")
+    else:
+        lines.append("[bold]Auth[/]      none: anyone who can reach the server may call it")
     if info["endpoints"]:
         lines.append("[bold]Endpoints[/]")
         for endpoint in info["endpoints"]:
@@ -92,9 +105,25 @@ def print_deployment(info: dict[str, Any]) -> None:
     """The panel, then one ready-to-paste curl per endpoint, unwrapped so it copies as one line."""
     console.print(deployment_panel(info))
     if info["state"] == "ACTIVE" and info["endpoints"]:
-        console.print("Try it:")
+        console.print("Try it:" if info.get("token") or not info["auth"] else "Try it, with a token in $FNSERVE_TOKEN:")
+        auth = (info.get("token") or "$FNSERVE_TOKEN") if info["auth"] else None
         for endpoint in info["endpoints"]:
-            console.print(f"  {curl_for(endpoint, info.get('api'))}", soft_wrap=True, highlight=False, markup=False)
+            command = curl_for(endpoint, info.get("api"), auth)
+            console.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)
+
+
+def announce_owner_key(app: Server) -> None:
+    """Show a new owner key once: it is saved for this machine's CLI and clients, and printed nowhere else."""
+    if app.owner_key_created:
+        console.print(
+            Panel(
+                f"{app.owner_key}\n\n[dim]Saved to {owner_key_path(app.settings.home)} (mode 0600): the CLI and the "
+                "Python client on this machine use it. Elsewhere, pass it as --api-key or FNSERVE_API_KEY.[/]",
+                title="[bold]Owner API key[/] (shown once)",
+                expand=False,
+            ),
+            soft_wrap=True,
+        )
 
 
 def wait_with_progress(deployment: Deployment, timeout_s: float) -> Deployment:
@@ -149,8 +178,9 @@ def server(
 
     settings = Settings.from_env(host=host, port=port, home=home, db_url=db)
 
-    def ready(url: str) -> None:
+    def ready(url: str, app: Server) -> None:
         console.print(f"fnserve server on [bold]{url}[/] (state in {settings.home}); Ctrl-C stops it")
+        announce_owner_key(app)
 
     run_on_uvloop(serve(settings, on_ready=ready, log_level="info"))
 
@@ -306,6 +336,72 @@ def teardown(name: str, url: UrlOption = None, api_key: KeyOption = None) -> Non
     console.print(f"[bold]{info['name']}[/] is {info['state']}")
 
 
+tokens_app = typer.Typer(help="Invocation tokens: each lets its holder call one service, and nothing else.")
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: str,
+    label: Annotated[str, typer.Option(help="A note to tell tokens apart, e.g. 'web frontend'.")] = "",
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
+    """Make a token for NAME and print it; it is stored hashed, so this is the only time it is shown."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        token = _guard(lambda: client.create_token(name, label))
+    console.print(
+        Panel(
+            f"{token['token']}\n\n[dim]Send it as 'Authorization: Bearer <token>' or 'x-api-key: <token>'. "
+            f"Revoke it with `fnserve tokens revoke {token['service']} {token['token_id']}`.[/]",
+            title=f"[bold]Token for {escape(token['service'])}[/] (shown once)",
+            expand=False,
+        ),
+        soft_wrap=True,
+    )
+
+
+@tokens_app.command("ls")
+def tokens_list(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
+    """List NAME's tokens (id, hint, label, state); never their secrets."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        tokens = _guard(lambda: client.list_tokens(name))
+    if not tokens:
+        console.print(f"{name} has no tokens; make one with `fnserve tokens create {name}`")
+        return
+    table = Table("token id", "hint", "label", "state", "created")
+    for token in tokens:
+        state = "[green]active[/]" if token["active"] else f"[dim]revoked {token['revoked_at'][:19]}[/]"
+        table.add_row(token["token_id"], token["hint"] + "…", escape(token["label"]), state, token["created_at"][:19])
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    name: str,
+    token: Annotated[str, typer.Argument(help="The token id (or its hint) from `fnserve tokens ls`.")],
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
+    """Revoke one of NAME's tokens: it stops working at once."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        revoked = _guard(lambda: client.revoke_token(name, token))
+    console.print(f"Token {revoked['token_id']} ({revoked['hint']}…) of [bold]{revoked['service']}[/] is revoked")
+
+
+@app.command()
+def info(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
+    """What a service says of itself: start date, up time, initializer arguments and API, as JSON."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        service = _guard(lambda: client.get_service(name))
+        described = _guard(lambda: client.service_info(service["route_prefix"]))
+    console.print_json(orjson.dumps(described).decode())
+
+
 @app.command()
 def run(
     targets: Annotated[list[str], typer.Argument(help="One or more app.py[:service] to deploy.")],
@@ -318,8 +414,9 @@ def run(
 
     settings = Settings.from_env(host=host, port=port, home=home)
 
-    async def deploy_all(server_url: str) -> None:
+    async def deploy_all(server_url: str, app: Server) -> None:
         console.print(f"fnserve server on [bold]{server_url}[/] (state in {settings.home})")
+        announce_owner_key(app)
 
         def work() -> None:
             with Client(server_url) as client:

@@ -46,6 +46,8 @@ class Deployment:
         self._async_client: AsyncClient | None = None
         self._info = info
         self._routes = method_names(info["endpoints"])
+        # An invocation token, when the deploy made one (the service had none): shown here, never again.
+        self.token: str | None = info.get("token")
 
     # -- what it is ------------------------------------------------------------------------------------------
 
@@ -75,6 +77,10 @@ class Deployment:
         """Python method name → `{"method", "path", "streaming", "url", "description"}`."""
         return dict(self._routes)
 
+    def info(self) -> dict[str, Any]:
+        """What the service says of itself (owner only): start date, up time, initializer arguments, API."""
+        return self._client.service_info(self._info["route_prefix"])
+
     def refresh(self) -> Deployment:
         self._info = self._client.get_service(self.service_id)
         return self
@@ -88,8 +94,10 @@ class Deployment:
             f"  id:        {self.service_id}",
             f"  address:   {self.address}",
             f"  state:     {self.state}" + (f" ({self.reason.splitlines()[0]})" if self.reason else ""),
-            "  endpoints:",
         ]
+        if self.token:
+            lines.append(f"  token:     {self.token}  (shown once; keep it)")
+        lines.append("  endpoints:")
         for python_name, endpoint in self._routes.items():
             stream = "  (streaming)" if endpoint["streaming"] else ""
             lines.append(f"    {endpoint['method']:6} {endpoint['path']:24} .{python_name}(){stream}")

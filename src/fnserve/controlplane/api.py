@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 
+from fnserve.auth import TOKEN_PREFIX, Authenticator, TokenGrant, digest, new_secret
 from fnserve.backends.gpus import detect_gpus, gpu_types
 from fnserve.controlplane.instance_types import INSTANCE_TYPES, resolve_resources
 from fnserve.controlplane.schemas import (
@@ -24,11 +25,14 @@ from fnserve.controlplane.schemas import (
     FunctionInfo,
     GpuInfo,
     InstanceTypeInfo,
+    NewToken,
     RegisteredVersion,
     ReplicaInfo,
     RollbackRequest,
     ServiceInfo,
     ServiceVersionSummary,
+    TokenInfo,
+    TokenRequest,
     VersionInfo,
     VersionRequest,
 )
@@ -36,7 +40,16 @@ from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
 from fnserve.errors import InvalidRequest, NotFound, PayloadTooLarge, ServiceExists
 from fnserve.settings import Settings
 from fnserve.spec import DeploymentSpec
-from fnserve.store import ArtifactStore, DeploymentRecord, DeploymentState, FunctionRecord, StateStore, VersionRecord
+from fnserve.store import (
+    ArtifactStore,
+    DeploymentRecord,
+    DeploymentState,
+    FunctionRecord,
+    StateStore,
+    TokenRecord,
+    TokenStore,
+    VersionRecord,
+)
 from fnserve.store.artifacts import check_sha256
 
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
@@ -45,11 +58,28 @@ MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 class ControlPlane:
     """The operations behind `/v1`, shared by the REST routes and the service view."""
 
-    def __init__(self, settings: Settings, supervisor: Supervisor, store: StateStore, artifacts: ArtifactStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        supervisor: Supervisor,
+        store: StateStore,
+        artifacts: ArtifactStore,
+        authenticator: Authenticator,
+    ) -> None:
         self.settings = settings
         self.supervisor = supervisor
         self.store = store
         self.artifacts = artifacts
+        self.authenticator = authenticator
+        self.tokens = TokenStore(store.engine)
+
+    def load_tokens(self) -> None:
+        """Give the authenticator every active token (at start; afterwards it is told of each change)."""
+        names = {f.function_id: f.name for f in self.store.list_functions()}
+        self.authenticator.load(
+            (token.digest, TokenGrant(token.token_id, token.function_id, names.get(token.function_id, "?")))
+            for token in self.tokens.list(active_only=True)
+        )
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -159,7 +189,33 @@ class ControlPlane:
             updated_at=max(function.updated_at, deployment.updated_at if deployment else function.updated_at),
         )
 
+    @staticmethod
+    def token_info(token: TokenRecord, service: str) -> TokenInfo:
+        return TokenInfo(
+            token_id=token.token_id,
+            service=service,
+            label=token.label,
+            hint=token.hint,
+            active=token.active,
+            created_at=token.created_at,
+            revoked_at=token.revoked_at,
+        )
+
     # -- changing ------------------------------------------------------------------------------------------------
+
+    async def issue_token(self, function: FunctionRecord, label: str = "") -> NewToken:
+        """Make a token for `function`: stored as a digest, usable at once, its secret returned this one time."""
+        secret = new_secret(TOKEN_PREFIX)
+        token = await asyncio.to_thread(
+            self.tokens.create, function.function_id, label=label, digest=digest(secret), hint=secret[:10]
+        )
+        self.authenticator.grant(token.digest, TokenGrant(token.token_id, function.function_id, function.name))
+        return NewToken(**self.token_info(token, function.name).model_dump(), token=secret)
+
+    async def revoke_token(self, function: FunctionRecord, token_ref: str) -> TokenInfo:
+        token = await asyncio.to_thread(self.tokens.revoke, function.function_id, token_ref)
+        self.authenticator.revoke(token.token_id)
+        return self.token_info(token, function.name)
 
     async def add_version(self, body: VersionRequest) -> tuple[FunctionRecord, VersionRecord]:
         if body.code.kind == "archive" and not body.code.entrypoint:
@@ -177,6 +233,7 @@ class ControlPlane:
             code_sha256=body.code.sha256,
             entrypoint=body.code.entrypoint,
             init_sha256=body.init_sha256,
+            init_shown=body.init_shown.model_dump() if body.init_shown is not None else None,
             tags=body.tags,
         )
 
@@ -259,14 +316,17 @@ def build_router(plane: ControlPlane) -> APIRouter:
         """Add a version of the function `spec.name` (created on first use) and deploy it with `spec.replicas`
         instances. Answers at once in DEPLOYING; poll `GET /v1/services/{name}` until ACTIVE or ERROR. The
         versions already deployed keep serving until the new one is ACTIVE, then drain and stop (blue/green),
-        unless `keep_old` (traffic split). 404 when the code was not uploaded, 409 when another function owns the
-        route prefix."""
+        unless `keep_old` (traffic split). When the service has no active token, one is made and shown in `token`,
+        this once. 404 when the code was not uploaded, 409 when another function owns the route prefix."""
         function, version = await plane.add_version(body)
         old = [live.version.version_id for live in supervisor.live_of(function.function_id)]
         replicas = body.spec.replicas
         spec = DeploymentSpec(min_instances=replicas, max_instances=max(1, replicas))
         await plane.deploy(function, version, spec, replaces=[] if body.keep_old else old)
-        return await asyncio.to_thread(plane.service_info, function, str(request.base_url))
+        info = await asyncio.to_thread(plane.service_info, function, str(request.base_url))
+        if not await asyncio.to_thread(plane.tokens.list, function.function_id, active_only=True):
+            info.token = (await plane.issue_token(function, "made at deploy")).token
+        return info
 
     @router.get("/services", response_model=list[ServiceInfo], tags=["services"])
     async def list_services(request: Request) -> list[ServiceInfo]:
@@ -420,6 +480,27 @@ def build_router(plane: ControlPlane) -> APIRouter:
         refreshed = await asyncio.to_thread(store.get_deployment, version.version_id)
         return plane.deployment_info(version, refreshed or deployment)
 
+    # -- tokens --------------------------------------------------------------------------------------------------------
+
+    @router.post("/functions/{function_ref}/tokens", response_model=NewToken, status_code=201, tags=["tokens"])
+    async def create_token(function_ref: str, body: TokenRequest | None = None) -> NewToken:
+        """Make an invocation token for one function. Its secret is in this answer only; it is stored hashed."""
+        function = await asyncio.to_thread(store.get_function, function_ref)
+        return await plane.issue_token(function, body.label if body is not None else "")
+
+    @router.get("/functions/{function_ref}/tokens", response_model=list[TokenInfo], tags=["tokens"])
+    async def list_tokens(function_ref: str) -> list[TokenInfo]:
+        """A function's tokens, active and revoked, oldest first (never their secrets)."""
+        function = await asyncio.to_thread(store.get_function, function_ref)
+        tokens = await asyncio.to_thread(plane.tokens.list, function.function_id)
+        return [plane.token_info(token, function.name) for token in tokens]
+
+    @router.delete("/functions/{function_ref}/tokens/{token_ref}", response_model=TokenInfo, tags=["tokens"])
+    async def revoke_token(function_ref: str, token_ref: str) -> TokenInfo:
+        """Revoke a token (by id or hint): it stops working with the next request. Revoking twice is harmless."""
+        function = await asyncio.to_thread(store.get_function, function_ref)
+        return await plane.revoke_token(function, token_ref)
+
     # -- hardware ------------------------------------------------------------------------------------------------------
 
     @router.get("/instance-types", response_model=list[InstanceTypeInfo], tags=["hardware"])
@@ -444,15 +525,13 @@ def _exists(store: StateStore, name: str) -> bool:
     return True
 
 
-def build_control_plane(
-    settings: Settings, supervisor: Supervisor, store: StateStore, artifacts: ArtifactStore
-) -> FastAPI:
+def build_control_plane(plane: ControlPlane) -> FastAPI:
     app = FastAPI(
         title="fnserve control plane",
         version="1",
         openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
+        docs_url=None,  # the server serves /v1/docs itself, with Swagger UI's files from a package (no CDN)
         redoc_url=None,
     )
-    app.include_router(build_router(ControlPlane(settings, supervisor, store, artifacts)))
+    app.include_router(build_router(plane))
     return app

@@ -22,6 +22,13 @@ class CodeRef(BaseModel):
     )
 
 
+class ShownArguments(BaseModel):
+    """The initializer's arguments as `/info` shows them: JSON values, others as their `str()` (500 characters)."""
+
+    args: list[Any] = Field(default_factory=list, max_length=1000)
+    kwargs: dict[str, Any] = Field(default_factory=dict, max_length=1000)
+
+
 class VersionRequest(BaseModel):
     """A new version of a function: its spec (the spec's name names the function) and its code."""
 
@@ -30,6 +37,7 @@ class VersionRequest(BaseModel):
     init_sha256: str | None = Field(
         default=None, pattern=SHA256, description="cloudpickled (args, kwargs) for the initializer"
     )
+    init_shown: ShownArguments | None = Field(default=None, description="the same arguments, for `/info` to show")
     tags: list[str] | None = Field(default=None, max_length=32)
 
 
@@ -133,8 +141,31 @@ class ServiceInfo(BaseModel):
     endpoints: list[EndpointInfo]
     versions: list[ServiceVersionSummary]
     api: dict[str, Any] | None
+    token: str | None = Field(
+        default=None, description="an invocation token made by this deploy (the service had none); shown only here"
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class TokenRequest(BaseModel):
+    label: str = Field(default="", max_length=100, description="a note to tell tokens apart, e.g. 'web frontend'")
+
+
+class TokenInfo(BaseModel):
+    """A token as listed: never its secret."""
+
+    token_id: str
+    service: str
+    label: str
+    hint: str = Field(description="the secret's first characters")
+    active: bool
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewToken(TokenInfo):
+    token: str = Field(description="the secret: send it as 'Authorization: Bearer <token>'; it is shown only once")
 
 
 class ErrorBody(BaseModel):

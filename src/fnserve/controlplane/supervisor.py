@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,7 @@ class LiveDeployment:
         self.consecutive_failures = 0
         self.tasks: set[asyncio.Task[None]] = set()
         self.replaces: list[str] = []  # versions to retire once this one is ACTIVE (blue/green)
+        self.started_at = datetime.now(UTC)  # when this server started running it (`/info`'s start date)
 
     @property
     def label(self) -> str:

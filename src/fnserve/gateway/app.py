@@ -13,7 +13,9 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from fnserve.auth import Authenticator
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
+from fnserve.docs import SERVICE_DOCS_PATH, SERVICE_SPEC_PATH
 from fnserve.errors import (
     DeploymentFailed,
     FnserveError,
@@ -32,9 +34,11 @@ from fnserve.gateway.http import (
     read_body,
     request_id_for,
     send_error,
+    send_html,
     send_json,
 )
 from fnserve.gateway.router import FunctionRoute
+from fnserve.gateway.service_paths import openapi_json, service_info, swagger_page
 from fnserve.store import DeploymentState
 
 logger = logging.getLogger("fnserve.gateway")
@@ -46,8 +50,11 @@ VERSION_HEADER = b"fnserve-version"
 
 
 class Gateway:
-    def __init__(self, supervisor: Supervisor, *, max_body_bytes: int, timeout_s: float | None) -> None:
+    def __init__(
+        self, supervisor: Supervisor, authenticator: Authenticator, *, max_body_bytes: int, timeout_s: float | None
+    ) -> None:
         self.supervisor = supervisor
+        self.authenticator = authenticator
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
 
@@ -70,10 +77,22 @@ class Gateway:
         function, rest = resolved
         live, rest = self._version(function, rest, scope)
         method = scope["method"]
-        if rest == "/ping" and method in ("GET", "POST"):
+        if rest == "/ping" and method in ("GET", "POST"):  # public, for load balancers and uptime checks
             self._pick(live)
             await send_json(send, 200, _HEALTHY, request_id)
             return
+        if rest == SERVICE_SPEC_PATH and method == "GET":  # docs are public: they describe, they do not call
+            await send_json(send, 200, openapi_json(live), request_id)
+            return
+        if rest == SERVICE_DOCS_PATH and method == "GET":
+            await send_html(send, swagger_page(live), request_id)
+            return
+        if rest == "/info" and method in ("GET", "POST"):
+            self.authenticator.require_owner(scope["headers"], action=f"{live.name}'s /info")
+            await send_json(send, 200, orjson.dumps(service_info(live)), request_id)
+            return
+        if live.spec.auth:
+            self.authenticator.require_invoke(scope["headers"], live.function.function_id, live.name)
         route, path_params = live.routes.match(method, rest)
         body = await read_body(receive, self.max_body_bytes)
         parse_json_object(body)

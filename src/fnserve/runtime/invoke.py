@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import typing
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ValidationError
 
 from fnserve.errors import FunctionError, InvalidRequest, ValidationFailed
-from fnserve.sdk.introspect import API_PARAMETER, CallKind
+from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model
 from fnserve.sdk.service import Endpoint
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -71,26 +70,7 @@ class BoundEndpoint:
             endpoint.function.__get__(state) if endpoint.is_method else endpoint.function
         )
         injected = state if isinstance(state, dict) and not endpoint.is_method else {}
-        self._names: list[tuple[str, str]] = []
-        fields: dict[str, Any] = {}
-        hints = _annotations(endpoint.function)
-        for index, (name, parameter) in enumerate(self.spec.parameters.items()):
-            field_name = f"p{index}"
-            self._names.append((field_name, name))
-            annotation = hints.get(name, Any)
-            if name in injected and parameter.location == "body":
-                default: Any = injected[name]
-            elif parameter.has_default:
-                default = _raw_default(endpoint.function, name)
-            else:
-                default = ...
-            fields[field_name] = (annotation, Field(default, alias=name))
-        config = ConfigDict(
-            extra="allow" if self.spec.var_kwargs else "forbid",
-            arbitrary_types_allowed=True,
-            populate_by_name=False,
-        )
-        self._model: type[BaseModel] = create_model(f"{self.spec.function_name}_arguments", __config__=config, **fields)
+        self._model, self._names = arguments_model(endpoint.function, self.spec, injected)
         self._extra: dict[str, Any] = {API_PARAMETER: api} if _takes(endpoint.function, API_PARAMETER) else {}
 
     def arguments(self, body: bytes, path: dict[str, str], query: dict[str, Any]) -> dict[str, Any]:
@@ -189,19 +169,6 @@ def _validation_failed(route: str, exc: ValidationError) -> ValidationFailed:
         problems.append({"field": field, "message": message})
     summary = "; ".join(f"`{p['field']}` {p['message']}" for p in problems)
     return ValidationFailed(f"Invalid arguments for {route}: {summary}", details={"fields": problems})
-
-
-def _annotations(function: Callable[..., Any]) -> dict[str, Any]:
-    try:
-        hints = typing.get_type_hints(function)
-    except Exception:  # unresolvable forward references: accept any value rather than refuse to start
-        return {}
-    hints.pop("return", None)
-    return hints
-
-
-def _raw_default(function: Callable[..., Any], name: str) -> Any:
-    return inspect.signature(function).parameters[name].default
 
 
 def _takes(function: Callable[..., Any], name: str) -> bool:

@@ -11,6 +11,7 @@ import cloudpickle
 from fnserve.archive import pack_project
 from fnserve.client.api import Client
 from fnserve.client.deployment import Deployment
+from fnserve.sdk.introspect import json_default
 from fnserve.sdk.loader import dumps_by_value
 from fnserve.sdk.service import Service
 
@@ -24,7 +25,7 @@ def deploy(service: Service[Any], *, url: str | None = None, api_key: str | None
     Args:
         service: a `@fs.service`.
         url: the server (default `FNSERVE_URL` or http://127.0.0.1:8000).
-        api_key: the owner key (default `FNSERVE_API_KEY`).
+        api_key: the owner key (default `FNSERVE_API_KEY`, else the key file of a server on this machine).
 
     Example:
         >>> client = fs.deploy(greeter)(message="Hi").wait()
@@ -37,10 +38,9 @@ def deploy(service: Service[Any], *, url: str | None = None, api_key: str | None
     def start(*init_args: Any, **init_kwargs: Any) -> Deployment:
         service.check_init_arguments(init_args, init_kwargs)
         code = dumps_by_value(service, module_name=service.__module__)
-        init = cloudpickle.dumps((init_args, init_kwargs))
         client = Client(url, api_key=api_key)
         try:
-            return submit(service, client, code_kind="pickle", code=code, init=init)
+            return submit(service, client, code_kind="pickle", code=code, init_args=init_args, init_kwargs=init_kwargs)
         except BaseException:
             client.close()  # no handle is returned, so nobody else could close its connections
             raise
@@ -63,13 +63,13 @@ def deploy_project(
     on the replica as `entrypoint`. What `fnserve deploy app.py:service` does."""
     init_kwargs = init_kwargs or {}
     service.check_init_arguments(init_args, init_kwargs)
-    init = cloudpickle.dumps((init_args, init_kwargs)) if (init_args or init_kwargs) else None
     return submit(
         service,
         client,
         code_kind="archive",
         code=pack_project(root),
-        init=init,
+        init_args=init_args,
+        init_kwargs=init_kwargs,
         entrypoint=entrypoint,
         replicas=replicas,
         keep_old=keep_old,
@@ -82,7 +82,8 @@ def submit(
     *,
     code_kind: str,
     code: bytes,
-    init: bytes | None,
+    init_args: tuple[Any, ...] = (),
+    init_kwargs: dict[str, Any] | None = None,
     entrypoint: str | None = None,
     replicas: int | None = None,
     keep_old: bool = False,
@@ -90,13 +91,19 @@ def submit(
     """Upload the code (skipped when the server has it), add a version and deploy it. Unless `keep_old`, the
     versions already running keep serving until this one is ACTIVE, then stop (blue/green)."""
     spec = service.spec if replicas is None else service.spec.model_copy(update={"replicas": replicas})
+    init_kwargs = init_kwargs or {}
     code_sha256 = client.upload(code)
-    init_sha256 = client.upload(init) if init is not None else None
+    has_init = bool(init_args or init_kwargs)
+    init_sha256 = client.upload(cloudpickle.dumps((init_args, init_kwargs))) if has_init else None
     info = client.deploy(
         {
             "spec": spec.model_dump(mode="json"),
             "code": {"kind": code_kind, "sha256": code_sha256, "entrypoint": entrypoint},
             "init_sha256": init_sha256,
+            "init_shown": {
+                "args": [json_default(value) for value in init_args],
+                "kwargs": {name: json_default(value) for name, value in init_kwargs.items()},
+            },
             "keep_old": keep_old,
         }
     )

@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Callable
+import typing
+import warnings
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, TypeAdapter, create_model
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
-from fnserve.spec import ParameterSpec
+from fnserve.spec import EndpointSpec, ParameterSpec
 
 # Parameters the platform fills in; callers never send them.
 API_PARAMETER = "_api"
@@ -95,3 +101,104 @@ def return_type_name(func: Callable[..., Any]) -> str:
 
 def first_paragraph(doc: str | None) -> str:
     return inspect.cleandoc(doc) if doc else ""
+
+
+def split_docstring(doc: str | None, *, route: str) -> tuple[str, dict[str, Any]]:
+    """A docstring's text, and the OpenAPI operation fields in YAML after a `---` line (as apispec reads them).
+
+    Raises ValueError naming `route` when that YAML is invalid or not a mapping.
+    """
+    text = first_paragraph(doc)
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        if line.strip() == "---":
+            description = "\n".join(lines[:index]).strip()
+            try:
+                operation = yaml.safe_load("\n".join(lines[index + 1 :]))
+            except yaml.YAMLError as exc:
+                raise ValueError(
+                    f"the OpenAPI YAML after '---' in the docstring of {route} is invalid: {exc}"
+                ) from None
+            if operation is None:
+                return description, {}
+            if not isinstance(operation, dict):
+                raise ValueError(
+                    f"the OpenAPI YAML after '---' in the docstring of {route} must be a mapping of operation fields "
+                    f"(responses:, tags:, ...), got {type(operation).__name__}"
+                )
+            return description, operation
+    return text, {}
+
+
+def arguments_model(
+    function: Callable[..., Any], spec: EndpointSpec, defaults: Mapping[str, Any] | None = None
+) -> tuple[type[BaseModel], list[tuple[str, str]]]:
+    """The pydantic model of an endpoint's arguments, and its (field name, parameter name) pairs.
+
+    Fields are aliased by parameter name (`p0` ← `message`), so parameters may be called anything, even
+    names pydantic reserves. `defaults` overrides parameter defaults (the replica injects initializer state).
+    """
+    defaults = defaults or {}
+    names: list[tuple[str, str]] = []
+    fields: dict[str, Any] = {}
+    hints = _annotations(function)
+    signature = inspect.signature(function).parameters
+    for index, (name, parameter) in enumerate(spec.parameters.items()):
+        field_name = f"p{index}"
+        names.append((field_name, name))
+        if name in defaults and parameter.location == "body":
+            default: Any = defaults[name]
+        elif parameter.has_default:
+            default = signature[name].default
+        else:
+            default = ...
+        fields[field_name] = (hints.get(name, Any), Field(default, alias=name))
+    config = ConfigDict(
+        extra="allow" if spec.var_kwargs else "forbid", arbitrary_types_allowed=True, populate_by_name=False
+    )
+    return create_model(f"{spec.function_name}_arguments", __config__=config, **fields), names
+
+
+class _LenientJsonSchema(GenerateJsonSchema):
+    """JSON Schema where a type has none (an arbitrary class): `{}`, any value, rather than an error."""
+
+    def handle_invalid_for_json_schema(self, schema: core_schema.CoreSchema, error_info: str) -> JsonSchemaValue:
+        return {}
+
+
+def arguments_schema(function: Callable[..., Any], spec: EndpointSpec) -> dict[str, Any] | None:
+    """The JSON Schema of an endpoint's arguments object, or None when pydantic cannot build one."""
+    try:
+        model, _ = arguments_model(function, spec)
+        with warnings.catch_warnings():  # a default that is not JSON is left out of the schema: fine, say nothing
+            warnings.simplefilter("ignore")
+            return model.model_json_schema(by_alias=True, schema_generator=_LenientJsonSchema)
+    except Exception:  # a type pydantic cannot even build a validator for: the replica reports it at start
+        return None
+
+
+def return_schema(function: Callable[..., Any]) -> dict[str, Any] | None:
+    """The JSON Schema of what an endpoint returns, from its return annotation; None when it has none."""
+    annotation = _annotations(function, keep_return=True).get("return", inspect.Parameter.empty)
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return None
+    try:
+        try:
+            adapter: TypeAdapter[Any] = TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
+        except PydanticUserError:  # models, dataclasses and TypedDicts carry their own config, and refuse one
+            adapter = TypeAdapter(annotation)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return adapter.json_schema(mode="serialization", schema_generator=_LenientJsonSchema)
+    except Exception:
+        return None
+
+
+def _annotations(function: Callable[..., Any], *, keep_return: bool = False) -> dict[str, Any]:
+    try:
+        hints = typing.get_type_hints(function, include_extras=True)
+    except Exception:  # unresolvable forward references: accept any value rather than refuse to start
+        return {}
+    if not keep_return:
+        hints.pop("return", None)
+    return hints

@@ -13,7 +13,16 @@ from typing import Any, Generic, TypeVar, cast, overload
 
 from fnserve._units import parse_duration
 from fnserve.errors import SpecError
-from fnserve.sdk.introspect import CallKind, call_kind, describe_parameters, first_paragraph, return_type_name
+from fnserve.sdk.introspect import (
+    CallKind,
+    arguments_schema,
+    call_kind,
+    describe_parameters,
+    first_paragraph,
+    return_schema,
+    return_type_name,
+    split_docstring,
+)
 from fnserve.spec import (
     HTTP_METHODS,
     EndpointSpec,
@@ -87,15 +96,26 @@ def _build_endpoint(function: Callable[..., Any], options: _EndpointOptions, *, 
             )
         if placeholder in parameters:
             parameters[placeholder] = parameters[placeholder].model_copy(update={"location": "path"})
+    try:
+        description, operation = split_docstring(function.__doc__, route=f"{options.method} {options.path}")
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
     spec = EndpointSpec(
         path=options.path,
         method=options.method,
         streaming=options.streaming,
         function_name=name,
-        description=first_paragraph(function.__doc__),
+        description=description,
         parameters=parameters,
         var_kwargs=var_kwargs,
         return_type=return_type_name(function),
+        openapi=operation,
+    )
+    spec = spec.model_copy(
+        update={
+            "arguments_schema": arguments_schema(function, spec),
+            "return_schema": None if options.streaming else return_schema(function),
+        }
     )
     return Endpoint(function=function, spec=spec, call_kind=kind, is_method=is_method)
 

@@ -8,5 +8,15 @@ from fnserve.store.functions import (
     StateStore,
     VersionRecord,
 )
+from fnserve.store.tokens import TokenRecord, TokenStore
 
-__all__ = ["ArtifactStore", "DeploymentRecord", "DeploymentState", "FunctionRecord", "StateStore", "VersionRecord"]
+__all__ = [
+    "ArtifactStore",
+    "DeploymentRecord",
+    "DeploymentState",
+    "FunctionRecord",
+    "StateStore",
+    "TokenRecord",
+    "TokenStore",
+    "VersionRecord",
+]

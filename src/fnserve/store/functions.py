@@ -41,11 +41,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _new_id(prefix: str) -> str:
+def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
 
@@ -69,6 +69,7 @@ class VersionRecord:
     code_sha256: str
     entrypoint: str | None
     init_sha256: str | None
+    init_shown: dict[str, Any] | None  # {"args": [...], "kwargs": {...}} as /info shows them
     api: dict[str, Any] | None
     created_at: datetime
 
@@ -92,8 +93,8 @@ def _function(row: Any) -> FunctionRecord:
         name=row.name,
         description=row.description,
         tags=orjson.loads(row.tags),
-        created_at=_aware(row.created_at),
-        updated_at=_aware(row.updated_at),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
     )
 
 
@@ -107,8 +108,9 @@ def _version(row: Any) -> VersionRecord:
         code_sha256=row.code_sha256,
         entrypoint=row.entrypoint,
         init_sha256=row.init_sha256,
+        init_shown=orjson.loads(row.init_shown) if row.init_shown else None,
         api=orjson.loads(row.api) if row.api else None,
-        created_at=_aware(row.created_at),
+        created_at=as_utc(row.created_at),
     )
 
 
@@ -120,9 +122,9 @@ def _deployment(row: Any) -> DeploymentRecord:
         state=DeploymentState(row.state),
         reason=row.reason,
         spec=DeploymentSpec.model_validate_json(row.spec),
-        created_at=_aware(row.created_at),
-        deployed_at=_aware(row.deployed_at),
-        updated_at=_aware(row.updated_at),
+        created_at=as_utc(row.created_at),
+        deployed_at=as_utc(row.deployed_at),
+        updated_at=as_utc(row.updated_at),
     )
 
 
@@ -168,6 +170,7 @@ class StateStore:
         code_sha256: str,
         entrypoint: str | None,
         init_sha256: str | None,
+        init_shown: dict[str, Any] | None = None,
         tags: list[str] | None = None,
     ) -> tuple[FunctionRecord, VersionRecord]:
         """Register a version of the function `spec.name`, creating the function on its first version."""
@@ -176,7 +179,7 @@ class StateStore:
         attempts = 0
         while True:
             try:
-                return self._add_version(spec, code_kind, code_sha256, entrypoint, init_sha256, tags)
+                return self._add_version(spec, code_kind, code_sha256, entrypoint, init_sha256, init_shown, tags)
             except sa.exc.IntegrityError:
                 attempts += 1
                 if attempts == 5:
@@ -189,13 +192,14 @@ class StateStore:
         code_sha256: str,
         entrypoint: str | None,
         init_sha256: str | None,
+        init_shown: dict[str, Any] | None,
         tags: list[str] | None,
     ) -> tuple[FunctionRecord, VersionRecord]:
         now = utcnow()
         with self.engine.begin() as connection:
             row = connection.execute(sa.select(functions).where(functions.c.name == spec.name)).first()
             if row is None:
-                function_id = _new_id("fn")
+                function_id = new_id("fn")
                 connection.execute(
                     functions.insert().values(
                         function_id=function_id,
@@ -224,7 +228,7 @@ class StateStore:
                     .values(**values)
                     .returning(functions.c.versions_created)
                 ).scalar_one()
-            version_id = _new_id("ver")
+            version_id = new_id("ver")
             connection.execute(
                 versions.insert().values(
                     version_id=version_id,
@@ -235,6 +239,7 @@ class StateStore:
                     code_sha256=code_sha256,
                     entrypoint=entrypoint,
                     init_sha256=init_sha256,
+                    init_shown=orjson.dumps(init_shown).decode() if init_shown is not None else None,
                     created_at=now,
                 )
             )
@@ -321,7 +326,7 @@ class StateStore:
             if existing is None:
                 connection.execute(
                     deployments.insert().values(
-                        deployment_id=_new_id("dep"),
+                        deployment_id=new_id("dep"),
                         version_id=version.version_id,
                         function_id=version.function_id,
                         created_at=now,

@@ -30,6 +30,7 @@ versions = sa.Table(
     sa.Column("code_sha256", sa.String(64), nullable=False),
     sa.Column("entrypoint", sa.String(300), nullable=True),
     sa.Column("init_sha256", sa.String(64), nullable=True),
+    sa.Column("init_shown", sa.Text, nullable=True),  # JSON {"args", "kwargs"} as /info shows them
     sa.Column("api", sa.Text, nullable=True),  # the API description its replicas reported
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("function_id", "number", name="uq_versions_function_number"),
@@ -47,4 +48,16 @@ deployments = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("deployed_at", sa.DateTime(timezone=True), nullable=False),  # the last (re)deploy; newest is current
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("token_id", sa.String(40), primary_key=True),
+    sa.Column("function_id", sa.String(40), sa.ForeignKey("functions.function_id"), nullable=False, index=True),
+    sa.Column("label", sa.String(100), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),  # sha256 of the secret; the secret is not kept
+    sa.Column("hint", sa.String(16), nullable=False),  # its first characters, so people can tell tokens apart
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
 )

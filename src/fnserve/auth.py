@@ -1,0 +1,185 @@
+"""Who may do what: the owner API key, per-service invocation tokens, and the one check each request goes through.
+
+- The owner key is made on the server's first start and kept in `$FNSERVE_HOME/owner.key` (mode 0600), where
+  the CLI and the Python client on the same machine find it. It manages everything and invokes everything.
+- A token invokes one service's endpoints and nothing else. Only its sha256 is stored; the secret is shown once.
+
+Both are sent as `Authorization: Bearer <secret>` or `x-api-key: <secret>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fnserve.errors import Forbidden, Unauthenticated
+
+logger = logging.getLogger("fnserve.auth")
+
+OWNER_KEY_FILE = "owner.key"
+OWNER_KEY_PREFIX = "fsk_"
+TOKEN_PREFIX = "fst_"
+# Secrets are 4 + 43 characters; anything far longer is not one of ours, and is refused before hashing.
+MAX_CREDENTIAL_LENGTH = 256
+_BEARER = b"bearer "
+
+# Servers started in this process (`fnserve.testing.run_server`, a notebook), by URL: a client in the same
+# process finds their owner key here, as one on the same machine finds it in the key file.
+_IN_PROCESS_KEYS: dict[str, str] = {}
+
+
+def new_secret(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def digest(secret: str) -> str:
+    """How a secret is stored and looked up: its sha256. Secrets are 256 random bits, so no salt or KDF is needed."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def owner_key_path(home: Path) -> Path:
+    return home / OWNER_KEY_FILE
+
+
+def read_owner_key(home: Path) -> str | None:
+    """The owner key saved in `home`, or None when there is none (or it cannot be read)."""
+    try:
+        key = owner_key_path(home).read_text().strip()
+    except OSError:
+        return None
+    return key or None
+
+
+def load_or_create_owner_key(home: Path) -> tuple[str, bool]:
+    """The server's owner key, made and saved (mode 0600) on first start; `(key, created)`."""
+    path = owner_key_path(home)
+    existing = read_owner_key(home)
+    if existing is not None:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            logger.warning("Owner key file %s is readable by others (mode %o); run: chmod 600 %s", path, mode, path)
+        return existing, False
+    key = new_secret(OWNER_KEY_PREFIX)
+    home.mkdir(parents=True, exist_ok=True)
+    # O_EXCL: two servers starting on one home at once must not each write (and print) a different key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return load_or_create_owner_key(home)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    return key, True
+
+
+def remember_in_process(url: str, key: str) -> None:
+    _IN_PROCESS_KEYS[url.rstrip("/")] = key
+
+
+def forget_in_process(url: str) -> None:
+    _IN_PROCESS_KEYS.pop(url.rstrip("/"), None)
+
+
+def in_process_key(url: str) -> str | None:
+    return _IN_PROCESS_KEYS.get(url.rstrip("/"))
+
+
+def credential(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The secret a request carries (`Authorization: Bearer …` or `x-api-key: …`), or None.
+
+    Raises Unauthenticated for one that is malformed or too long to be ours.
+    """
+    found: bytes | None = None
+    for name, value in headers:
+        if name == b"authorization":
+            if value[:7].lower() != _BEARER:
+                raise Unauthenticated("the Authorization header must be 'Bearer <token or API key>'")
+            found = value[7:].strip()
+            break
+        if name == b"x-api-key":
+            found = value.strip()
+            break
+    if found is None or not found:
+        return None
+    if len(found) > MAX_CREDENTIAL_LENGTH or not found.isascii():
+        raise Unauthenticated("the token or API key is not valid; check it, or make a new one")
+    return found.decode("ascii")
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What a valid token allows: invoking one function."""
+
+    token_id: str
+    function_id: str
+    function_name: str
+
+
+class Authenticator:
+    """Answers "may this request do that?" from the owner key and the tokens in memory.
+
+    The store is the truth for tokens; the control plane calls `grant`/`revoke` as it changes them, so a revoked
+    token stops working with the next request.
+    """
+
+    def __init__(self, owner_key: str) -> None:
+        self._owner_digest = digest(owner_key)
+        self._tokens: dict[str, TokenGrant] = {}  # by digest
+
+    def load(self, tokens: Iterable[tuple[str, TokenGrant]]) -> None:
+        self._tokens = dict(tokens)
+
+    def grant(self, token_digest: str, grant: TokenGrant) -> None:
+        self._tokens[token_digest] = grant
+
+    def revoke(self, token_id: str) -> None:
+        for key, grant in list(self._tokens.items()):
+            if grant.token_id == token_id:
+                del self._tokens[key]
+
+    def rename(self, function_id: str, function_name: str) -> None:
+        for key, grant in list(self._tokens.items()):
+            if grant.function_id == function_id:
+                self._tokens[key] = TokenGrant(grant.token_id, function_id, function_name)
+
+    def _identify(self, secret: str) -> TokenGrant | None:
+        """None for the owner key, the grant for a token; Unauthenticated for anything else."""
+        found = digest(secret)
+        if hmac.compare_digest(found, self._owner_digest):
+            return None
+        grant = self._tokens.get(found)
+        if grant is None:
+            raise Unauthenticated("the token or API key is not valid (unknown or revoked); check it, or make a new one")
+        return grant
+
+    def require_owner(self, headers: Iterable[tuple[bytes, bytes]], *, action: str = "this") -> None:
+        """Pass for the owner key; 401 without a valid credential, 403 for a service token."""
+        secret = credential(headers)
+        if secret is None:
+            raise Unauthenticated(
+                f"{action} needs the owner API key: send 'Authorization: Bearer <key>' (the key is in "
+                "$FNSERVE_HOME/owner.key on the server's machine)"
+            )
+        grant = self._identify(secret)
+        if grant is not None:
+            raise Forbidden(
+                f"a service token (for {grant.function_name!r}) can only invoke that service; {action} needs the "
+                "owner API key"
+            )
+
+    def require_invoke(self, headers: Iterable[tuple[bytes, bytes]], function_id: str, name: str) -> None:
+        """Pass for the owner key or a token of this function; 401 without a valid credential, 403 for another's."""
+        secret = credential(headers)
+        if secret is None:
+            raise Unauthenticated(
+                f"service {name!r} needs a token: send 'Authorization: Bearer <token>' or 'x-api-key: <token>' "
+                f"(make one with `fnserve tokens create {name}`)"
+            )
+        grant = self._identify(secret)
+        if grant is not None and grant.function_id != function_id:
+            raise Forbidden(f"this token is for service {grant.function_name!r}, not {name!r}; use a token of {name!r}")

@@ -1,0 +1,56 @@
+"""The paths every service answers itself, beside its endpoints: `/ping`, `/info`, `/docs`, `/docs/specs.json`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from fnserve.controlplane.supervisor import LiveDeployment
+from fnserve.docs import service_spec_url, swagger_ui_html
+from fnserve.openapi import api_description, service_openapi
+
+
+def service_info(live: LiveDeployment) -> dict[str, Any]:
+    """`/info`: when the service started, how long it has run, its initializer's arguments and its API.
+
+    The API is what the replicas reported (it knows which parameters the initializer fills in), or, before any
+    replica is ready, the same description made from the spec alone.
+    """
+    shown = live.version.init_shown or {}
+    return {
+        "name": live.name,
+        "version": live.version.number,
+        "start_date": live.started_at.isoformat(),
+        "up_time": round((datetime.now(UTC) - live.started_at).total_seconds(), 3),
+        "init_args": shown.get("args", []),
+        "init_kwargs": shown.get("kwargs", {}),
+        "api": live.version.api or api_description(live.spec),
+    }
+
+
+def auto_parameters(live: LiveDeployment) -> set[str]:
+    """Parameters the initializer fills in, as the replicas reported them (none before one is ready)."""
+    api = live.version.api or {}
+    return {
+        name
+        for path in api.get("paths", {}).values()
+        for name, parameter in path.get("parameters", {}).items()
+        if parameter.get("auto")
+    }
+
+
+def openapi_json(live: LiveDeployment) -> bytes:
+    """`/docs/specs.json`: the service's OpenAPI document, its server relative to where it is served."""
+    document = service_openapi(
+        live.spec, server_url="", version=live.version.number, auto_parameters=auto_parameters(live)
+    )
+    return orjson.dumps(document)
+
+
+def swagger_page(live: LiveDeployment) -> bytes:
+    """`/docs`: Swagger UI for the service, its scripts served by this server (no CDN)."""
+    return swagger_ui_html(
+        title=f"{live.name} v{live.version.number}", spec_url=service_spec_url(live.spec.route_prefix)
+    )
