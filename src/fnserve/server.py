@@ -53,6 +53,8 @@ from fnserve.store import ArtifactStore, StateStore
 
 logger = logging.getLogger("fnserve.server")
 
+# Ids and names are short; a longer path is a mistake or an attack, and is refused before any work.
+MAX_PATH_LENGTH = 2048
 # What anyone may read under /v1: the API's own description. Everything else there needs the owner key.
 CONTROL_PLANE_DOCS = "/v1/docs"
 PUBLIC_API_PATHS = frozenset({"/v1/openapi.json"})
@@ -103,6 +105,7 @@ class Server:
     """Everything one `fnserve server` runs, started and stopped in order by the ASGI lifespan."""
 
     def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+        settings.check()
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
         self.store = StateStore(settings.database_url)
@@ -143,7 +146,10 @@ class Server:
         kind = scope["type"]
         if kind == "http":
             path: str = scope["path"]
-            if path.startswith("/-/"):
+            if len(path) > MAX_PATH_LENGTH:
+                error = InvalidRequest(f"the URL path is {len(path)} characters long; the limit is {MAX_PATH_LENGTH}")
+                await send_error(send, error, request_id_for(scope))
+            elif path.startswith("/-/"):
                 await self._internal(scope, send)
             elif path in (INDEX_URL, CONTROL_PLANE_DOCS):
                 await self._docs_page(scope, send)

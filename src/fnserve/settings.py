@@ -5,6 +5,7 @@ This is the only module that reads `os.environ`; everything else receives a `Set
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,13 @@ DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 
 def default_home() -> Path:
     return Path(os.environ.get("FNSERVE_HOME") or Path.home() / ".fnserve").expanduser()
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,22 @@ class Settings:
     max_body_bytes: int = 5 * 1024 * 1024
     replica_threads: int = 8
     fake_gpus: str | None = None  # "A100:2,T4": pretend this host has these GPUs (tests, CPU-only machines)
+    # Dev mode accepts pickled code and arguments from clients (`fs.deploy(obj)` from a notebook). None: on when
+    # the server listens on loopback only, off otherwise; True is refused unless it does.
+    dev: bool | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+
+    @property
+    def dev_mode(self) -> bool:
+        return is_loopback(self.host) if self.dev is None else self.dev
+
+    def check(self) -> None:
+        """Raise ValueError for settings that must not run together."""
+        if self.dev and not is_loopback(self.host):
+            raise ValueError(
+                f"dev mode runs pickled code sent by clients, so it is only allowed on loopback; the server would "
+                f"listen on {self.host}. Drop --dev, or bind --host 127.0.0.1"
+            )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -59,6 +82,8 @@ class Settings:
             values["db_url"] = env["FNSERVE_DB"]
         if "FNSERVE_FAKE_GPUS" in env:
             values["fake_gpus"] = env["FNSERVE_FAKE_GPUS"]
+        if "FNSERVE_DEV" in env:
+            values["dev"] = env["FNSERVE_DEV"].lower() in ("1", "true", "yes", "on")
         if "FNSERVE_MAX_BODY_BYTES" in env:
             values["max_body_bytes"] = int(env["FNSERVE_MAX_BODY_BYTES"])
         values.update({key: value for key, value in overrides.items() if value is not None})

@@ -172,11 +172,24 @@ def server(
     port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
     home: Annotated[Path | None, typer.Option(help="State folder [default: $FNSERVE_HOME or ~/.fnserve].")] = None,
     db: Annotated[str | None, typer.Option(help="Database URL [default: SQLite file in the home folder].")] = None,
+    dev: Annotated[
+        bool | None,
+        typer.Option(
+            "--dev/--no-dev",
+            help="Accept pickled code and arguments from clients (fs.deploy from a notebook) [default: on when "
+            "listening on loopback only; refused otherwise].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the server: gateway, control plane and replicas, in the foreground."""
     from fnserve.server import serve
 
-    settings = Settings.from_env(host=host, port=port, home=home, db_url=db)
+    settings = Settings.from_env(host=host, port=port, home=home, db_url=db, dev=dev)
+    try:
+        settings.check()
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
     def ready(url: str, app: Server) -> None:
         console.print(f"fnserve server on [bold]{url}[/] (state in {settings.home}); Ctrl-C stops it")

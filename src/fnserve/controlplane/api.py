@@ -37,7 +37,8 @@ from fnserve.controlplane.schemas import (
     VersionRequest,
 )
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
-from fnserve.errors import InvalidRequest, NotFound, PayloadTooLarge, ServiceExists
+from fnserve.errors import Forbidden, InvalidRequest, NotFound, PayloadTooLarge, ServiceExists
+from fnserve.sdk.loader import is_json_init
 from fnserve.settings import Settings
 from fnserve.spec import DeploymentSpec
 from fnserve.store import (
@@ -223,6 +224,8 @@ class ControlPlane:
         self.artifacts.require(body.code.sha256, what="code")
         if body.init_sha256 is not None:
             self.artifacts.require(body.init_sha256, what="initializer arguments")
+        if not self.settings.dev_mode:
+            self._refuse_pickles(body)
         if body.code.kind == "archive":
             await asyncio.to_thread(self.artifacts.unpacked, body.code.sha256)
         self.supervisor.check_prefix(body.spec)
@@ -236,6 +239,19 @@ class ControlPlane:
             init_shown=body.init_shown.model_dump() if body.init_shown is not None else None,
             tags=body.tags,
         )
+
+    def _refuse_pickles(self, body: VersionRequest) -> None:
+        """Outside dev mode the server runs source it can unpack, and arguments as JSON: never a client's pickle."""
+        if body.code.kind == "pickle":
+            raise Forbidden(
+                "this server is not in dev mode (it listens beyond loopback), so it does not run pickled code from "
+                "clients; deploy the project's source with `fnserve deploy app.py:service`"
+            )
+        if body.init_sha256 is not None and not is_json_init(self.artifacts.head(body.init_sha256)):
+            raise Forbidden(
+                "this server is not in dev mode (it listens beyond loopback), so the initializer's arguments must be "
+                "JSON values (str, int, float, bool, None, lists, dicts); load other objects in the initializer"
+            )
 
     async def deploy(
         self,

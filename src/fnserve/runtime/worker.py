@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import cloudpickle
-
 from fnserve._loop import run as run_on_uvloop
 from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
 from fnserve.runtime.invoke import BoundEndpoint
 from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError
-from fnserve.sdk.loader import load_entrypoint, load_pickled_service
+from fnserve.sdk.loader import load_entrypoint, load_pickled_service, loads_init_arguments
 from fnserve.sdk.service import Service
 
 TRACEBACK_TAIL_LINES = 12
@@ -49,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> WorkerOptions:
     parser.add_argument("--code-dir", type=Path, help="unpacked project folder (with --entrypoint)")
     parser.add_argument("--entrypoint", help="module:attribute of the service inside --code-dir")
     parser.add_argument("--pickle", type=Path, dest="pickle_path", help="a cloudpickled service")
-    parser.add_argument("--init", type=Path, dest="init_path", help="cloudpickled (args, kwargs) for the initializer")
+    parser.add_argument("--init", type=Path, dest="init_path", help="initializer (args, kwargs): JSON or pickle")
     parser.add_argument("--max-threads", type=int, default=8, help="threads for sync endpoints")
     args = parser.parse_args(argv)
     if (args.pickle_path is None) == (args.code_dir is None or args.entrypoint is None):
@@ -72,7 +70,7 @@ def initialize(options: WorkerOptions) -> tuple[Service[Any], Any]:
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = {}
     if options.init_path is not None:
-        args, kwargs = cloudpickle.loads(options.init_path.read_bytes())
+        args, kwargs = loads_init_arguments(options.init_path.read_bytes())
     state = service.initializer(*args, **kwargs)
     if inspect.isawaitable(state):
         state = asyncio.run(_await(state))

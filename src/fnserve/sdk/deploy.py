@@ -6,13 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
-
 from fnserve.archive import pack_project
 from fnserve.client.api import Client
 from fnserve.client.deployment import Deployment
 from fnserve.sdk.introspect import json_default
-from fnserve.sdk.loader import dumps_by_value
+from fnserve.sdk.loader import dumps_by_value, dumps_init_arguments
 from fnserve.sdk.service import Service
 
 
@@ -94,7 +92,7 @@ def submit(
     init_kwargs = init_kwargs or {}
     code_sha256 = client.upload(code)
     has_init = bool(init_args or init_kwargs)
-    init_sha256 = client.upload(cloudpickle.dumps((init_args, init_kwargs))) if has_init else None
+    init_sha256 = client.upload(dumps_init_arguments(init_args, init_kwargs)) if has_init else None
     info = client.deploy(
         {
             "spec": spec.model_dump(mode="json"),

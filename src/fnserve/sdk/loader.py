@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
+import orjson
 
 from fnserve.errors import SpecError
 from fnserve.sdk.service import Service
@@ -119,3 +120,43 @@ def load_pickled_service(data: bytes) -> Service[Any]:
     if not isinstance(obj, Service):
         raise SpecError(f"the pickled object is a {type(obj).__name__}, not a service")
     return obj
+
+
+def dumps_init_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    """The initializer's arguments for the replica: JSON when JSON carries them exactly, else cloudpickle.
+
+    JSON is what a server outside dev mode accepts (it runs no pickled data from clients); a pickle keeps
+    arbitrary objects (a model, a tuple, a numpy array) for servers in dev mode.
+    """
+    plain = {"args": list(args), "kwargs": kwargs}
+    try:
+        encoded = orjson.dumps(plain)
+    except TypeError:
+        encoded = None
+    if encoded is not None and _no_tuples(plain) and orjson.loads(encoded) == plain:
+        return encoded
+    return bytes(cloudpickle.dumps((args, kwargs)))
+
+
+def loads_init_arguments(data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The inverse of `dumps_init_arguments`: a JSON object starts with `{`, a pickle (protocol 2+) with 0x80."""
+    if is_json_init(data):
+        plain = orjson.loads(data)
+        return tuple(plain["args"]), plain["kwargs"]
+    args, kwargs = cloudpickle.loads(data)
+    return tuple(args), dict(kwargs)
+
+
+def is_json_init(data: bytes) -> bool:
+    return data[:1] == b"{"
+
+
+def _no_tuples(value: Any) -> bool:
+    """JSON turns tuples into lists, which compare unequal to them: refuse them up front, anywhere inside."""
+    if isinstance(value, tuple):
+        return False
+    if isinstance(value, list):
+        return all(_no_tuples(item) for item in value)
+    if isinstance(value, dict):
+        return all(_no_tuples(item) for item in value.values())
+    return True

@@ -39,6 +39,11 @@ class ArtifactStore:
     def path(self, sha256: str) -> Path:
         return self.blobs / check_sha256(sha256)
 
+    def head(self, sha256: str, size: int = 16) -> bytes:
+        """An artifact's first bytes (what kind of data it is), without reading it all."""
+        with self.path(sha256).open("rb") as file:
+            return file.read(size)
+
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
