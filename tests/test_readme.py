@@ -32,8 +32,10 @@ def test_readme_mentions_the_two_commands() -> None:
 def test_readme_quickstart_runs(tmp_path: Path) -> None:
     """
     1. Write the README's app.py into a fresh project folder.
-    2. Start a real server; run the README's `fnserve deploy` against it.
-    3. Send the README's curl request (as httpx, same method, URL, headers, body); expect the README's output.
+    2. Start a real server; run the README's `fnserve deploy` against it, the CLI finding the owner key in the
+       server's home folder as it would on one machine.
+    3. Send the README's curl request (as httpx, same method, URL, headers, body) with the token the deploy
+       printed in place of $TOKEN; expect the README's output.
     4. Run the README's Python client block.
     """
     blocks = readme_blocks()
@@ -43,22 +45,24 @@ def test_readme_quickstart_runs(tmp_path: Path) -> None:
     commands = [line.split("#")[0].strip() for line in blocks["shell"].splitlines()]
     deploy = next(c for c in commands if c.startswith("fnserve deploy"))
     curl = next(c for c in commands if c.startswith("curl"))
-    with run_server(home=tmp_path / "home", graceful_shutdown_s=2) as url:
-        env = {**os.environ, "FNSERVE_URL": url}
+    home = tmp_path / "home"
+    with run_server(home=home, graceful_shutdown_s=2) as url:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("FNSERVE_")}
+        env.update({"FNSERVE_URL": url, "FNSERVE_HOME": str(home), "COLUMNS": "200"})
         fnserve = str(Path(sys.executable).parent / "fnserve")
         result = subprocess.run(
             [fnserve, *shlex.split(deploy)[1:]], cwd=project, env=env, capture_output=True, text=True, timeout=90
         )
         assert result.returncode == 0, result.stderr + result.stdout
         assert "ACTIVE" in result.stdout
+        token = re.search(r"Token\s+(fst_[A-Za-z0-9_-]+)", result.stdout)
+        assert token, result.stdout
 
-        args = shlex.split(curl)
+        args = shlex.split(curl.replace("$TOKEN", token.group(1)))
         method = args[args.index("-X") + 1]
         target = next(a for a in args if a.startswith(DEFAULT_URL)).replace(DEFAULT_URL, url)
-        header_name, header_value = args[args.index("-H") + 1].split(": ", 1)
-        response = httpx.request(
-            method, target, headers={header_name: header_value}, content=args[args.index("-d") + 1], timeout=10
-        )
+        headers = dict(args[i + 1].split(": ", 1) for i, flag in enumerate(args) if flag == "-H")
+        response = httpx.request(method, target, headers=headers, content=args[args.index("-d") + 1], timeout=10)
         assert response.text == blocks["output"].strip()
 
         python = subprocess.run(
@@ -67,3 +71,4 @@ def test_readme_quickstart_runs(tmp_path: Path) -> None:
         assert python.returncode == 0, python.stderr
         assert "Hi My favorite number is 7" in python.stdout
         assert "ACTIVE" in python.stdout
+        assert "{'message': 'Hi'}" in python.stdout

@@ -159,7 +159,7 @@ def deploy_target(
             service, root, entrypoint, client=client, init_kwargs=init, replicas=replicas, keep_old=keep_old
         )
     wait_with_progress(deployment, timeout_s)
-    print_deployment(deployment._info)
+    print_deployment({**deployment._info, "token": deployment.token})
     if deployment.state != "ACTIVE":
         errors.print(f"[red]{service.name} is {deployment.state}[/]; its replica logs are under $FNSERVE_HOME/logs")
         return 1
@@ -301,7 +301,7 @@ def rollback(
         _require_server(client)
         deployment = Deployment(client, _guard(lambda: client.rollback(name, to)))
         wait_with_progress(deployment, timeout)
-        print_deployment(deployment._info)
+        print_deployment({**deployment._info, "token": deployment.token})
     raise typer.Exit(0 if deployment.state == "ACTIVE" else 1)
 
 
