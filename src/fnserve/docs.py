@@ -34,9 +34,13 @@ _ASSETS = {
 }
 
 
+# A service at the route prefix `/` would have its UI at `/docs`, where the index is: it gets this address instead.
+ROOT_SERVICE_DOCS_URL = "/-/docs/root"
+
+
 def service_docs_url(route_prefix: str) -> str:
-    """Where a service's Swagger UI is: `/greeter` → `/greeter/docs`."""
-    return route_prefix.rstrip("/") + SERVICE_DOCS_PATH
+    """Where a service's Swagger UI is: `/greeter` → `/greeter/docs` (`/` → `ROOT_SERVICE_DOCS_URL`)."""
+    return ROOT_SERVICE_DOCS_URL if route_prefix == "/" else route_prefix + SERVICE_DOCS_PATH
 
 
 def service_spec_url(route_prefix: str) -> str:

@@ -26,7 +26,15 @@ from fnserve.backends.base import Backend
 from fnserve.backends.local import LocalBackend
 from fnserve.controlplane.api import ControlPlane, build_control_plane
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
-from fnserve.docs import ASSETS_URL, INDEX_URL, docs_index_html, service_docs_url, swagger_asset, swagger_ui_html
+from fnserve.docs import (
+    ASSETS_URL,
+    INDEX_URL,
+    ROOT_SERVICE_DOCS_URL,
+    docs_index_html,
+    service_docs_url,
+    swagger_asset,
+    swagger_ui_html,
+)
 from fnserve.errors import (
     FnserveError,
     InternalError,
@@ -48,6 +56,7 @@ from fnserve.gateway.http import (
     send_json,
 )
 from fnserve.gateway.router import FunctionRoute
+from fnserve.gateway.service_paths import swagger_page
 from fnserve.settings import Settings
 from fnserve.store import ArtifactStore, StateStore
 
@@ -199,6 +208,9 @@ class Server:
         path = scope["path"]
         if path == "/-/healthz":
             await send_json(send, 200, b'{"status":"ok"}', request_id)
+        elif path == ROOT_SERVICE_DOCS_URL and (root := self.supervisor.prefixes.get("/")) is not None:
+            live = root.pick() or root.by_number[max(root.by_number)]
+            await send_html(send, swagger_page(live), request_id)
         elif path.startswith(ASSETS_PATH):
             asset = swagger_asset(path.removeprefix(ASSETS_PATH))
             if asset is None:

@@ -382,7 +382,7 @@ def tokens_list(name: str, url: UrlOption = None, api_key: KeyOption = None) -> 
         _require_server(client)
         tokens = _guard(lambda: client.list_tokens(name))
     if not tokens:
-        console.print(f"{name} has no tokens; make one with `fnserve tokens create {name}`")
+        console.print(f"{escape(name)} has no tokens; make one with `fnserve tokens create {escape(name)}`")
         return
     table = Table("token id", "hint", "label", "state", "created")
     for token in tokens:
@@ -437,7 +437,7 @@ def run(
                     try:
                         deploy_target(client, target, replicas=None, init={}, timeout_s=120.0)
                     except FnserveError as exc:
-                        errors.print(f"[red]{target}: {exc.message}[/]")
+                        errors.print(f"[red]{escape(target)}: {escape(exc.message)}[/]")
             console.print("Serving; press [bold]Ctrl-C[/] to stop the server and its replicas.")
 
         await asyncio.to_thread(work)
@@ -475,7 +475,7 @@ def _guard(action: Any) -> Any:
     try:
         return action()
     except FnserveError as exc:
-        raise fail(f"{exc.message} [dim]({exc.code})[/]") from None
+        raise fail(f"{escape(exc.message)} [dim]({exc.code})[/]") from None
 
 
 def _matches(template: str, path: str) -> bool:

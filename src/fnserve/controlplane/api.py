@@ -332,15 +332,17 @@ def build_router(plane: ControlPlane) -> APIRouter:
         """Add a version of the function `spec.name` (created on first use) and deploy it with `spec.replicas`
         instances. Answers at once in DEPLOYING; poll `GET /v1/services/{name}` until ACTIVE or ERROR. The
         versions already deployed keep serving until the new one is ACTIVE, then drain and stop (blue/green),
-        unless `keep_old` (traffic split). When the service has no active token, one is made and shown in `token`,
-        this once. 404 when the code was not uploaded, 409 when another function owns the route prefix."""
+        unless `keep_old` (traffic split). When the service needs auth and has no active token, one is made and
+        shown in `token`, this once. 404 when the code was not uploaded, 409 when another function owns the route
+        prefix."""
         function, version = await plane.add_version(body)
         old = [live.version.version_id for live in supervisor.live_of(function.function_id)]
         replicas = body.spec.replicas
         spec = DeploymentSpec(min_instances=replicas, max_instances=max(1, replicas))
         await plane.deploy(function, version, spec, replaces=[] if body.keep_old else old)
         info = await asyncio.to_thread(plane.service_info, function, str(request.base_url))
-        if not await asyncio.to_thread(plane.tokens.list, function.function_id, active_only=True):
+        needs_token = body.spec.auth
+        if needs_token and not await asyncio.to_thread(plane.tokens.list, function.function_id, active_only=True):
             info.token = (await plane.issue_token(function, "made at deploy")).token
         return info
 

@@ -24,6 +24,7 @@ from fnserve.controlplane.instance_types import resolve_resources
 from fnserve.errors import ServiceExists
 from fnserve.gateway.connection import InitFailed, ReplicaConnection, ReplicaListener
 from fnserve.gateway.router import FunctionRoute, PrefixTable, ReplicaPicker, ServiceRoutes
+from fnserve.gateway.validation import ArgumentsValidator
 from fnserve.settings import Settings
 from fnserve.spec import Resources, ServiceSpec
 from fnserve.store import (
@@ -111,6 +112,7 @@ class LiveDeployment:
         self.tasks: set[asyncio.Task[None]] = set()
         self.replaces: list[str] = []  # versions to retire once this one is ACTIVE (blue/green)
         self.started_at = datetime.now(UTC)  # when this server started running it (`/info`'s start date)
+        self.validators: dict[int, ArgumentsValidator | None] = {}  # by endpoint index; the gateway fills it
 
     @property
     def label(self) -> str:

@@ -37,8 +37,9 @@ from fnserve.gateway.http import (
     send_html,
     send_json,
 )
-from fnserve.gateway.router import FunctionRoute
-from fnserve.gateway.service_paths import openapi_json, service_info, swagger_page
+from fnserve.gateway.router import EndpointRoute, FunctionRoute
+from fnserve.gateway.service_paths import auto_parameters, openapi_json, service_info, swagger_page
+from fnserve.gateway.validation import ArgumentsValidator
 from fnserve.store import DeploymentState
 
 logger = logging.getLogger("fnserve.gateway")
@@ -95,9 +96,13 @@ class Gateway:
             self.authenticator.require_invoke(scope["headers"], live.function.function_id, live.name)
         route, path_params = live.routes.match(method, rest)
         body = await read_body(receive, self.max_body_bytes)
-        parse_json_object(body)
         query_string = scope["query_string"]
         query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)) if query_string else {}
+        validator = _validator(live, route)
+        if validator is not None:  # wrong types, missing or unknown fields: refused here, never sent to a replica
+            validator.validate_request(body, path_params, query)
+        else:
+            parse_json_object(body)
         connection = self._pick(live)
         if route.spec.streaming:
             chunks = connection.stream(route.index, body, path_params, query)
@@ -184,6 +189,24 @@ class Gateway:
         if not started:
             await send({"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id)})
         await send({"type": "http.response.body", "body": b""})
+
+
+def _validator(live: LiveDeployment, route: EndpointRoute) -> ArgumentsValidator | None:
+    """The route's validator, made on its first call once a replica has said which parameters its initializer
+    fills in (those may be left out); None when the spec has no arguments schema."""
+    if route.index in live.validators:
+        return live.validators[route.index]
+    if live.version.api is None:
+        return None
+    schema = route.spec.arguments_schema
+    validator = None
+    if schema is not None:
+        try:
+            validator = ArgumentsValidator(schema, route=route.spec.key, optional=auto_parameters(live))
+        except Exception:  # a schema we cannot compile: the replica validates alone, as before
+            logger.exception("Arguments schema of %s %s cannot be compiled", live.label, route.spec.key)
+    live.validators[route.index] = validator
+    return validator
 
 
 def _stream_headers(sse: bool, request_id: str) -> list[tuple[bytes, bytes]]:

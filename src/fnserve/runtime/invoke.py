@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from fnserve.errors import FunctionError, InvalidRequest, ValidationFailed
+from fnserve.errors import FunctionError, InvalidRequest
+from fnserve.gateway.validation import validation_failed
 from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model
 from fnserve.sdk.service import Endpoint
 
@@ -92,7 +93,7 @@ class BoundEndpoint:
         try:
             model = self._model.model_validate(values)
         except ValidationError as exc:
-            raise _validation_failed(self.spec.key, exc) from None
+            raise validation_failed(self.spec.key, exc.errors()) from None
         kwargs = {name: getattr(model, field_name) for field_name, name in self._names}
         if model.__pydantic_extra__:
             kwargs.update(model.__pydantic_extra__)
@@ -154,21 +155,6 @@ class BoundEndpoint:
                     step.add_done_callback(lambda _: pool.submit(gen.close))
                 else:
                     await asyncio.wrap_future(pool.submit(gen.close))
-
-
-def _validation_failed(route: str, exc: ValidationError) -> ValidationFailed:
-    problems = []
-    for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "(body)"
-        if error["type"] == "missing":
-            message = "is required"
-        elif error["type"] == "extra_forbidden":
-            message = "is not a parameter of this endpoint"
-        else:
-            message = f"{error['msg']} (got {error.get('input')!r:.100})"
-        problems.append({"field": field, "message": message})
-    summary = "; ".join(f"`{p['field']}` {p['message']}" for p in problems)
-    return ValidationFailed(f"Invalid arguments for {route}: {summary}", details={"fields": problems})
 
 
 def _takes(function: Callable[..., Any], name: str) -> bool:

@@ -6,6 +6,7 @@ Decided once, at decoration time, so the replica never inspects a function per c
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
 import typing
 import warnings
@@ -146,24 +147,76 @@ def arguments_model(
     for index, (name, parameter) in enumerate(spec.parameters.items()):
         field_name = f"p{index}"
         names.append((field_name, name))
+        annotation = hints.get(name, Any)
         if name in defaults and parameter.location == "body":
-            default: Any = defaults[name]
-        elif parameter.has_default:
-            default = signature[name].default
-        else:
-            default = ...
-        fields[field_name] = (hints.get(name, Any), Field(default, alias=name))
+            # A factory, not a default: pydantic copies mutable defaults on every call, and injected state (a list,
+            # a model, a connection pool) must be the very object the initializer made.
+            fields[field_name] = (
+                annotation,
+                Field(default_factory=functools.partial(_same, defaults[name]), alias=name),
+            )
+            continue
+        default = signature[name].default if parameter.has_default else ...
+        fields[field_name] = (annotation, Field(default, alias=name))
     config = ConfigDict(
         extra="allow" if spec.var_kwargs else "forbid", arbitrary_types_allowed=True, populate_by_name=False
     )
     return create_model(f"{spec.function_name}_arguments", __config__=config, **fields), names
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 class _LenientJsonSchema(GenerateJsonSchema):
-    """JSON Schema where a type has none (an arbitrary class): `{}`, any value, rather than an error."""
+    """JSON Schema that is never stricter than the pydantic model it comes from.
+
+    The gateway refuses arguments by this schema before a replica sees them, so wherever the model accepts more
+    than its schema says (a validator that sees the raw input, names that may also be aliases, a lazy iterable,
+    an enum with `_missing_`), the schema says `{}`: any value, and the replica decides. A type with no schema at
+    all (an arbitrary class) is `{}` too, rather than an error.
+    """
 
     def handle_invalid_for_json_schema(self, schema: core_schema.CoreSchema, error_info: str) -> JsonSchemaValue:
         return {}
+
+    def function_before_schema(self, schema: core_schema.BeforeValidatorFunctionSchema) -> JsonSchemaValue:
+        return {}
+
+    def function_wrap_schema(self, schema: core_schema.WrapValidatorFunctionSchema) -> JsonSchemaValue:
+        return {}
+
+    def generator_schema(self, schema: core_schema.GeneratorSchema) -> JsonSchemaValue:
+        return {}
+
+    def enum_schema(self, schema: core_schema.EnumSchema) -> JsonSchemaValue:
+        if getattr(schema["cls"]._missing_, "__func__", None) is not enum.Enum._missing_.__func__:  # type: ignore[attr-defined]
+            return {}
+        return super().enum_schema(schema)
+
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        return {} if _loose_names(schema) else super().model_schema(schema)
+
+    def dataclass_schema(self, schema: core_schema.DataclassSchema) -> JsonSchemaValue:
+        return {} if _loose_names(schema) else super().dataclass_schema(schema)
+
+    def typed_dict_schema(self, schema: core_schema.TypedDictSchema) -> JsonSchemaValue:
+        return {} if _loose_names(schema) else super().typed_dict_schema(schema)
+
+
+def _loose_names(schema: Mapping[str, Any]) -> bool:
+    """Whether a model accepts field names, alias choices or numbers beyond what its JSON Schema shows."""
+    config = schema.get("config") or {}
+    if config.get("validate_by_name") or config.get("populate_by_name") or config.get("coerce_numbers_to_str"):
+        return True
+    inner = schema.get("schema", schema)
+    while inner.get("type") in ("function-before", "function-after", "function-wrap", "function-plain"):
+        inner = inner.get("schema", {})
+    fields = inner.get("fields", {})
+    return any(
+        not isinstance(field.get("validation_alias", ""), str)
+        for field in (fields.values() if isinstance(fields, dict) else fields)
+    )
 
 
 def arguments_schema(function: Callable[..., Any], spec: EndpointSpec) -> dict[str, Any] | None:

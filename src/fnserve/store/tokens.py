@@ -76,12 +76,10 @@ class TokenStore:
                 )
             ).all()
             if len(rows) != 1:
-                raise NotFound(
-                    f"No token {token_ref!r} for this service"
-                    if not rows
-                    else f"{token_ref!r} names several tokens"
-                    "; list them with `fnserve tokens ls NAME` and give the token id"
+                problem = (
+                    f"No token {token_ref!r} for this service" if not rows else f"{token_ref!r} names several tokens"
                 )
+                raise NotFound(f"{problem}; list them with `fnserve tokens ls NAME` and give the token id")
             row = rows[0]
             if row.revoked_at is None:
                 connection.execute(tokens.update().where(tokens.c.token_id == row.token_id).values(revoked_at=utcnow()))

@@ -1,0 +1,80 @@
+"""Bad requests are refused by the server, each with its own status and code, and none of them reaches a replica."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from counted import counted
+
+import fnserve as fs
+from fnserve.settings import Settings
+from fnserve.testing import run_server
+
+BODY_LIMIT = 4096
+
+
+@pytest.fixture(scope="module")
+def add_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings = Settings(max_body_bytes=BODY_LIMIT)
+    with run_server(home=tmp_path_factory.mktemp("refusals"), settings=settings, graceful_shutdown_s=2) as url:
+        with fs.deploy(counted, url=url)() as deployment:
+            deployment.wait(timeout_s=30)
+        yield f"{url}/counted"
+
+
+def calls(add_url: str) -> int:
+    count: int = httpx.get(f"{add_url}/calls", timeout=10).json()
+    return count
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "code", "mentions"),
+    [
+        (b'{"x": "seven", "items": [1]}', 422, "validation_error", ["`x`"]),
+        (b'{"x": 1}', 422, "validation_error", ["`items` is required"]),
+        (b'{"x": 1, "items": [1, "b"]}', 422, "validation_error", ["`items.1`"]),
+        (b'{"x": 1, "items": [], "colour": "red"}', 422, "validation_error", ["`colour` is not a parameter"]),
+        (b'{"x": [], "items": {}}', 422, "validation_error", ["`x`", "`items`"]),
+        (b'{"x": 1, "items": [', 400, "invalid_request", ["not valid JSON"]),
+        (b"[1, 2]", 400, "invalid_request", ["must be a JSON object"]),
+        (b'{"x": 1, "items": [' + b"1, " * 2000 + b"1]}", 413, "payload_too_large", ["4096 byte limit", "assets"]),
+    ],
+)
+def test_bad_arguments_are_refused_before_the_replica(
+    add_url: str, content: bytes, status: int, code: str, mentions: list[str]
+) -> None:
+    """1. The request is answered with its status and code, the message naming each bad field.
+    2. The replica's call count did not move."""
+    before = calls(add_url)
+    response = httpx.post(f"{add_url}/add", content=content, timeout=10)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    for text in mentions:
+        assert text in error["message"]
+    if status == 422:
+        named = {text.split("`")[1] for text in mentions}
+        assert {field["field"] for field in error["details"]["fields"]} == named
+    assert calls(add_url) == before
+
+
+def test_unknown_route_and_wrong_method_never_reach_the_replica(add_url: str) -> None:
+    before = calls(add_url)
+    missing = httpx.post(f"{add_url}/nope", json={}, timeout=10)
+    assert missing.status_code == 404
+    wrong = httpx.put(f"{add_url}/add", json={"x": 1, "items": []}, timeout=10)
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "POST"
+    assert calls(add_url) == before
+
+
+def test_valid_arguments_are_coerced_and_reach_the_replica(add_url: str) -> None:
+    """Lax values the type hints accept ("7" for an int, 2 for a float) pass the gateway; the replica coerces them;
+    an argument the initializer supplies (`calls`) may be left out."""
+    before = calls(add_url)
+    response = httpx.post(f"{add_url}/add", json={"x": "7", "items": [1, "2"], "scale": 2}, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json() == 20.0
+    assert calls(add_url) == before + 1
