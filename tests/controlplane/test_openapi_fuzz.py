@@ -3,23 +3,14 @@ and no answer may be a 5xx, a 4xx outside the error envelope, or a response the 
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
-import hypothesis
 import pytest
 import schemathesis
 from _auth import owner
-from hypothesis import strategies as st
-from schemathesis import GenerationMode
-from schemathesis.core.result import Ok
+from _fuzz import REQUEST_TIMEOUT_S, Case, fuzz
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-Case = schemathesis.Case[Any]
-Operation = schemathesis.APIOperation[Any, Any, Any, Any]
-
 MAX_EXAMPLES = 25  # per operation, valid and invalid requests together: about 10 s in all on 2 cores
-REQUEST_TIMEOUT_S = 10.0
 SLOW_ANSWER_S = 5.0  # a control-plane call answers at once (a deploy too: it returns DEPLOYING)
 # Reads, then writes, then deletes from the least to the most destructive, so that most operations still meet the
 # deployed function and its version.
@@ -61,24 +52,6 @@ def api_schema(echo_url: str) -> OpenApiSchema:  # echo_url: this module's own s
     return schemathesis.openapi.from_url(f"{echo_url}/v1/openapi.json", config=config, timeout=REQUEST_TIMEOUT_S)
 
 
-def error_envelope(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: Case) -> None:
-    """Every 4xx is JSON in the one error envelope, carrying the request id of its `x-request-id` header."""
-    if not 400 <= response.status_code < 500 or case.method.upper() == "HEAD":
-        return
-    status = response.status_code
-    content_type = response.headers.get("content-type", [""])[0]
-    assert content_type == "application/json", f"{status} has content type {content_type!r}"
-    body = response.json()
-    assert isinstance(body, dict), f"{status} body is not an object: {body!r}"
-    assert set(body) == {"error"}, f"{status} body is not the error envelope: {body!r}"
-    error = body["error"]
-    assert isinstance(error, dict), f"{status} `error` is not an object: {body!r}"
-    for key in ("code", "message", "request_id"):
-        assert isinstance(error.get(key), str), f"{status} `error.{key}` is not a string: {body!r}"
-    header = response.headers.get("x-request-id", [""])[0]
-    assert error["request_id"] == header, f"{status} request_id {error['request_id']!r} != x-request-id {header!r}"
-
-
 def _cap_instances(case: Case) -> Case:
     """Lower a valid `min_instances` (`69` or `69.0`) to 1: a fuzz test on a 2-core box must not start 256 replicas."""
     if isinstance(case.body, dict):
@@ -88,49 +61,10 @@ def _cap_instances(case: Case) -> Case:
     return case
 
 
-def _operations(schema: OpenApiSchema) -> list[Operation]:
-    """Every operation, in ORDER; one that schemathesis cannot read fails the test."""
-    operations = []
-    for result in schema.get_all_operations():
-        assert isinstance(result, Ok), f"schemathesis cannot read an operation: {result.err()}"
-        operations.append(result.ok())
-
-    def rank(operation: Operation) -> int:
-        return next((i for i, prefix in enumerate(ORDER) if operation.label.startswith(prefix)), len(ORDER))
-
-    return sorted(operations, key=rank)
-
-
-# One test that walks the operations itself: `schemathesis.pytest.from_fixture` would make one item per operation, but
-# it renames items through `Item._nodeid`, which pytest 9.2 no longer has (AttributeError).
 def test_v1_api_answers_without_5xx_and_with_the_error_envelope(api_schema: OpenApiSchema) -> None:
     """1. Each operation, reads first and deletes last, gets MAX_EXAMPLES requests, valid and invalid mixed (an
        operation with nothing to make invalid gets valid ones only).
     2. Each answer passes schemathesis's CHECKS and `error_envelope`.
     3. The first failing request of every operation is reported, with a curl command to reproduce it."""
-    failures: dict[str, str] = {}
-    for operation in _operations(api_schema):
-        cases = st.one_of(
-            operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE)
-        ).map(_cap_instances)
-
-        # Derandomized: the same requests on every run. No shrinking: a failure reports its first example at once,
-        # where shrinking would send many more requests.
-        @hypothesis.settings(
-            max_examples=MAX_EXAMPLES,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            phases=[hypothesis.Phase.generate],
-            suppress_health_check=[hypothesis.HealthCheck.too_slow, hypothesis.HealthCheck.filter_too_much],
-        )
-        @hypothesis.given(case=cases)
-        def check(case: Case) -> None:
-            response = case.call(timeout=REQUEST_TIMEOUT_S)
-            case.validate_response(response, checks=CHECKS, additional_checks=[error_envelope])
-
-        try:
-            check()
-        except (AssertionError, schemathesis.errors.FailureGroup) as exc:
-            failures[operation.label] = str(exc)
+    failures = fuzz(api_schema, checks=CHECKS, max_examples=MAX_EXAMPLES, order=ORDER, prepare=_cap_instances)
     assert not failures, "\n\n".join(f"{label}:\n{failure}" for label, failure in failures.items())
