@@ -36,13 +36,17 @@ class Scenario:
     service_name: str
 
 
+# The fnserve targets' owner key, sent with every request (the bare app ignores it): auth is on while measured.
+BENCHMARK_OWNER_KEY = "fsk_benchmark-" + "0" * 30
+AUTHORIZATION = {"Authorization": f"Bearer {BENCHMARK_OWNER_KEY}"}
+
 NOOP = Scenario(
     name="noop",
     description='POST `{}` to a no-op endpoint that returns `"ok"`: the platform\'s own overhead.',
     method="POST",
     path="/noop/noop",
     body=b"{}",
-    headers={"Content-Type": "application/json"},
+    headers={"Content-Type": "application/json", **AUTHORIZATION},
     expected_body=b'"ok"',
     service_entrypoint="benchmarks/apps/noop.py:noop",
     service_name="noop",

@@ -21,7 +21,7 @@ import orjson
 
 from benchmarks.probes import Probe, Reply, request, send
 from benchmarks.procs import Memory, memory_of, process_tree, start_process, stop_process_tree, wait_until
-from benchmarks.scenarios import Scenario
+from benchmarks.scenarios import BENCHMARK_OWNER_KEY, Scenario
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
@@ -174,9 +174,15 @@ POLL_INTERVAL_S = 0.005
 
 
 def _fnserve_env(home: Path) -> dict[str, str]:
+    """The environment of a benchmark server and its CLI calls, with the owner key the scenarios send saved in its
+    home first (the server takes a key it finds there), so auth runs on every measured request."""
     # The user's own FNSERVE_* settings (URL, API key) must not leak into a benchmark server or its CLI calls.
     env = {key: value for key, value in os.environ.items() if not key.startswith("FNSERVE_")}
     env["FNSERVE_HOME"] = str(home)
+    key_file = home / "owner.key"
+    if not key_file.exists():
+        key_file.write_text(BENCHMARK_OWNER_KEY + "\n")
+        key_file.chmod(0o600)
     return env
 
 

@@ -3,7 +3,7 @@
 import fnserve as fs
 
 
-@fs.service(name="noop", auth=False)
+@fs.service(name="noop")  # auth on, like a real service: requests carry the owner key
 def noop() -> dict[str, object]:
     """A service that does nothing, to measure the platform's own overhead."""
     return {}
