@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from typing_extensions import TypedDict
 
 from fnserve.errors import InvalidRequest, ValidationFailed
-from fnserve.gateway.validation import ArgumentsValidator, compile_schema, validation_failed
+from fnserve.gateway.schema_compiler import compile_schema
+from fnserve.gateway.validation import ArgumentsValidator, validation_failed
 from fnserve.sdk.introspect import arguments_model, arguments_schema, describe_parameters
 from fnserve.spec import EndpointSpec
 
@@ -588,7 +589,7 @@ def test_recursive_model_validates_at_any_depth() -> None:
 
 def test_compile_schema_wraps_models_in_definitions() -> None:
     compiled = compile_schema(spec_schema(recursive))
-    assert compiled["type"] == "definitions"
+    assert compiled.schema["type"] == "definitions"
 
 
 def test_named_tuple_takes_an_object_of_its_fields_too() -> None:

@@ -8,6 +8,7 @@ its own errors so one failing service never stops the others. Replicas are start
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import logging
@@ -40,6 +41,7 @@ from fnserve.store.functions import RUNNING_STATES
 logger = logging.getLogger("fnserve.supervisor")
 
 MAX_CONSECUTIVE_FAILURES = 5
+MAX_REPLICA_THREADS = 256
 MAX_RESTART_BACKOFF_S = 10.0
 
 
@@ -113,6 +115,8 @@ class LiveDeployment:
         self.replaces: list[str] = []  # versions to retire once this one is ACTIVE (blue/green)
         self.started_at = datetime.now(UTC)  # when this server started running it (`/info`'s start date)
         self.validators: dict[int, ArgumentsValidator | None] = {}  # by endpoint index; the gateway fills it
+        # Requests waiting for a replica with a free slot (all are at `concurrency`), oldest first.
+        self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
 
     @property
     def label(self) -> str:
@@ -126,6 +130,26 @@ class LiveDeployment:
     def weight(self) -> int:
         return self.deployment.spec.weight
 
+    @property
+    def concurrency(self) -> int:
+        """Calls and streams one replica may have in flight; read per request, so an update applies at once."""
+        return self.deployment.spec.max_request_concurrency
+
+    def release(self) -> None:
+        """A slot came free: wake the request that has waited longest."""
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def wake_all(self) -> None:
+        """Replicas or slots were added: every waiting request looks again."""
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
     def refresh_ready(self) -> None:
         self.ready = [
             replica.connection
@@ -135,6 +159,7 @@ class LiveDeployment:
             and replica.connection is not None
             and replica.connection.is_open
         ]
+        self.wake_all()
 
     @property
     def ready_count(self) -> int:
@@ -244,6 +269,7 @@ class Supervisor:
         if live is None:
             return
         live.deployment = deployment
+        live.wake_all()  # a higher concurrency frees slots now
         route = self.prefixes.get(live.spec.route_prefix)
         if route is not None:
             route.refresh()
@@ -304,7 +330,9 @@ class Supervisor:
             "resources": live.resources,
             "log_path": self.log_path(live.name, replica_id),
             "init_path": init_path,
-            "max_threads": min(self.settings.replica_threads, live.deployment.spec.max_request_concurrency),
+            # The gateway keeps each replica within max_request_concurrency, which may rise live: enough threads
+            # for it (made lazily, so an unused allowance costs nothing).
+            "max_threads": min(max(self.settings.replica_threads, live.concurrency), MAX_REPLICA_THREADS),
         }
         if version.code_kind == "pickle":
             return ReplicaLaunch(pickle_path=self.artifacts.path(version.code_sha256), **common)
@@ -368,6 +396,7 @@ class Supervisor:
                 connection, _pid = hello.result()
                 connection.label = replica.label
                 connection.on_lost = live.refresh_ready
+                connection.on_release = live.release
                 replica.connection = connection
                 async with asyncio.timeout(timeouts.replica_init_s):
                     api = await connection.initialized

@@ -21,6 +21,7 @@ from fnserve.errors import (
     FnserveError,
     InternalError,
     InvalidRequest,
+    InvocationTimeout,
     NoReplicasAvailable,
     NotFound,
 )
@@ -48,6 +49,8 @@ _HEALTHY = orjson.dumps({"status": "healthy"})
 # Pinning a call to one version: `/{prefix}/-/versions/2/hello`, or the header `fnserve-version: 2`.
 VERSION_PATH = "/-/versions/"
 VERSION_HEADER = b"fnserve-version"
+# Requests one deployment keeps waiting for a free replica slot before it answers 503.
+MAX_WAITING_REQUESTS = 1024
 
 
 class Gateway:
@@ -104,6 +107,8 @@ class Gateway:
         else:
             parse_json_object(body)
         connection = self._pick(live)
+        if connection.in_flight >= live.concurrency:
+            connection = await self._wait_for_slot(live)
         if route.spec.streaming:
             chunks = connection.stream(route.index, body, path_params, query)
             sse = b"text/event-stream" in (header(scope, b"accept") or b"")
@@ -158,6 +163,41 @@ class Gateway:
             f"{live.label} has 0 of {live.desired} replicas ready (state {state.value}); "
             + ("retry in a moment" if state is not DeploymentState.inactive else "deploy it again")
         )
+
+    async def _wait_for_slot(self, live: LiveDeployment) -> ReplicaConnection:
+        """Every replica has `max_request_concurrency` calls in flight: wait (in order, bounded in number and time)
+        until one has a free slot."""
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout_s is None else loop.time() + self.timeout_s
+        while True:
+            if len(live.waiting) >= MAX_WAITING_REQUESTS:
+                raise NoReplicasAvailable(
+                    f"{live.label} is at capacity: {live.ready_count} replica(s) × {live.concurrency} concurrent calls "
+                    f"busy, and {len(live.waiting)} requests already waiting (limit {MAX_WAITING_REQUESTS}); retry "
+                    "later, or raise max_instances or max_request_concurrency"
+                )
+            waiter: asyncio.Future[None] = loop.create_future()
+            live.waiting.append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except TimeoutError:
+                raise InvocationTimeout(
+                    f"no replica of {live.label} had a free slot within {self.timeout_s:g} s (each takes "
+                    f"{live.concurrency} calls at once); raise max_instances or max_request_concurrency"
+                ) from None
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    live.release()  # woken but leaving: the slot goes to the next one waiting
+                raise
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+                    with contextlib.suppress(ValueError):
+                        live.waiting.remove(waiter)
+            connection = self._pick(live)
+            if connection.in_flight < live.concurrency:
+                return connection
 
     async def _stream(
         self, chunks: AsyncIterator[bytes], receive: Receive, send: Send, request_id: str, sse: bool

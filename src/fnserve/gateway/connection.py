@@ -53,6 +53,8 @@ class ReplicaConnection(asyncio.Protocol):
         self.stopped_because: str | None = None
         # Called the moment the connection drops, before any request can pick this replica again.
         self.on_lost: Callable[[], None] | None = None
+        # Called when a call or stream ends: one of this replica's slots is free for a request that waits.
+        self.on_release: Callable[[], None] | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------
 
@@ -156,6 +158,8 @@ class ReplicaConnection(asyncio.Protocol):
             return await future
         finally:
             self.in_flight -= 1
+            if self.on_release is not None:
+                self.on_release()
             if timer is not None:
                 timer.cancel()
             if self._calls.pop(request_id, None) is not None and self.is_open:
@@ -197,6 +201,8 @@ class ReplicaConnection(asyncio.Protocol):
                 yield item
         finally:
             self.in_flight -= 1
+            if self.on_release is not None:
+                self.on_release()
             if self._streams.pop(request_id, None) is not None and self.is_open:
                 self._send(Kind.CANCEL, request_id)
 
