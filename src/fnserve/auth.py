@@ -142,11 +142,6 @@ class Authenticator:
             if grant.token_id == token_id:
                 del self._tokens[key]
 
-    def rename(self, function_id: str, function_name: str) -> None:
-        for key, grant in list(self._tokens.items()):
-            if grant.function_id == function_id:
-                self._tokens[key] = TokenGrant(grant.token_id, function_id, function_name)
-
     def _identify(self, secret: str) -> TokenGrant | None:
         """None for the owner key, the grant for a token; Unauthenticated for anything else."""
         found = digest(secret)

@@ -178,23 +178,26 @@ class Gateway:
                 )
             waiter: asyncio.Future[None] = loop.create_future()
             live.waiting.append(waiter)
+            # A plain timer rather than asyncio.timeout(): this path runs for every call over the limit.
+            timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
             try:
-                async with asyncio.timeout_at(deadline):
-                    await waiter
-            except TimeoutError:
-                raise InvocationTimeout(
-                    f"no replica of {live.label} had a free slot within {self.timeout_s:g} s (each takes "
-                    f"{live.concurrency} calls at once); raise max_instances or max_request_concurrency"
-                ) from None
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    live.release()  # woken but leaving: the slot goes to the next one waiting
-                raise
-            finally:
-                if not waiter.done():
+                await waiter
+            except BaseException as exc:
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    live.release()  # woken, but leaving: the slot goes to the next one waiting
+                else:  # timed out, or the caller left: it no longer waits
                     waiter.cancel()
                     with contextlib.suppress(ValueError):
                         live.waiting.remove(waiter)
+                if isinstance(exc, TimeoutError):
+                    raise InvocationTimeout(
+                        f"no replica of {live.label} had a free slot within {self.timeout_s:g} s (each takes "
+                        f"{live.concurrency} calls at once); raise max_instances or max_request_concurrency"
+                    ) from None
+                raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
             connection = self._pick(live)
             if connection.in_flight < live.concurrency:
                 return connection
@@ -229,6 +232,11 @@ class Gateway:
         if not started:
             await send({"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id)})
         await send({"type": "http.response.body", "body": b""})
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def _validator(live: LiveDeployment, route: EndpointRoute) -> ArgumentsValidator | None:
