@@ -104,7 +104,7 @@ def credential(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
         if name == b"x-api-key":
             found = value.strip()
             break
-    if found is None or not found:
+    if not found:
         return None
     if len(found) > MAX_CREDENTIAL_LENGTH or not found.isascii():
         raise Unauthenticated("the token or API key is not valid; check it, or make a new one")
