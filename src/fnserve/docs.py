@@ -23,14 +23,12 @@ SERVICE_DOCS_PATH = "/docs"
 SERVICE_SPEC_PATH = "/docs/specs.json"
 """A service's OpenAPI document, under its route prefix."""
 
-# The only files we serve, with their content types. The maps are optional: served when the package has them.
+# The only files we serve, with their content types.
 _ASSETS = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
     "swagger-ui.css": "text/css; charset=utf-8",
     "favicon-32x32.png": "image/png",
     "favicon-16x16.png": "image/png",
-    "swagger-ui-bundle.js.map": "application/json",
-    "swagger-ui.css.map": "application/json",
 }
 
 

@@ -23,6 +23,7 @@ FnserveError
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import orjson
@@ -69,6 +70,25 @@ class InvalidRequest(FnserveError):
 class ValidationFailed(InvalidRequest):
     code = "validation_error"
     http_status = 422
+
+    @classmethod
+    def for_arguments(cls, route: str, errors: Sequence[Mapping[str, Any]]) -> ValidationFailed:
+        """The 422 for arguments that do not match an endpoint's parameters, from pydantic's `errors()`.
+
+        The gateway and the replica both answer with it, so a refusal reads the same wherever it happens.
+        """
+        problems = []
+        for error in errors:
+            field = ".".join(str(part) for part in error["loc"]) or "(body)"
+            if error["type"] == "missing":
+                message = "is required"
+            elif error["type"] == "extra_forbidden":
+                message = "is not a parameter of this endpoint"
+            else:
+                message = f"{error['msg']} (got {error.get('input')!r:.100})"
+            problems.append({"field": field, "message": message})
+        summary = "; ".join(f"`{p['field']}` {p['message']}" for p in problems)
+        return cls(f"Invalid arguments for {route}: {summary}", details={"fields": problems})
 
 
 class Unauthenticated(FnserveError):

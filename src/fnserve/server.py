@@ -163,13 +163,8 @@ class Server:
             elif path in (INDEX_URL, CONTROL_PLANE_DOCS):
                 await self._docs_page(scope, send)
             elif path == "/v1" or path.startswith("/v1/"):
-                if path not in PUBLIC_API_PATHS:
-                    try:
-                        self.authenticator.require_owner(scope["headers"], action="the /v1 API")
-                    except FnserveError as exc:
-                        await send_error(send, exc, request_id_for(scope))
-                        return
-                await self.control_plane(scope, receive, send)
+                if path in PUBLIC_API_PATHS or await self._owner(scope, send, "the /v1 API"):
+                    await self.control_plane(scope, receive, send)
             else:
                 await self.gateway(scope, receive, send)
         elif kind == "lifespan":
@@ -191,14 +186,24 @@ class Server:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def _owner(self, scope: Scope, send: Send, action: str) -> bool:
+        """True for a request with the owner key; otherwise it has been answered with the 401 or 403."""
+        try:
+            self.authenticator.require_owner(scope["headers"], action=action)
+        except FnserveError as exc:
+            await send_error(send, exc, request_id_for(scope))
+            return False
+        return True
+
     async def _docs_page(self, scope: Scope, send: Send) -> None:
         """`/docs`: every service's docs, linked; `/v1/docs`: Swagger UI for the control plane. Both offline."""
         if scope["path"] == CONTROL_PLANE_DOCS:
             page = swagger_ui_html(title="fnserve control plane", spec_url="/v1/openapi.json")
         else:
             services = sorted(
-                (function.name, service_docs_url(prefix), function.by_number[max(function.by_number)].spec.description)
+                (function.name, service_docs_url(prefix), newest.spec.description)
                 for prefix, function in self.supervisor.prefixes.items()
+                if (newest := function.newest) is not None
             )
             page = docs_index_html(services)
         await send_html(send, page, request_id_for(scope))
@@ -208,8 +213,7 @@ class Server:
         path = scope["path"]
         if path == "/-/healthz":
             await send_json(send, 200, b'{"status":"ok"}', request_id)
-        elif path == ROOT_SERVICE_DOCS_URL and (root := self.supervisor.prefixes.get("/")) is not None:
-            live = root.pick() or root.by_number[max(root.by_number)]
+        elif path == ROOT_SERVICE_DOCS_URL and (root := self.supervisor.prefixes.get("/")) and (live := root.pick()):
             await send_html(send, swagger_page(live), request_id)
         elif path.startswith(ASSETS_PATH):
             asset = swagger_asset(path.removeprefix(ASSETS_PATH))
@@ -220,10 +224,7 @@ class Server:
             cache = ((b"cache-control", b"public, max-age=86400"),)
             await send_bytes(send, 200, body, request_id, content_type.encode(), cache)
         elif path == "/-/routes":
-            try:
-                self.authenticator.require_owner(scope["headers"], action="/-/routes")
-            except FnserveError as exc:
-                await send_error(send, exc, request_id)
+            if not await self._owner(scope, send, "/-/routes"):
                 return
             routes = {prefix: route_summary(prefix, function) for prefix, function in self.supervisor.prefixes.items()}
             await send_json(send, 200, orjson.dumps(routes), request_id)
@@ -233,7 +234,8 @@ class Server:
 
 def route_summary(prefix: str, function: FunctionRoute[LiveDeployment]) -> dict[str, Any]:
     """What `/-/routes` says of one prefix: the function, its deployed versions, the newest one's endpoints."""
-    newest = function.by_number[max(function.by_number)]
+    newest = function.newest
+    assert newest is not None  # a prefix is removed with its last version
     return {
         "service": function.name,
         "state": newest.state.value,

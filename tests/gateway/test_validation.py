@@ -22,7 +22,7 @@ from typing_extensions import TypedDict
 
 from fnserve.errors import InvalidRequest, ValidationFailed
 from fnserve.gateway.schema_compiler import compile_schema
-from fnserve.gateway.validation import ArgumentsValidator, validation_failed
+from fnserve.gateway.validation import ArgumentsValidator
 from fnserve.sdk.introspect import arguments_model, arguments_schema, describe_parameters
 from fnserve.spec import EndpointSpec
 
@@ -245,7 +245,7 @@ def replica_refusal(function: Callable[..., None], values: dict[str, Any]) -> Va
     try:
         replica_model(function).model_validate(values)
     except ValidationError as exc:
-        return validation_failed(f"POST /{function.__name__}", exc.errors())
+        return ValidationFailed.for_arguments(f"POST /{function.__name__}", exc.errors())
     return None
 
 

@@ -301,7 +301,7 @@ def rollback(
         _require_server(client)
         deployment = Deployment(client, _guard(lambda: client.rollback(name, to)))
         wait_with_progress(deployment, timeout)
-        print_deployment({**deployment._info, "token": deployment.token})
+        print_deployment(deployment._info)
     raise typer.Exit(0 if deployment.state == "ACTIVE" else 1)
 
 

@@ -341,8 +341,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
         spec = DeploymentSpec(min_instances=replicas, max_instances=max(1, replicas))
         await plane.deploy(function, version, spec, replaces=[] if body.keep_old else old)
         info = await asyncio.to_thread(plane.service_info, function, str(request.base_url))
-        needs_token = body.spec.auth
-        if needs_token and not await asyncio.to_thread(plane.tokens.list, function.function_id, active_only=True):
+        if body.spec.auth and not await asyncio.to_thread(plane.tokens.list, function.function_id, active_only=True):
             info.token = (await plane.issue_token(function, "made at deploy")).token
         return info
 

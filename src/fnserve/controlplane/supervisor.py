@@ -137,18 +137,19 @@ class LiveDeployment:
 
     def release(self) -> None:
         """A slot came free: wake the request that has waited longest."""
-        while self.waiting:
-            waiter = self.waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        if self.waiting:  # on every call's end: nothing to do in the common case
+            self._wake(1)
 
     def wake_all(self) -> None:
         """Replicas or slots were added: every waiting request looks again."""
-        while self.waiting:
+        self._wake(len(self.waiting))
+
+    def _wake(self, count: int) -> None:
+        while count and self.waiting:
             waiter = self.waiting.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                count -= 1
 
     def refresh_ready(self) -> None:
         self.ready = [

@@ -187,6 +187,10 @@ class FunctionRoute(Generic[S]):
         credit[id(best)] -= total
         return best
 
+    @property
+    def newest(self) -> S | None:
+        return self.by_number[max(self.by_number)] if self.by_number else None
+
     def _fallback(self) -> S | None:
         """No ACTIVE version: the newest one, so the caller learns why (DEPLOYING, ERROR)."""
-        return self.by_number[max(self.by_number)] if self.by_number else None
+        return self.newest

@@ -105,26 +105,7 @@ class ArgumentsValidator:
         if not first["loc"] and first["type"] == "dict_type":
             return _not_an_object(first["input"])
         errors = [self._compiled.explain(error) for error in errors]
-        return validation_failed(self.route, _python_wording(errors) if from_json else errors)
-
-
-def validation_failed(route: str, errors: list[ErrorDetails]) -> ValidationFailed:
-    """The 422 for arguments that do not match an endpoint's parameters, from `ValidationError.errors()`.
-
-    The gateway and the replica both answer with it, so a refusal reads the same wherever it happens.
-    """
-    problems = []
-    for error in errors:
-        field = ".".join(str(part) for part in error["loc"]) or "(body)"
-        if error["type"] == "missing":
-            message = "is required"
-        elif error["type"] == "extra_forbidden":
-            message = "is not a parameter of this endpoint"
-        else:
-            message = f"{error['msg']} (got {error.get('input')!r:.100})"
-        problems.append({"field": field, "message": message})
-    summary = "; ".join(f"`{p['field']}` {p['message']}" for p in problems)
-    return ValidationFailed(f"Invalid arguments for {route}: {summary}", details={"fields": problems})
+        return ValidationFailed.for_arguments(self.route, _python_wording(errors) if from_json else errors)
 
 
 def _parse_object(body: bytes) -> dict[str, Any]:

@@ -15,8 +15,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from fnserve.errors import FunctionError, InvalidRequest
-from fnserve.gateway.validation import validation_failed
+from fnserve.errors import FunctionError, InvalidRequest, ValidationFailed
 from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model
 from fnserve.sdk.service import Endpoint
 
@@ -93,7 +92,7 @@ class BoundEndpoint:
         try:
             model = self._model.model_validate(values)
         except ValidationError as exc:
-            raise validation_failed(self.spec.key, exc.errors()) from None
+            raise ValidationFailed.for_arguments(self.spec.key, exc.errors()) from None
         kwargs = {name: getattr(model, field_name) for field_name, name in self._names}
         if model.__pydantic_extra__:
             kwargs.update(model.__pydantic_extra__)
