@@ -17,9 +17,10 @@ client.hello(number=7)
 from fnserve import errors
 from fnserve.client.api import AsyncClient, Client
 from fnserve.client.deployment import Deployment
+from fnserve.sdk.context import JobContext
 from fnserve.sdk.deploy import deploy, get_deployment
 from fnserve.sdk.service import Service, endpoint, service
-from fnserve.spec import Resources
+from fnserve.spec import Resources, RetryPolicy
 
 __version__ = "0.1.0"
 
@@ -27,7 +28,9 @@ __all__ = [
     "AsyncClient",
     "Client",
     "Deployment",
+    "JobContext",
     "Resources",
+    "RetryPolicy",
     "Service",
     "__version__",
     "deploy",

@@ -178,3 +178,14 @@ class Authenticator:
         grant = self._identify(secret)
         if grant is not None and grant.function_id != function_id:
             raise Forbidden(f"this token is for service {grant.function_name!r}, not {name!r}; use a token of {name!r}")
+
+    def caller(self, headers: Iterable[tuple[bytes, bytes]], *, action: str = "this") -> TokenGrant | None:
+        """Who calls: None for the owner, the grant for a service token; 401 without a valid credential.
+
+        For the few `/v1` calls a service token may make too (its jobs' results, its assets)."""
+        secret = credential(headers)
+        if secret is None:
+            raise Unauthenticated(
+                f"{action} needs the owner API key or a service token: send 'Authorization: Bearer <key or token>'"
+            )
+        return self._identify(secret)

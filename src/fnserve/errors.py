@@ -8,9 +8,13 @@ FnserveError
 ├── Forbidden                   403 forbidden
 ├── NotFound                    404 not_found: no route for this path
 │   ├── ServiceNotFound         404 service_not_found
-│   └── JobNotFound             404 job_not_found
+│   ├── JobNotFound             404 job_not_found
+│   └── AssetNotFound           404 asset_not_found
 ├── MethodNotAllowed            405 method_not_allowed
 ├── ServiceExists               409 service_exists
+├── JobConflict                 409 job_conflict: the job is not in a state that allows this (cancel, retry)
+├── JobCancelled                409 job_cancelled: the job was cancelled (or purged) before it finished
+├── AssetConflict               409 asset_conflict: the asset has no content yet, or has it already
 ├── PayloadTooLarge             413 payload_too_large
 ├── QueueFull                   429 queue_full
 ├── FunctionError               500 function_error: the user's code raised
@@ -117,6 +121,10 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class AssetNotFound(NotFound):
+    code = "asset_not_found"
+
+
 class MethodNotAllowed(FnserveError):
     code = "method_not_allowed"
     http_status = 405
@@ -127,6 +135,21 @@ class MethodNotAllowed(FnserveError):
 
 class ServiceExists(FnserveError):
     code = "service_exists"
+    http_status = 409
+
+
+class JobConflict(FnserveError):
+    code = "job_conflict"
+    http_status = 409
+
+
+class JobCancelled(FnserveError):
+    code = "job_cancelled"
+    http_status = 409
+
+
+class AssetConflict(FnserveError):
+    code = "asset_conflict"
     http_status = 409
 
 

@@ -25,6 +25,7 @@ from fnserve.auth import Authenticator, forget_in_process, load_or_create_owner_
 from fnserve.backends.base import Backend
 from fnserve.backends.local import LocalBackend
 from fnserve.controlplane.api import ControlPlane, build_control_plane
+from fnserve.controlplane.jobs import build_jobs_router
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
 from fnserve.docs import (
     ASSETS_URL,
@@ -55,10 +56,13 @@ from fnserve.gateway.http import (
     send_html,
     send_json,
 )
+from fnserve.gateway.jobs import JobRoutes
 from fnserve.gateway.router import FunctionRoute
 from fnserve.gateway.service_paths import swagger_page
+from fnserve.queue.dispatcher import Dispatcher, server_id
 from fnserve.settings import Settings
 from fnserve.store import ArtifactStore, StateStore
+from fnserve.store.jobs import JobStore
 
 logger = logging.getLogger("fnserve.server")
 
@@ -67,6 +71,9 @@ MAX_PATH_LENGTH = 2048
 # What anyone may read under /v1: the API's own description. Everything else there needs the owner key.
 CONTROL_PLANE_DOCS = "/v1/docs"
 PUBLIC_API_PATHS = frozenset({"/v1/openapi.json"})
+# What a service token may call under /v1 as well: these skip the owner check, and their routes check the caller.
+# A prefix ending in "/" covers what is below it; one that does not covers itself too (`/v1/assets`, not `/v1/assetsX`).
+TOKEN_API_PREFIXES = ("/v1/assets", "/v1/status/", "/v1/queues/position/")
 ASSETS_PATH = ASSETS_URL + "/"
 
 
@@ -126,14 +133,26 @@ class Server:
         self.owner_key, self.owner_key_created = load_or_create_owner_key(settings.home)
         self.authenticator = Authenticator(self.owner_key)
         self.supervisor = Supervisor(settings, self.store, self.artifacts, self.backend, self.listener)
+        self.plane = ControlPlane(settings, self.supervisor, self.store, self.artifacts, self.authenticator)
+        self.dispatcher = Dispatcher(
+            self.supervisor,
+            JobStore(self.store.engine),
+            assets=self.plane.assets,
+            server=server_id(settings.home),
+            inline_result_bytes=settings.inline_result_bytes,
+        )
         self.gateway = Gateway(
             self.supervisor,
             self.authenticator,
+            JobRoutes(self.dispatcher, self.plane.assets, max_body_bytes=settings.max_body_bytes),
             max_body_bytes=settings.max_body_bytes,
+            inline_result_bytes=settings.inline_result_bytes,
             timeout_s=settings.timeouts.invocation_s,
         )
-        self.plane = ControlPlane(settings, self.supervisor, self.store, self.artifacts, self.authenticator)
         self.control_plane = build_control_plane(self.plane)
+        self.control_plane.include_router(
+            build_jobs_router(self.dispatcher, self.authenticator, self.store), prefix="/v1"
+        )
         self.control_plane.add_exception_handler(FnserveError, _fnserve_error)
         self.control_plane.add_exception_handler(RequestValidationError, _validation_error)
         self.control_plane.add_exception_handler(HTTPException, _http_error)
@@ -143,9 +162,12 @@ class Server:
         await asyncio.to_thread(self.plane.load_tokens)
         await self.listener.start()
         await self.supervisor.start()
+        await self.dispatcher.start()
 
     async def shutdown(self) -> None:
+        self.dispatcher.pause()  # no job starts now; running ones finish while their replicas drain
         await self.supervisor.close()
+        await self.dispatcher.close()
         await self.listener.close()
         await self.backend.close()
         self.store.close()
@@ -163,7 +185,7 @@ class Server:
             elif path in (INDEX_URL, CONTROL_PLANE_DOCS):
                 await self._docs_page(scope, send)
             elif path == "/v1" or path.startswith("/v1/"):
-                if path in PUBLIC_API_PATHS or await self._owner(scope, send, "the /v1 API"):
+                if path in PUBLIC_API_PATHS or is_token_api(path) or await self._owner(scope, send, "the /v1 API"):
                     await self.control_plane(scope, receive, send)
             else:
                 await self.gateway(scope, receive, send)
@@ -230,6 +252,14 @@ class Server:
             await send_json(send, 200, orjson.dumps(routes), request_id)
         else:
             await send_error(send, NotFound(f"No internal route {path!r}; try /-/routes or /-/healthz"), request_id)
+
+
+def is_token_api(path: str) -> bool:
+    """Whether a `/v1` path is one a service token may call too (see TOKEN_API_PREFIXES)."""
+    return any(
+        path.startswith(prefix) if prefix.endswith("/") else path == prefix or path.startswith(prefix + "/")
+        for prefix in TOKEN_API_PREFIXES
+    )
 
 
 def route_summary(prefix: str, function: FunctionRoute[LiveDeployment]) -> dict[str, Any]:

@@ -50,6 +50,8 @@ class Settings:
     home: Path = field(default_factory=default_home)
     db_url: str | None = None
     max_body_bytes: int = 5 * 1024 * 1024
+    max_asset_bytes: int = 2 * 1024**3  # one uploaded asset
+    inline_result_bytes: int = 5 * 1024 * 1024  # a larger result is stored as an asset and answered with a 302
     replica_threads: int = 8
     fake_gpus: str | None = None  # "A100:2,T4": pretend this host has these GPUs (tests, CPU-only machines)
     # Dev mode accepts pickled code and arguments from clients (`fs.deploy(obj)` from a notebook). None: on when
@@ -86,6 +88,10 @@ class Settings:
             values["dev"] = env["FNSERVE_DEV"].lower() in ("1", "true", "yes", "on")
         if "FNSERVE_MAX_BODY_BYTES" in env:
             values["max_body_bytes"] = int(env["FNSERVE_MAX_BODY_BYTES"])
+        if "FNSERVE_MAX_ASSET_BYTES" in env:
+            values["max_asset_bytes"] = int(env["FNSERVE_MAX_ASSET_BYTES"])
+        if "FNSERVE_MAX_INLINE_RESULT_BYTES" in env:
+            values["inline_result_bytes"] = int(env["FNSERVE_MAX_INLINE_RESULT_BYTES"])
         values.update({key: value for key, value in overrides.items() if value is not None})
         if "home" in values:
             values["home"] = Path(values["home"]).expanduser()

@@ -17,9 +17,23 @@ from fnserve.errors import SpecError
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 HTTP_METHODS: tuple[HttpMethod, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE")
-# Paths a service answers itself; user endpoints may not take them.
-RESERVED_PATHS = ("/ping", "/info", "/docs", "/docs/specs.json", "/execute")
+# Paths a service answers itself (its docs, and its jobs: docs/JOBS.md); user endpoints may not take them.
+RESERVED_PATHS = (
+    "/ping",
+    "/info",
+    "/docs",
+    "/docs/specs.json",
+    "/execute",
+    "/run",
+    "/runsync",
+    "/health",
+    "/purge-queue",
+    "/status",
+    "/cancel",
+    "/retry",
+)
 RESERVED_PATH_PREFIX = "/-/"
+RESERVED_PATH_PREFIXES = (RESERVED_PATH_PREFIX, "/status/", "/cancel/", "/retry/")
 # Top-level prefixes the server keeps for itself.
 RESERVED_ROUTE_PREFIXES = ("/v1", "/-", "/ui", "/metrics", "/docs")
 
@@ -89,6 +103,25 @@ class Resources(_Spec):
         return None if value is None else parse_memory(value)
 
 
+class RetryPolicy(_Spec):
+    """How a queued job is retried. A lost replica or server always counts as a failed attempt; an exception
+    raised by the endpoint is retried only with `retry_on_exception`.
+
+    Example:
+        >>> RetryPolicy(max_attempts=5, backoff_s=0.5).delay_before(3)
+        1.0
+    """
+
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    backoff_s: float = Field(default=1.0, ge=0, le=3600, description="wait before the 2nd attempt; doubles after")
+    max_backoff_s: float = Field(default=60.0, ge=0, le=86_400)
+    retry_on_exception: bool = False
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before attempt number `attempt` (2 or more)."""
+        return float(min(self.backoff_s * 2.0 ** max(attempt - 2, 0), self.max_backoff_s))
+
+
 class ParameterSpec(_Spec):
     """One endpoint parameter, as `/info` and `_api` show it."""
 
@@ -117,6 +150,7 @@ class EndpointSpec(_Spec):
     openapi: dict[str, Any] = Field(
         default_factory=dict, description="OpenAPI operation fields from the docstring's YAML after a '---' line"
     )
+    retry: RetryPolicy | None = Field(default=None, description="for its jobs; None: the service's policy")
 
     @field_validator("method", mode="before")
     @classmethod
@@ -141,10 +175,10 @@ def check_endpoint_path(path: str) -> None:
     """Raise ValueError unless `path` is a valid, unreserved endpoint path."""
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValueError(f"endpoint path must start with '/', got {path!r}; for example '/predict'")
-    if path in RESERVED_PATHS or path.startswith(RESERVED_PATH_PREFIX) or path == "/-":
+    if path in RESERVED_PATHS or path.startswith(RESERVED_PATH_PREFIXES) or path == "/-":
         raise ValueError(
             f"endpoint path {path!r} is reserved (reserved: {', '.join(RESERVED_PATHS)} and anything under "
-            f"{RESERVED_PATH_PREFIX}); choose another path"
+            f"{', '.join(RESERVED_PATH_PREFIXES)}); choose another path"
         )
     if path != "/":
         segments = path[1:].split("/")
@@ -171,6 +205,13 @@ class ServiceSpec(_Spec):
     auth: bool = True
     time_limit_s: float | None = Field(default=None, gt=0)
     endpoints: list[EndpointSpec] = Field(default_factory=list)
+    # Queued jobs (docs/JOBS.md): how they are retried, how many may wait, how long each may run and wait to
+    # start, and how long a finished one's result is kept.
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    max_queued: int = Field(default=10_000, ge=1, le=1_000_000)
+    job_timeout_s: float = Field(default=3600.0, gt=0, le=7 * 86_400)
+    job_ttl_s: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
+    result_retention_s: float = Field(default=1800.0, gt=0, le=30 * 86_400)
 
     @field_validator("name")
     @classmethod
@@ -184,10 +225,13 @@ class ServiceSpec(_Spec):
         check_route_prefix(value)
         return value
 
-    @field_validator("time_limit_s", mode="before")
+    @field_validator("time_limit_s", "job_timeout_s", "job_ttl_s", "result_retention_s", mode="before")
     @classmethod
-    def _parse_time_limit(cls, value: Any) -> Any:
+    def _parse_durations(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
+
+    def retry_policy(self, endpoint: EndpointSpec) -> RetryPolicy:
+        return endpoint.retry or self.retry
 
     @field_validator("endpoints")
     @classmethod

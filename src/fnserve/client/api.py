@@ -1,14 +1,19 @@
 """`Client` and `AsyncClient`: the server's HTTP API as Python methods, sync and async, over httpx.
 
 Both build requests with the same helpers and turn the error envelope back into the matching
-`FnserveError`, so `except fs.errors.ServiceNotFound` works on the client too.
+`FnserveError`, so `except fs.errors.ServiceNotFound` works on the client too. Jobs and assets
+(docs/JOBS.md) are methods here too; `fnserve.client.jobs` wraps a job id in a handle.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+import mimetypes
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, overload
 
 import httpx
 import orjson
@@ -19,6 +24,14 @@ from fnserve.settings import ClientSettings
 CONTROL_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 # An invocation may run as long as the server lets it (300 s by default); streams may pause between chunks.
 INVOKE_TIMEOUT = httpx.Timeout(330.0, connect=5.0)
+# Uploads and downloads of assets: a deadline per read or write of a chunk, not for the whole transfer.
+TRANSFER_TIMEOUT = httpx.Timeout(300.0, connect=5.0)
+INPUT_ASSETS_HEADER = "fnserve-input-assets"
+MAX_STATUS_WAIT_S = 60.0  # the longest `wait_s` the server takes on `/status/{id}`
+MAX_RUNSYNC_WAIT_S = 300.0
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+
+ProgressCallback = Callable[[int], None]  # called with the number of bytes just sent
 
 
 def raise_for_error(response: httpx.Response) -> None:
@@ -42,11 +55,93 @@ def invoke_path(route_prefix: str, path: str) -> str:
     return (route_prefix.rstrip("/") + path) if route_prefix != "/" else path
 
 
-def invoke_request(method: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    """httpx keyword arguments for an invocation: JSON body, or query parameters for GET and DELETE."""
+def invoke_request(method: str, arguments: dict[str, Any], assets: Sequence[str] | None = None) -> dict[str, Any]:
+    """httpx keyword arguments for an invocation: JSON body, or query parameters for GET and DELETE; the assets
+    it names go in the `fnserve-input-assets` header."""
+    request: dict[str, Any]
     if method in ("GET", "DELETE"):
-        return {"params": {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in arguments.items()}}
-    return {"content": orjson.dumps(arguments), "headers": {"content-type": "application/json"}}
+        params = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in arguments.items()}
+        request = {"params": params, "headers": {}}
+    else:
+        request = {"content": orjson.dumps(arguments), "headers": {"content-type": "application/json"}}
+    request["headers"].update(assets_header(assets))
+    return request
+
+
+def assets_header(assets: Sequence[str] | None) -> dict[str, str]:
+    if isinstance(assets, str):  # a lone id would otherwise be sent one character at a time
+        raise TypeError(f"assets must be a list of asset ids, got the string {assets!r}; use [{assets!r}]")
+    return {INPUT_ASSETS_HEADER: ",".join(assets)} if assets else {}
+
+
+def job_request(
+    path: str,
+    method: str,
+    arguments: dict[str, Any] | None,
+    assets: Sequence[str] | None,
+    policy: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """httpx keyword arguments for `/run` and `/runsync`: the job body, and the assets header."""
+    body: dict[str, Any] = {"endpoint": path, "method": method.upper(), "input": arguments or {}}
+    if policy is not None:
+        body["policy"] = policy
+    return {
+        "content": orjson.dumps(body),
+        "headers": {"content-type": "application/json", **assets_header(assets)},
+    }
+
+
+def decode_result(response: httpx.Response, *, downloaded: bool = False) -> Any:
+    """A call's result: JSON as the gateway answers it. A result over the inline limit comes from its download URL
+    (after a 302, or a job's `output_url`): JSON when its content type says so, else its bytes."""
+    if (downloaded or response.history) and "json" not in response.headers.get("content-type", ""):
+        return response.content
+    return response.json()
+
+
+def _wait_timeout(wait_s: float) -> httpx.Timeout:
+    return httpx.Timeout(wait_s + 30.0, connect=5.0)
+
+
+def _asset_request(source: str | Path | bytes, content_type: str | None, description: str) -> dict[str, Any]:
+    """The body of `POST /v1/assets`; a file's content type is guessed from its name when not given."""
+    if content_type is None:
+        guessed = None if isinstance(source, bytes) else mimetypes.guess_type(Path(source).name)[0]
+        content_type = guessed or "application/octet-stream"
+    return {"content_type": content_type, "description": description}
+
+
+def _upload_size(source: str | Path | bytes) -> int:
+    if isinstance(source, bytes):
+        return len(source)
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"no file to upload at {path}")
+    return path.stat().st_size
+
+
+def _file_chunks(path: Path, on_progress: ProgressCallback | None) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(UPLOAD_CHUNK_BYTES):
+            yield chunk
+            if on_progress is not None:
+                on_progress(len(chunk))
+
+
+async def _afile_chunks(path: Path, on_progress: ProgressCallback | None) -> AsyncIterator[bytes]:
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        while chunk := await asyncio.to_thread(handle.read, UPLOAD_CHUNK_BYTES):
+            yield chunk
+            if on_progress is not None:
+                on_progress(len(chunk))
+    finally:
+        handle.close()
+
+
+def _output_path(dest: str | Path, asset_id: str) -> Path:
+    path = Path(dest)
+    return path / asset_id if path.is_dir() else path
 
 
 def parse_sse(lines: Iterator[str]) -> Iterator[str]:
@@ -149,26 +244,239 @@ class Client:
             return False
 
     def invoke(
-        self, route_prefix: str, path: str, method: str = "POST", arguments: dict[str, Any] | None = None
+        self,
+        route_prefix: str,
+        path: str,
+        method: str = "POST",
+        arguments: dict[str, Any] | None = None,
+        *,
+        assets: Sequence[str] | None = None,
     ) -> Any:
-        """Call an endpoint and return its decoded JSON result."""
+        """Call an endpoint and return its decoded JSON result.
+
+        Args:
+            route_prefix: the service's prefix, e.g. `/greeter`.
+            path: the endpoint path with its parameters filled, e.g. `/users/7`.
+            method: the HTTP method.
+            arguments: the JSON body (query parameters for GET and DELETE).
+            assets: ids of uploaded assets the endpoint reads (its `_assets` parameter).
+
+        A result over the server's inline limit answers 302 to its download URL, which is followed.
+        """
         response = self._http.request(
-            method, invoke_path(route_prefix, path), timeout=INVOKE_TIMEOUT, **invoke_request(method, arguments or {})
+            method,
+            invoke_path(route_prefix, path),
+            timeout=INVOKE_TIMEOUT,
+            follow_redirects=True,
+            **invoke_request(method, arguments or {}, assets),
         )
         raise_for_error(response)
-        return response.json()
+        return decode_result(response)
 
     def stream(
         self, route_prefix: str, path: str, method: str = "POST", arguments: dict[str, Any] | None = None
     ) -> Iterator[str]:
         """Call a streaming endpoint; yields each chunk as text as soon as the server sends it."""
         request = invoke_request(method, arguments or {})
-        request.setdefault("headers", {})["accept"] = "text/event-stream"
+        request["headers"]["accept"] = "text/event-stream"
         with self._http.stream(method, invoke_path(route_prefix, path), timeout=INVOKE_TIMEOUT, **request) as response:
             if not response.is_success:
                 response.read()
                 raise_for_error(response)
             yield from parse_sse(response.iter_lines())
+
+    # -- jobs (docs/JOBS.md) -------------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        route_prefix: str,
+        path: str,
+        method: str = "POST",
+        arguments: dict[str, Any] | None = None,
+        *,
+        assets: Sequence[str] | None = None,
+        policy: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Queue a call as a job; returns `{"id": "job-…", "status": "IN_QUEUE"}` at once.
+
+        Args:
+            route_prefix: the service's prefix, e.g. `/greeter`.
+            path: the endpoint path with its parameters filled, e.g. `/users/7`.
+            method: the endpoint's HTTP method.
+            arguments: the endpoint's arguments, validated now (a bad one raises ValidationFailed here).
+            assets: ids of uploaded assets the endpoint reads.
+            policy: overrides of the service's job limits, e.g. `{"timeout_s": 600, "ttl_s": 3600}`.
+
+        Raises:
+            QueueFull: the service already holds `max_queued` jobs.
+        """
+        result: dict[str, Any] = self._json(
+            "POST", invoke_path(route_prefix, "/run"), **job_request(path, method, arguments, assets, policy)
+        )
+        return result
+
+    def run_sync(
+        self,
+        route_prefix: str,
+        path: str,
+        method: str = "POST",
+        arguments: dict[str, Any] | None = None,
+        wait_s: float = 90.0,
+        *,
+        assets: Sequence[str] | None = None,
+        policy: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Queue a call as a job and wait up to `wait_s` (at most 300) for it: the finished job, or
+        `{"id", "status"}` of one still running."""
+        result: dict[str, Any] = self._json(
+            "POST",
+            invoke_path(route_prefix, "/runsync"),
+            params={"wait_s": f"{wait_s:g}"},
+            timeout=_wait_timeout(wait_s),
+            **job_request(path, method, arguments, assets, policy),
+        )
+        return result
+
+    def job(self, route_prefix: str, job_id: str, wait_s: float = 0.0) -> dict[str, Any]:
+        """A job as the server knows it; `wait_s` (at most 60) waits for it to finish first.
+
+        Raises:
+            JobNotFound: no such job for this service, or it is past its retention.
+        """
+        result: dict[str, Any] = self._json(
+            "GET",
+            invoke_path(route_prefix, f"/status/{job_id}"),
+            params={"wait_s": f"{wait_s:g}"},
+            timeout=_wait_timeout(wait_s),
+        )
+        return result
+
+    def cancel_job(self, route_prefix: str, job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job; returns it, CANCELLED. A finished job raises JobConflict."""
+        result: dict[str, Any] = self._json("POST", invoke_path(route_prefix, f"/cancel/{job_id}"))
+        return result
+
+    def retry_job(self, route_prefix: str, job_id: str) -> dict[str, Any]:
+        """Queue a FAILED or TIMED_OUT job again; returns it, IN_QUEUE. Other states raise JobConflict."""
+        result: dict[str, Any] = self._json("POST", invoke_path(route_prefix, f"/retry/{job_id}"))
+        return result
+
+    def job_output(self, job: dict[str, Any]) -> Any:
+        """A finished job's output: inline, or downloaded from its `output_url` when it was too large."""
+        if not job.get("output_url"):
+            return job.get("output")
+        response = self._http.get(job["output_url"], timeout=TRANSFER_TIMEOUT, follow_redirects=True)
+        raise_for_error(response)
+        return decode_result(response, downloaded=True)
+
+    def service_health(self, route_prefix: str) -> dict[str, Any]:
+        """A service's queue counts by status, and its workers: `{"jobs": {...}, "workers": {...}}`."""
+        result: dict[str, Any] = self._json("GET", invoke_path(route_prefix, "/health"))
+        return result
+
+    def purge_queue(self, route_prefix: str) -> dict[str, Any]:
+        """Cancel every queued job of a service (running ones finish): `{"removed": n}`."""
+        result: dict[str, Any] = self._json("POST", invoke_path(route_prefix, "/purge-queue"))
+        return result
+
+    def list_jobs(
+        self, service: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Jobs, newest first, without their outputs (owner only)."""
+        result: list[dict[str, Any]] = self._json("GET", "/v1/jobs", params=_jobs_query(service, status, limit))
+        return result
+
+    def queue(self, name: str) -> dict[str, Any]:
+        """A service's queue: `{"service", "queued", "running", "max_queued", "versions": [...]}` (owner only)."""
+        result: dict[str, Any] = self._json("GET", f"/v1/queues/{name}")
+        return result
+
+    def queue_position(self, job_id: str) -> dict[str, Any]:
+        """Where a queued job stands: `{"id", "status", "position", "reason"}` (1 is next; None once started)."""
+        result: dict[str, Any] = self._json("GET", f"/v1/queues/position/{job_id}")
+        return result
+
+    # -- assets ----------------------------------------------------------------------------------------------------
+
+    def upload_asset(
+        self,
+        source: str | Path | bytes,
+        content_type: str | None = None,
+        description: str = "",
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Upload bytes or a file (streamed from disk, never read whole) as an asset, for an invocation to name.
+
+        Args:
+            source: the bytes, or the path of a file.
+            content_type: its media type [default: guessed from the file name, else application/octet-stream].
+            description: a note shown by `list_assets`.
+            on_progress: called with the number of bytes sent after each chunk.
+
+        Returns:
+            The asset, UPLOADED: `{"asset_id": "ast-…", "size", "sha256", ...}`.
+
+        Example:
+            >>> asset = client.upload_asset("photo.png")
+            >>> client.invoke("/resize", "/resize", arguments={"width": 100}, assets=[asset["asset_id"]])
+        """
+        size = _upload_size(source)
+        created = self._json("POST", "/v1/assets", json=_asset_request(source, content_type, description))
+        content = source if isinstance(source, bytes) else _file_chunks(Path(source), on_progress)
+        try:
+            response = self._http.put(
+                created["upload_url"], content=content, headers=_upload_headers(size), timeout=TRANSFER_TIMEOUT
+            )
+            raise_for_error(response)
+        except BaseException:
+            self._forget_asset(created["asset_id"])
+            raise
+        if isinstance(source, bytes) and on_progress is not None:
+            on_progress(size)
+        result: dict[str, Any] = response.json()
+        return result
+
+    def _forget_asset(self, asset_id: str) -> None:
+        """Delete an asset whose upload failed, so it is not left CREATED; a failure here changes nothing."""
+        with contextlib.suppress(httpx.HTTPError):
+            self._http.delete(f"/v1/assets/{asset_id}", timeout=5.0)
+
+    def list_assets(self) -> list[dict[str, Any]]:
+        """The assets this caller may see."""
+        result: list[dict[str, Any]] = self._json("GET", "/v1/assets")
+        return result
+
+    def get_asset(self, asset_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", f"/v1/assets/{asset_id}")
+        return result
+
+    @overload
+    def download_asset(self, asset_id: str, dest: None = None) -> bytes: ...
+
+    @overload
+    def download_asset(self, asset_id: str, dest: str | Path) -> Path: ...
+
+    def download_asset(self, asset_id: str, dest: str | Path | None = None) -> bytes | Path:
+        """An asset's bytes; with `dest` (a file, or a folder to put `<asset_id>` in), streamed there, and its path."""
+        path = f"/v1/assets/{asset_id}/content"
+        if dest is None:
+            response = self._http.get(path, timeout=TRANSFER_TIMEOUT)
+            raise_for_error(response)
+            return response.content
+        target = _output_path(dest, asset_id)
+        with self._http.stream("GET", path, timeout=TRANSFER_TIMEOUT) as response:
+            if not response.is_success:
+                response.read()
+                raise_for_error(response)
+            with target.open("wb") as handle:
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
+        return target
+
+    def delete_asset(self, asset_id: str) -> None:
+        """Delete an asset; invocations naming it afterwards fail with AssetNotFound."""
+        raise_for_error(self._http.delete(f"/v1/assets/{asset_id}"))
 
 
 class AsyncClient:
@@ -207,19 +515,29 @@ class AsyncClient:
         return result
 
     async def invoke(
-        self, route_prefix: str, path: str, method: str = "POST", arguments: dict[str, Any] | None = None
+        self,
+        route_prefix: str,
+        path: str,
+        method: str = "POST",
+        arguments: dict[str, Any] | None = None,
+        *,
+        assets: Sequence[str] | None = None,
     ) -> Any:
         response = await self._http.request(
-            method, invoke_path(route_prefix, path), timeout=INVOKE_TIMEOUT, **invoke_request(method, arguments or {})
+            method,
+            invoke_path(route_prefix, path),
+            timeout=INVOKE_TIMEOUT,
+            follow_redirects=True,
+            **invoke_request(method, arguments or {}, assets),
         )
         raise_for_error(response)
-        return response.json()
+        return decode_result(response)
 
     async def stream(
         self, route_prefix: str, path: str, method: str = "POST", arguments: dict[str, Any] | None = None
     ) -> AsyncIterator[str]:
         request = invoke_request(method, arguments or {})
-        request.setdefault("headers", {})["accept"] = "text/event-stream"
+        request["headers"]["accept"] = "text/event-stream"
         async with self._http.stream(
             method, invoke_path(route_prefix, path), timeout=INVOKE_TIMEOUT, **request
         ) as response:
@@ -235,3 +553,163 @@ class AsyncClient:
                     buffer = []
             for chunk in parse_sse(iter([*buffer, ""])):
                 yield chunk
+
+    # -- jobs (docs/JOBS.md) -------------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        route_prefix: str,
+        path: str,
+        method: str = "POST",
+        arguments: dict[str, Any] | None = None,
+        *,
+        assets: Sequence[str] | None = None,
+        policy: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json(
+            "POST", invoke_path(route_prefix, "/run"), **job_request(path, method, arguments, assets, policy)
+        )
+        return result
+
+    async def run_sync(
+        self,
+        route_prefix: str,
+        path: str,
+        method: str = "POST",
+        arguments: dict[str, Any] | None = None,
+        wait_s: float = 90.0,
+        *,
+        assets: Sequence[str] | None = None,
+        policy: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json(
+            "POST",
+            invoke_path(route_prefix, "/runsync"),
+            params={"wait_s": f"{wait_s:g}"},
+            timeout=_wait_timeout(wait_s),
+            **job_request(path, method, arguments, assets, policy),
+        )
+        return result
+
+    async def job(self, route_prefix: str, job_id: str, wait_s: float = 0.0) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json(
+            "GET",
+            invoke_path(route_prefix, f"/status/{job_id}"),
+            params={"wait_s": f"{wait_s:g}"},
+            timeout=_wait_timeout(wait_s),
+        )
+        return result
+
+    async def cancel_job(self, route_prefix: str, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json("POST", invoke_path(route_prefix, f"/cancel/{job_id}"))
+        return result
+
+    async def retry_job(self, route_prefix: str, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json("POST", invoke_path(route_prefix, f"/retry/{job_id}"))
+        return result
+
+    async def job_output(self, job: dict[str, Any]) -> Any:
+        if not job.get("output_url"):
+            return job.get("output")
+        response = await self._http.get(job["output_url"], timeout=TRANSFER_TIMEOUT, follow_redirects=True)
+        raise_for_error(response)
+        return decode_result(response, downloaded=True)
+
+    async def service_health(self, route_prefix: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json("GET", invoke_path(route_prefix, "/health"))
+        return result
+
+    async def purge_queue(self, route_prefix: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json("POST", invoke_path(route_prefix, "/purge-queue"))
+        return result
+
+    async def list_jobs(
+        self, service: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._json("GET", "/v1/jobs", params=_jobs_query(service, status, limit))
+        return result
+
+    async def queue(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json("GET", f"/v1/queues/{name}")
+        return result
+
+    async def queue_position(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json("GET", f"/v1/queues/position/{job_id}")
+        return result
+
+    # -- assets ----------------------------------------------------------------------------------------------------
+
+    async def upload_asset(
+        self,
+        source: str | Path | bytes,
+        content_type: str | None = None,
+        description: str = "",
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        size = _upload_size(source)
+        created = await self._json("POST", "/v1/assets", json=_asset_request(source, content_type, description))
+        content = source if isinstance(source, bytes) else _afile_chunks(Path(source), on_progress)
+        try:
+            response = await self._http.put(
+                created["upload_url"], content=content, headers=_upload_headers(size), timeout=TRANSFER_TIMEOUT
+            )
+            raise_for_error(response)
+        except BaseException:
+            await self._forget_asset(created["asset_id"])
+            raise
+        if isinstance(source, bytes) and on_progress is not None:
+            on_progress(size)
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def _forget_asset(self, asset_id: str) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            await self._http.delete(f"/v1/assets/{asset_id}", timeout=5.0)
+
+    async def list_assets(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._json("GET", "/v1/assets")
+        return result
+
+    async def get_asset(self, asset_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json("GET", f"/v1/assets/{asset_id}")
+        return result
+
+    @overload
+    async def download_asset(self, asset_id: str, dest: None = None) -> bytes: ...
+
+    @overload
+    async def download_asset(self, asset_id: str, dest: str | Path) -> Path: ...
+
+    async def download_asset(self, asset_id: str, dest: str | Path | None = None) -> bytes | Path:
+        path = f"/v1/assets/{asset_id}/content"
+        if dest is None:
+            response = await self._http.get(path, timeout=TRANSFER_TIMEOUT)
+            raise_for_error(response)
+            return response.content
+        target = _output_path(dest, asset_id)
+        async with self._http.stream("GET", path, timeout=TRANSFER_TIMEOUT) as response:
+            if not response.is_success:
+                await response.aread()
+                raise_for_error(response)
+            with target.open("wb") as handle:
+                async for chunk in response.aiter_bytes():
+                    handle.write(chunk)
+        return target
+
+    async def delete_asset(self, asset_id: str) -> None:
+        raise_for_error(await self._http.delete(f"/v1/assets/{asset_id}"))
+
+
+def _jobs_query(service: str | None, status: str | None, limit: int) -> dict[str, str | int]:
+    query: dict[str, str | int] = {"limit": limit}
+    if service is not None:
+        query["service"] = service
+    if status is not None:
+        query["status"] = status.upper()
+    return query
+
+
+def _upload_headers(size: int) -> dict[str, str]:
+    # An explicit length lets the server refuse an oversized upload at once, and keeps httpx from chunking.
+    return {"content-type": "application/octet-stream", "content-length": str(size)}

@@ -1,10 +1,12 @@
-"""The `fnserve` command line: daily verbs at the top (server, deploy, ls, invoke, teardown, run)."""
+"""The `fnserve` command line: daily verbs at the top (server, deploy, ls, invoke, teardown, run), noun groups for
+the rest (`tokens`, `jobs`, `assets`)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,12 +15,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
 from fnserve._loop import run as run_on_uvloop
 from fnserve.auth import owner_key_path
 from fnserve.client.api import Client
 from fnserve.client.deployment import Deployment
+from fnserve.client.jobs import FINISHED, Job
 from fnserve.errors import FnserveError
 from fnserve.settings import Settings
 
@@ -39,6 +43,10 @@ UrlOption = Annotated[
     str | None, typer.Option("--url", envvar="FNSERVE_URL", help="The server [default: http://127.0.0.1:8000].")
 ]
 KeyOption = Annotated[str | None, typer.Option("--api-key", envvar="FNSERVE_API_KEY", help="The owner API key.")]
+AssetOption = Annotated[
+    list[str] | None,
+    typer.Option("--asset", help="An uploaded asset's id for the endpoint's `_assets` (repeat for more)."),
+]
 
 _SAMPLE_VALUES: dict[str, Any] = {"str": "text", "int": 1, "float": 1.0, "bool": True, "list": [], "dict": {}}
 
@@ -254,6 +262,7 @@ def invoke(
     path: Annotated[str, typer.Argument(help="The endpoint path, e.g. /hello.")],
     data: Annotated[str, typer.Option("--data", "-d", help="Arguments as a JSON object.")] = "{}",
     method: Annotated[str | None, typer.Option("--method", "-X", help="HTTP method [default: the route's].")] = None,
+    asset: AssetOption = None,
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:
@@ -273,8 +282,8 @@ def invoke(
                     sys.stdout.flush()
                 sys.stdout.write("\n")
             else:
-                result = client.invoke(deployment._info["route_prefix"], path, chosen, arguments)
-                console.print_json(orjson.dumps(result).decode())
+                result = client.invoke(deployment._info["route_prefix"], path, chosen, arguments, assets=asset)
+                print_result(result)
 
         _guard(run)
 
@@ -403,6 +412,315 @@ def tokens_revoke(
         _require_server(client)
         revoked = _guard(lambda: client.revoke_token(name, token))
     console.print(f"Token {revoked['token_id']} ({revoked['hint']}…) of [bold]{revoked['service']}[/] is revoked")
+
+
+def print_result(result: Any) -> None:
+    """An endpoint's result: JSON, or the raw bytes of a large result that is not JSON."""
+    if isinstance(result, bytes):
+        sys.stdout.buffer.write(result)
+        sys.stdout.flush()
+    else:
+        console.print_json(orjson.dumps(result).decode())
+
+
+jobs_app = typer.Typer(help="Queued jobs: submit a call, follow it, cancel or retry it (docs/JOBS.md).")
+app.add_typer(jobs_app, name="jobs")
+
+_STATUS_STYLES = {
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "TIMED_OUT": "red",
+    "CANCELLED": "yellow",
+    "IN_PROGRESS": "cyan",
+}
+_SHOWN_OUTPUT_CHARS = 4000
+
+
+def _when(value: str | float | None) -> str:
+    """A timestamp as `2026-11-22 10:00:00` (UTC), from ISO text or epoch seconds."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)[:19].replace("T", " ")
+
+
+def _milliseconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def _status(status: str) -> str:
+    style = _STATUS_STYLES.get(status)
+    return f"[{style}]{status}[/]" if style else status
+
+
+def job_panel(job: dict[str, Any]) -> Panel:
+    """A job as `fnserve jobs get` shows it: status, where and when it ran, then its output or error."""
+    lines = [f"[bold]Status[/]     {_status(job['status'])}"]
+    if job.get("service"):
+        version = f" (version {job['version']})" if job.get("version") is not None else ""
+        lines.append(f"[bold]Service[/]    {escape(job['service'])}{version}")
+    if job.get("endpoint"):
+        lines.append(f"[bold]Endpoint[/]   {escape(job['endpoint'])}")
+    if job.get("attempt") is not None:
+        retried = f", retried {job['retried']}" if job.get("retried") else ""
+        lines.append(f"[bold]Attempt[/]    {job['attempt']} of {job.get('max_attempts', '?')}{retried}")
+    if job.get("created_at"):
+        times = [f"created {_when(job['created_at'])}"]
+        times += [f"{key} {_when(job[f'{key}_at'])[11:]}" for key in ("started", "finished") if job.get(f"{key}_at")]
+        lines.append(f"[bold]Times[/]      {', '.join(times)} UTC")
+    if job.get("delay_ms") is not None or job.get("execution_ms") is not None:
+        queued, running = _milliseconds(job.get("delay_ms")) or "0", _milliseconds(job.get("execution_ms")) or "0"
+        lines.append(f"[bold]Took[/]       {queued} ms queued, {running} ms running")
+    if job.get("reason"):
+        lines.append(f"[bold]Waiting[/]    {escape(str(job['reason']))}")
+    if job.get("error"):
+        error = job["error"]
+        lines.append(f"[bold]Error[/]      [red]{escape(str(error.get('message')))}[/] [dim]({error.get('code')})[/]")
+    if job.get("output_url"):
+        asset_id = job["output_url"].rstrip("/").removesuffix("/content").rsplit("/", 1)[-1]
+        lines.append(
+            f"[bold]Output[/]     over the inline limit; download it with `fnserve assets download {escape(asset_id)}`"
+        )
+    elif job["status"] == "COMPLETED":
+        shown = orjson.dumps(job.get("output"), option=orjson.OPT_INDENT_2).decode()
+        if len(shown) > _SHOWN_OUTPUT_CHARS:
+            shown = shown[:_SHOWN_OUTPUT_CHARS] + f"\n… ({len(shown)} characters; `--json` shows it all)"
+        lines.append(f"[bold]Output[/]\n{escape(shown)}")
+    return Panel("\n".join(lines), title=f"[bold]Job {escape(job['id'])}[/]", expand=False)
+
+
+def _route_prefix(client: Client, name: str) -> str:
+    return str(_guard(lambda: client.get_service(name))["route_prefix"])
+
+
+def _print_job(job: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        console.print_json(orjson.dumps(job).decode())
+    else:
+        console.print(job_panel(job))
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the job as JSON.")]
+
+
+@jobs_app.command("submit")
+def jobs_submit(
+    name: Annotated[str, typer.Argument(help="The service name.")],
+    path: Annotated[str, typer.Argument(help="The endpoint path, e.g. /hello or /users/7.")],
+    data: Annotated[str, typer.Option("--data", "-d", help="Arguments as a JSON object.")] = "{}",
+    method: Annotated[str | None, typer.Option("--method", "-X", help="HTTP method [default: the route's].")] = None,
+    asset: AssetOption = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to finish and show it.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 600.0,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
+    """Queue a call as a job and print its id; with --wait, then the finished job (exit 1 unless COMPLETED)."""
+    arguments = _json_object(data, "--data")
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        service = _guard(lambda: client.get_service(name))
+        routes = [e for e in service["endpoints"] if _matches(e["path"], path)]
+        chosen = method.upper() if method else (routes[0]["method"] if routes else "POST")
+        queued = _guard(lambda: client.submit(service["route_prefix"], path, chosen, arguments, assets=asset))
+        if not wait:
+            console.print(queued["id"], highlight=False, soft_wrap=True)
+            return
+        if not as_json:
+            console.print(queued["id"], highlight=False, soft_wrap=True)
+        job = Job(client, service["route_prefix"], queued["id"], queued)
+        with console.status(f"Waiting for job {queued['id']}…"):
+            finished = _guard(lambda: job.wait(timeout))
+    _print_job(finished, as_json)
+    if finished["status"] not in FINISHED:
+        errors.print(f"[yellow]Job {finished['id']} is still {finished['status']} after {timeout:g} s[/]")
+    raise typer.Exit(0 if finished["status"] == "COMPLETED" else 1)
+
+
+@jobs_app.command("get")
+def jobs_get(
+    name: Annotated[str, typer.Argument(help="The service name.")],
+    job_id: Annotated[str, typer.Argument(help="The job id (job-…).")],
+    wait: Annotated[float, typer.Option("--wait", help="Wait up to this many seconds for it to finish.")] = 0.0,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
+    """Show a job: status, attempts, timings, and its output or error."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        job = Job(client, _route_prefix(client, name), job_id)
+        info = _guard(lambda: job.wait(wait) if wait > 0 else job.info())
+    _print_job(info, as_json)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    name: Annotated[str, typer.Argument(help="The service name.")],
+    job_id: Annotated[str, typer.Argument(help="The job id (job-…).")],
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
+    """Cancel a queued or running job (a finished one cannot be: job_conflict)."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        prefix = _route_prefix(client, name)
+        job = _guard(lambda: client.cancel_job(prefix, job_id))
+    console.print(f"Job {job['id']} is {_status(job['status'])}", highlight=False)
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    name: Annotated[str, typer.Argument(help="The service name.")],
+    job_id: Annotated[str, typer.Argument(help="The job id (job-…).")],
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
+    """Queue a FAILED or TIMED_OUT job again."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        prefix = _route_prefix(client, name)
+        job = _guard(lambda: client.retry_job(prefix, job_id))
+    console.print(f"Job {job['id']} is {_status(job['status'])}", highlight=False)
+
+
+@jobs_app.command("ls")
+def jobs_list(
+    name: Annotated[str | None, typer.Argument(help="Only this service's jobs.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only jobs in this status, e.g. FAILED or IN_QUEUE.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
+    """List jobs, newest first."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        jobs = _guard(lambda: client.list_jobs(service=name, status=status, limit=limit))
+    if not jobs:
+        console.print(
+            "No " + (f"{status.upper()} " if status else "") + "jobs" + (f" of {escape(name)}" if name else "")
+        )
+        return
+    table = Table("ID", "SERVICE", "ENDPOINT", "STATUS", "ATTEMPT", "CREATED", "DELAY MS", "EXEC MS")
+    for job in jobs:
+        table.add_row(
+            job["id"],
+            escape(str(job.get("service", ""))),
+            escape(str(job.get("endpoint", ""))),
+            _status(job["status"]),
+            f"{job.get('attempt', 0)}/{job.get('max_attempts', '?')}",
+            _when(job.get("created_at")),
+            _milliseconds(job.get("delay_ms")),
+            _milliseconds(job.get("execution_ms")),
+        )
+    console.print(table)
+
+
+assets_app = typer.Typer(help="Assets: files uploaded once, then named by id in calls (`--asset ID`).")
+app.add_typer(assets_app, name="assets")
+
+_PROGRESS_FROM_BYTES = 1024 * 1024
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return ""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # not reached
+
+
+@assets_app.command("upload")
+def assets_upload(
+    file: Annotated[Path, typer.Argument(help="The file to upload.", exists=True, dir_okay=False, readable=True)],
+    content_type: Annotated[
+        str | None, typer.Option("--content-type", help="Its media type [default: guessed from the name].")
+    ] = None,
+    description: Annotated[str, typer.Option(help="A note shown by `fnserve assets ls`.")] = "",
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
+    """Upload a file (streamed, with a progress bar for large ones) and print its asset id."""
+    size = file.stat().st_size
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        if size < _PROGRESS_FROM_BYTES:
+            asset = _guard(lambda: client.upload_asset(file, content_type, description))
+        else:
+            columns = (BarColumn(), DownloadColumn(binary_units=True), TransferSpeedColumn())
+            with Progress(*Progress.get_default_columns()[:1], *columns, console=errors, transient=True) as progress:
+                task = progress.add_task(f"Uploading {escape(file.name)}", total=size)
+                asset = _guard(
+                    lambda: client.upload_asset(
+                        file, content_type, description, on_progress=lambda sent: progress.advance(task, sent)
+                    )
+                )
+    console.print(
+        f"{asset['asset_id']}  [dim]{escape(file.name)}, {_size(asset.get('size'))}, "
+        f"sha256 {str(asset.get('sha256', ''))[:16]}…[/]",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@assets_app.command("ls")
+def assets_list(url: UrlOption = None, api_key: KeyOption = None) -> None:
+    """List the assets this key may use."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        assets = _guard(client.list_assets)
+    if not assets:
+        console.print("No assets yet; upload one with `fnserve assets upload FILE`")
+        return
+    table = Table("ID", "KIND", "STATE", "SIZE", "TYPE", "DESCRIPTION", "CREATED")
+    for asset in assets:
+        table.add_row(
+            asset["asset_id"],
+            str(asset.get("kind", "")),
+            str(asset.get("state", "")),
+            _size(asset.get("size")),
+            escape(str(asset.get("content_type", ""))),
+            escape(str(asset.get("description", ""))),
+            _when(asset.get("created_at")),
+        )
+    console.print(table)
+
+
+@assets_app.command("download")
+def assets_download(
+    asset_id: Annotated[str, typer.Argument(help="The asset id (ast-…).")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write it [default: stdout].")] = None,
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
+    """Download an asset's bytes (an upload, or a job's result over the inline limit)."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        if output is None:
+            data = _guard(lambda: client.download_asset(asset_id))
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+            return
+        written = _guard(lambda: client.download_asset(asset_id, output))
+    errors.print(f"Wrote {asset_id} to {escape(str(written))}", highlight=False)
+
+
+@assets_app.command("rm")
+def assets_remove(
+    asset_id: Annotated[str, typer.Argument(help="The asset id (ast-…).")],
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
+    """Delete an asset; calls naming it afterwards fail with asset_not_found."""
+    with Client(url, api_key=api_key) as client:
+        _require_server(client)
+        _guard(lambda: client.delete_asset(asset_id))
+    console.print(f"Asset {asset_id} is deleted", highlight=False)
 
 
 @app.command()

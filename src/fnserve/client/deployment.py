@@ -1,16 +1,19 @@
 """`Deployment`: a handle on one deployed service, whose endpoints are methods.
 
 `/hello` becomes `deployment.hello(**kwargs)` and `await deployment.ahello(**kwargs)`; a streaming
-route returns an iterator of chunks (`deployment.astream()` an async one).
+route returns an iterator of chunks (`deployment.astream()` an async one). `deployment.hello.submit(**kwargs)`
+queues the call as a job and returns a `Job` (`await deployment.ahello.submit(...)` an `AsyncJob`).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from fnserve.client.api import AsyncClient, Client
+from fnserve.client.jobs import AsyncJob, Job
 from fnserve.errors import DeploymentFailed
 
 _NOT_IDENTIFIER = re.compile(r"[^0-9A-Za-z_]+")
@@ -150,23 +153,90 @@ class Deployment:
     def _is_streaming(self, path: str, method: str) -> bool:
         return any(e["path"] == path and e["method"] == method and e["streaming"] for e in self._routes.values())
 
-    def call(self, path: str, method: str = "POST", **arguments: Any) -> Any:
-        """Call a route by its path: the result, or an iterator of chunks for a streaming route."""
+    def _async(self) -> AsyncClient:
+        if self._async_client is None:
+            self._async_client = AsyncClient(self._client.url, api_key=self._client.api_key)
+        return self._async_client
+
+    def call(self, path: str, method: str = "POST", *, assets: Sequence[str] | None = None, **arguments: Any) -> Any:
+        """Call a route by its path: the result, or an iterator of chunks for a streaming route.
+
+        `assets` names uploaded assets (`client.upload_asset(...)["asset_id"]`) that the endpoint reads through its
+        `_assets` parameter.
+        """
         method = method.upper()
         url_path = _fill_path(path, arguments)
         if self._is_streaming(path, method):
+            if assets:
+                raise TypeError(f"{method} {path} streams; assets go with calls that do not stream")
             return self._client.stream(self._info["route_prefix"], url_path, method, arguments)
-        return self._client.invoke(self._info["route_prefix"], url_path, method, arguments)
+        return self._client.invoke(self._info["route_prefix"], url_path, method, arguments, assets=assets)
 
-    async def acall(self, path: str, method: str = "POST", **arguments: Any) -> Any:
+    async def acall(
+        self, path: str, method: str = "POST", *, assets: Sequence[str] | None = None, **arguments: Any
+    ) -> Any:
         """The async twin of `call`; a streaming route gives an async iterator (use `async for`)."""
         method = method.upper()
         url_path = _fill_path(path, arguments)
-        if self._async_client is None:
-            self._async_client = AsyncClient(self._client.url, api_key=self._client.api_key)
         if self._is_streaming(path, method):
-            return self._async_client.stream(self._info["route_prefix"], url_path, method, arguments)
-        return await self._async_client.invoke(self._info["route_prefix"], url_path, method, arguments)
+            if assets:
+                raise TypeError(f"{method} {path} streams; assets go with calls that do not stream")
+            return self._async().stream(self._info["route_prefix"], url_path, method, arguments)
+        return await self._async().invoke(self._info["route_prefix"], url_path, method, arguments, assets=assets)
+
+    def submit(
+        self,
+        path: str,
+        method: str = "POST",
+        *,
+        assets: Sequence[str] | None = None,
+        policy: dict[str, Any] | None = None,
+        **arguments: Any,
+    ) -> Job:
+        """Queue a call of a route as a job (docs/JOBS.md); returns its `Job` at once.
+
+        Args:
+            path: the route, e.g. `/users/{user_id}` (path parameters are taken from `arguments`).
+            method: the route's HTTP method.
+            assets: ids of uploaded assets the endpoint reads.
+            policy: overrides of the service's job limits, e.g. `{"timeout_s": 600, "ttl_s": 3600}`.
+            **arguments: the endpoint's arguments, validated now (a bad one raises ValidationFailed here).
+        """
+        method = method.upper()
+        self._refuse_streaming(path, method)
+        url_path = _fill_path(path, arguments)
+        prefix = self._info["route_prefix"]
+        queued = self._client.submit(prefix, url_path, method, arguments, assets=assets, policy=policy)
+        return Job(self._client, prefix, queued["id"], queued)
+
+    async def asubmit(
+        self,
+        path: str,
+        method: str = "POST",
+        *,
+        assets: Sequence[str] | None = None,
+        policy: dict[str, Any] | None = None,
+        **arguments: Any,
+    ) -> AsyncJob:
+        """The async twin of `submit`: `job = await deployment.asubmit("/hello", message="hi")`."""
+        method = method.upper()
+        self._refuse_streaming(path, method)
+        url_path = _fill_path(path, arguments)
+        prefix = self._info["route_prefix"]
+        queued = await self._async().submit(prefix, url_path, method, arguments, assets=assets, policy=policy)
+        return AsyncJob(self._async(), prefix, queued["id"], queued)
+
+    def job(self, job_id: str) -> Job:
+        """A handle on a job of this service submitted earlier (e.g. by another process), by its id."""
+        return Job(self._client, self._info["route_prefix"], job_id)
+
+    def ajob(self, job_id: str) -> AsyncJob:
+        """The async twin of `job`."""
+        return AsyncJob(self._async(), self._info["route_prefix"], job_id)
+
+    def _refuse_streaming(self, path: str, method: str) -> None:
+        if self._is_streaming(path, method):
+            raise TypeError(f"{method} {path} streams, and streaming endpoints cannot be queued; call it directly")
 
     async def aclose(self) -> None:
         """Close the async twin's connections (`close()` closes the sync ones)."""
@@ -189,16 +259,32 @@ class Deployment:
 
 
 class _RouteMethod:
+    """One route as a method: call it (`deployment.hello(...)`), or queue it (`deployment.hello.submit(...)`).
+
+    `_assets=["ast-…"]` names uploaded assets for either; it is the name of the endpoint's reserved parameter,
+    so it never hides an argument of the endpoint. `_policy={...}` overrides a job's limits.
+    """
+
     def __init__(self, deployment: Deployment, endpoint: dict[str, Any], *, is_async: bool) -> None:
         self._deployment = deployment
         self._endpoint = endpoint
         self._is_async = is_async
         self.__doc__ = endpoint.get("description") or None
 
-    def __call__(self, **arguments: Any) -> Any:
+    def __call__(self, *, _assets: Sequence[str] | None = None, **arguments: Any) -> Any:
+        path, method = self._endpoint["path"], self._endpoint["method"]
         if self._is_async:
-            return self._deployment.acall(self._endpoint["path"], self._endpoint["method"], **arguments)
-        return self._deployment.call(self._endpoint["path"], self._endpoint["method"], **arguments)
+            return self._deployment.acall(path, method, assets=_assets, **arguments)
+        return self._deployment.call(path, method, assets=_assets, **arguments)
+
+    def submit(
+        self, *, _assets: Sequence[str] | None = None, _policy: dict[str, Any] | None = None, **arguments: Any
+    ) -> Any:
+        """Queue this call as a job: a `Job` (for the async method, `ahello`, an awaitable `AsyncJob`)."""
+        path, method = self._endpoint["path"], self._endpoint["method"]
+        if self._is_async:
+            return self._deployment.asubmit(path, method, assets=_assets, policy=_policy, **arguments)
+        return self._deployment.submit(path, method, assets=_assets, policy=_policy, **arguments)
 
 
 def _fill_path(path: str, arguments: dict[str, Any]) -> str:

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 
 from fnserve.auth import TOKEN_PREFIX, Authenticator, TokenGrant, digest, new_secret
 from fnserve.backends.gpus import detect_gpus, gpu_types
+from fnserve.controlplane.assets import build_assets_router
 from fnserve.controlplane.instance_types import INSTANCE_TYPES, resolve_resources
 from fnserve.controlplane.schemas import (
+    ERROR_RESPONSES,
     ArtifactInfo,
     CodeRef,
     DeploymentInfo,
     DeployRequest,
     EndpointInfo,
-    ErrorResponse,
     FunctionInfo,
     GpuInfo,
     InstanceTypeInfo,
@@ -43,6 +43,7 @@ from fnserve.settings import Settings
 from fnserve.spec import DeploymentSpec
 from fnserve.store import (
     ArtifactStore,
+    AssetStore,
     DeploymentRecord,
     DeploymentState,
     FunctionRecord,
@@ -73,6 +74,7 @@ class ControlPlane:
         self.artifacts = artifacts
         self.authenticator = authenticator
         self.tokens = TokenStore(store.engine)
+        self.assets = AssetStore(store.engine, settings.home)
 
     def load_tokens(self) -> None:
         """Give the authenticator every active token (at start; afterwards it is told of each change)."""
@@ -298,12 +300,7 @@ def _replicas(live: LiveDeployment | None) -> list[ReplicaInfo]:
 
 
 def build_router(plane: ControlPlane) -> APIRouter:
-    # Every error is the one envelope; declaring it here also replaces FastAPI's `{"detail": ...}` 422 schema.
-    errors: dict[int | str, dict[str, Any]] = {
-        "4XX": {"model": ErrorResponse, "description": "Client error"},
-        "5XX": {"model": ErrorResponse, "description": "Server error"},
-    }
-    router = APIRouter(prefix="/v1", responses=errors)
+    router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
     store, supervisor, artifacts = plane.store, plane.supervisor, plane.artifacts
 
     @router.put("/artifacts/{sha256}", response_model=ArtifactInfo, status_code=201, tags=["artifacts"])
@@ -551,4 +548,5 @@ def build_control_plane(plane: ControlPlane) -> FastAPI:
         redoc_url=None,
     )
     app.include_router(build_router(plane))
+    app.include_router(build_assets_router(plane.assets, plane.authenticator, plane.settings), prefix="/v1")
     return app

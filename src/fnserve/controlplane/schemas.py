@@ -181,6 +181,13 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+# Every /v1 error is the one envelope; declaring it on each router also replaces FastAPI's `{"detail": ...}` 422.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorResponse, "description": "Client error"},
+    "5XX": {"model": ErrorResponse, "description": "Server error"},
+}
+
+
 class ArtifactInfo(BaseModel):
     sha256: str
     size: int
@@ -196,3 +203,37 @@ class GpuInfo(BaseModel):
     gpu_type: str
     count: int
     memory_bytes: int | None
+
+
+CONTENT_TYPE = r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+( *;[ -~]*)?$"
+
+
+class AssetRequest(BaseModel):
+    """A new asset, before its bytes: what they are, and a note to tell assets apart."""
+
+    content_type: str = Field(
+        default="application/octet-stream",
+        max_length=200,
+        pattern=CONTENT_TYPE,
+        description="the media type its content is served back with",
+    )
+    description: str = Field(default="", max_length=500)
+
+
+class AssetInfo(BaseModel):
+    """An uploaded input or a stored result."""
+
+    asset_id: str
+    function_id: str | None = Field(
+        description="the service whose token made it (or whose result it is); null: the owner key"
+    )
+    kind: Literal["input", "result"]
+    content_type: str
+    description: str
+    state: Literal["CREATED", "UPLOADED"] = Field(description="CREATED until its bytes are PUT to `upload_url`")
+    size: int | None = Field(description="bytes, once UPLOADED")
+    sha256: str | None = Field(description="of the content, once UPLOADED")
+    upload_url: str = Field(description="PUT the bytes here (once); GET them back from the same URL")
+    created_at: datetime
+    uploaded_at: datetime | None
+    expires_at: datetime | None = Field(description="when it is deleted (results); null: kept until deleted")

@@ -135,6 +135,28 @@ class LiveDeployment:
         """Calls and streams one replica may have in flight; read per request, so an update applies at once."""
         return self.deployment.spec.max_request_concurrency
 
+    async def wait_turn(self, deadline: float | None) -> None:
+        """Wait, in order, until a slot may have come free (or replicas changed); TimeoutError at `deadline`
+        (loop time). Callers look again, and wait again if they lost the race."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self.waiting.append(waiter)
+        # A plain timer rather than asyncio.timeout(): this path runs for every call over the limit.
+        timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.release()  # woken, but leaving: the slot goes to the next one waiting
+            else:  # timed out, or the caller left: it no longer waits
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self.waiting.remove(waiter)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
     def release(self) -> None:
         """A slot came free: wake the request that has waited longest."""
         if self.waiting:  # on every call's end: nothing to do in the common case
@@ -169,6 +191,11 @@ class LiveDeployment:
     @property
     def serving(self) -> bool:
         return self.state is DeploymentState.active
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class Supervisor:
@@ -476,6 +503,7 @@ class Supervisor:
     async def _stop_deployment(self, live: LiveDeployment, *, graceful: bool = True) -> None:
         live.stopping = True
         live.ready = []
+        live.wake_all()  # whoever waits for a slot looks again, and finds the deployment gone
         for task in list(live.tasks):
             if task is not asyncio.current_task():
                 task.cancel()

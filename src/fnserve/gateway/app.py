@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
-from urllib.parse import parse_qsl
 
 import orjson
 
@@ -32,16 +32,19 @@ from fnserve.gateway.http import (
     Send,
     header,
     parse_json_object,
+    query_params,
     read_body,
     request_id_for,
+    send_bytes,
     send_error,
     send_html,
     send_json,
 )
-from fnserve.gateway.router import EndpointRoute, FunctionRoute
-from fnserve.gateway.service_paths import auto_parameters, openapi_json, service_info, swagger_page
-from fnserve.gateway.validation import ArgumentsValidator
+from fnserve.gateway.jobs import ASSETS_HEADER, MAX_POLL_S, POLL_HEADER, JobRoutes, is_job_path, parse_seconds
+from fnserve.gateway.router import FunctionRoute
+from fnserve.gateway.service_paths import arguments_validator, openapi_json, service_info, swagger_page
 from fnserve.store import DeploymentState
+from fnserve.store.jobs import asset_content_url
 
 logger = logging.getLogger("fnserve.gateway")
 
@@ -55,11 +58,20 @@ MAX_WAITING_REQUESTS = 1024
 
 class Gateway:
     def __init__(
-        self, supervisor: Supervisor, authenticator: Authenticator, *, max_body_bytes: int, timeout_s: float | None
+        self,
+        supervisor: Supervisor,
+        authenticator: Authenticator,
+        jobs: JobRoutes,
+        *,
+        max_body_bytes: int,
+        inline_result_bytes: int,
+        timeout_s: float | None,
     ) -> None:
         self.supervisor = supervisor
         self.authenticator = authenticator
+        self.jobs = jobs
         self.max_body_bytes = max_body_bytes
+        self.inline_result_bytes = inline_result_bytes
         self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -79,7 +91,7 @@ class Gateway:
         if resolved is None:
             raise NotFound(f"No service at {scope['path']!r}; GET /-/routes lists the route prefixes")
         function, rest = resolved
-        live, rest = self._version(function, rest, scope)
+        live, rest, pinned = self._version(function, rest, scope)
         method = scope["method"]
         if rest == "/ping" and method in ("GET", "POST"):  # public, for load balancers and uptime checks
             self._pick(live)
@@ -97,38 +109,63 @@ class Gateway:
             return
         if live.spec.auth:
             self.authenticator.require_invoke(scope["headers"], live.function.function_id, live.name)
+        if is_job_path(rest):
+            await self.jobs(scope, receive, send, request_id, live, rest, pinned)
+            return
         route, path_params = live.routes.match(method, rest)
         body = await read_body(receive, self.max_body_bytes)
-        query_string = scope["query_string"]
-        query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)) if query_string else {}
-        validator = _validator(live, route)
+        query = query_params(scope)
+        poll, with_assets = _call_headers(scope)
+        if poll is not None:  # run it as a job: its answer if it finishes within the window, else a 202 to poll
+            poll_s = parse_seconds(poll, default=0, limit=MAX_POLL_S, name="the fnserve-poll-seconds header")
+            await self.jobs.answer_polled_call(
+                send, request_id, live, route, body, path_params, query, scope, poll_s=poll_s, pinned=pinned
+            )
+            return
+        validator = arguments_validator(live, route)
         if validator is not None:  # wrong types, missing or unknown fields: refused here, never sent to a replica
             validator.validate_request(body, path_params, query)
         else:
             parse_json_object(body)
+        context = None
+        if with_assets:
+            files = await self.jobs.input_assets(scope, live)
+            context = {"assets": {asset_id: str(path) for asset_id, path in files.items()}}
         connection = self._pick(live)
         if connection.in_flight >= live.concurrency:
             connection = await self._wait_for_slot(live)
         if route.spec.streaming:
-            chunks = connection.stream(route.index, body, path_params, query)
+            chunks = connection.stream(route.index, body, path_params, query, context)
             sse = b"text/event-stream" in (header(scope, b"accept") or b"")
             await self._stream(chunks, receive, send, request_id, sse)
             return
         watch = _DisconnectWatch(receive)
         try:
-            result = await connection.call(route.index, body, path_params, query, self.timeout_s)
+            result = await connection.call(route.index, body, path_params, query, self.timeout_s, context=context)
         except asyncio.CancelledError:
             if watch.disconnected:  # the caller left; the call was cancelled in the replica
                 return
             raise
         finally:
             watch.stop()
+        if len(result) > self.inline_result_bytes:
+            await self._redirect_to_stored(send, live, result, request_id)
+            return
         await send_json(send, 200, result, request_id)
 
+    async def _redirect_to_stored(self, send: Send, live: LiveDeployment, result: bytes, request_id: str) -> None:
+        """A result over the inline limit is kept as an asset for the service's retention; the caller gets a 302."""
+        expires_at = time.time() + live.spec.result_retention_s
+        asset = await asyncio.to_thread(
+            self.jobs.assets.store_result, live.function.function_id, result, expires_at=expires_at
+        )
+        location = asset_content_url(asset.asset_id).encode()
+        await send_bytes(send, 302, b"", request_id, extra=((b"location", location),))
+
     @staticmethod
-    def _version(function: FunctionRoute[LiveDeployment], rest: str, scope: Scope) -> tuple[LiveDeployment, str]:
-        """The version that serves this call: pinned by path (`/-/versions/N/...`) or by the `fnserve-version`
-        header, else picked among the ACTIVE versions by weight."""
+    def _version(function: FunctionRoute[LiveDeployment], rest: str, scope: Scope) -> tuple[LiveDeployment, str, bool]:
+        """The version that serves this call, and whether the caller chose it: pinned by path (`/-/versions/N/...`)
+        or by the `fnserve-version` header, else picked among the ACTIVE versions by weight."""
         pinned: bytes | str | None = None
         if rest.startswith(VERSION_PATH):
             pinned, _, tail = rest[len(VERSION_PATH) :].partition("/")
@@ -139,7 +176,7 @@ class Gateway:
             live = function.pick()
             if live is None:
                 raise NoReplicasAvailable(f"Function {function.name!r} has no deployed version; deploy one")
-            return live, rest
+            return live, rest, False
         text = pinned.decode("latin-1") if isinstance(pinned, bytes) else pinned
         if not (text.isascii() and text.isdigit()) or len(text) > 9:  # int() refuses some digits, like '²'
             raise InvalidRequest(f"version {text[:20]!r} is not a version number; pin a version like 2")
@@ -147,7 +184,7 @@ class Gateway:
         if live is None:
             deployed = ", ".join(str(n) for n in sorted(function.by_number)) or "none"
             raise NotFound(f"Function {function.name!r} has no deployed version {text} (deployed: {deployed})")
-        return live, rest
+        return live, rest, True
 
     def _pick(self, live: LiveDeployment) -> ReplicaConnection:
         connection = live.picker.pick(live.ready)
@@ -167,8 +204,7 @@ class Gateway:
     async def _wait_for_slot(self, live: LiveDeployment) -> ReplicaConnection:
         """Every replica has `max_request_concurrency` calls in flight: wait (in order, bounded in number and time)
         until one has a free slot."""
-        loop = asyncio.get_running_loop()
-        deadline = None if self.timeout_s is None else loop.time() + self.timeout_s
+        deadline = None if self.timeout_s is None else asyncio.get_running_loop().time() + self.timeout_s
         while True:
             if len(live.waiting) >= MAX_WAITING_REQUESTS:
                 raise NoReplicasAvailable(
@@ -176,28 +212,13 @@ class Gateway:
                     f"busy, and {len(live.waiting)} requests already waiting (limit {MAX_WAITING_REQUESTS}); retry "
                     "later, or raise max_instances or max_request_concurrency"
                 )
-            waiter: asyncio.Future[None] = loop.create_future()
-            live.waiting.append(waiter)
-            # A plain timer rather than asyncio.timeout(): this path runs for every call over the limit.
-            timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
             try:
-                await waiter
-            except BaseException as exc:
-                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                    live.release()  # woken, but leaving: the slot goes to the next one waiting
-                else:  # timed out, or the caller left: it no longer waits
-                    waiter.cancel()
-                    with contextlib.suppress(ValueError):
-                        live.waiting.remove(waiter)
-                if isinstance(exc, TimeoutError):
-                    raise InvocationTimeout(
-                        f"no replica of {live.label} had a free slot within {self.timeout_s:g} s (each takes "
-                        f"{live.concurrency} calls at once); raise max_instances or max_request_concurrency"
-                    ) from None
-                raise
-            finally:
-                if timer is not None:
-                    timer.cancel()
+                await live.wait_turn(deadline)
+            except TimeoutError:
+                raise InvocationTimeout(
+                    f"no replica of {live.label} had a free slot within {self.timeout_s:g} s (each takes "
+                    f"{live.concurrency} calls at once); raise max_instances or max_request_concurrency"
+                ) from None
             connection = self._pick(live)
             if connection.in_flight < live.concurrency:
                 return connection
@@ -234,27 +255,16 @@ class Gateway:
         await send({"type": "http.response.body", "body": b""})
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
-
-def _validator(live: LiveDeployment, route: EndpointRoute) -> ArgumentsValidator | None:
-    """The route's validator, made on its first call once a replica has said which parameters its initializer
-    fills in (those may be left out); None when the spec has no arguments schema."""
-    if route.index in live.validators:
-        return live.validators[route.index]
-    if live.version.api is None:
-        return None
-    schema = route.spec.arguments_schema
-    validator = None
-    if schema is not None:
-        try:
-            validator = ArgumentsValidator(schema, route=route.spec.key, optional=auto_parameters(live))
-        except Exception:  # a schema we cannot compile: the replica validates alone, as before
-            logger.exception("Arguments schema of %s %s cannot be compiled", live.label, route.spec.key)
-    live.validators[route.index] = validator
-    return validator
+def _call_headers(scope: Scope) -> tuple[bytes | None, bool]:
+    """The headers that change how a call runs, in one pass: its poll window, and whether it names assets."""
+    poll = None
+    with_assets = False
+    for name, value in scope["headers"]:
+        if name == POLL_HEADER:
+            poll = value
+        elif name == ASSETS_HEADER:
+            with_assets = True
+    return poll, with_assets
 
 
 def _stream_headers(sse: bool, request_id: str) -> list[tuple[bytes, bytes]]:

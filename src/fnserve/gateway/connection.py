@@ -137,6 +137,16 @@ class ReplicaConnection(asyncio.Protocol):
             raise ReplicaCrashed(f"{self.label} is not connected; it is being replaced, so retrying may succeed")
         self._writer.send(*message)
 
+    def reserve(self) -> None:
+        """Take a slot now for a call made a little later (`call(..., reserved=True)`)."""
+        self.in_flight += 1
+
+    def unreserve(self) -> None:
+        """Give back a reserved slot whose call was never made."""
+        self.in_flight -= 1
+        if self.on_release is not None:
+            self.on_release()
+
     async def call(
         self,
         endpoint_index: int,
@@ -144,14 +154,29 @@ class ReplicaConnection(asyncio.Protocol):
         path: dict[str, str],
         query: dict[str, Any],
         timeout_s: float | None,
+        *,
+        context: dict[str, Any] | None = None,
+        reserved: bool = False,
     ) -> bytes:
-        """One non-streaming call. Cancelling the awaiting task cancels the call in the replica."""
+        """One non-streaming call. Cancelling the awaiting task cancels the call in the replica.
+
+        `context` tells the replica about the call (its job, its asset files); `reserved`: its slot was taken
+        with `reserve()`."""
         request_id = next(self._ids)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes] = loop.create_future()
-        self._send(Kind.CALL, request_id, endpoint_index, body, path, query)
+        try:
+            if context is None:
+                self._send(Kind.CALL, request_id, endpoint_index, body, path, query)
+            else:
+                self._send(Kind.CALL, request_id, endpoint_index, body, path, query, context)
+        except BaseException:
+            if reserved:
+                self.unreserve()
+            raise
         self._calls[request_id] = future
-        self.in_flight += 1
+        if not reserved:
+            self.in_flight += 1
         # A plain timer rather than asyncio.timeout(): cheaper, and this runs once per request.
         timer = None if timeout_s is None else loop.call_later(timeout_s, self._expire, request_id, timeout_s)
         try:
@@ -184,11 +209,15 @@ class ReplicaConnection(asyncio.Protocol):
         body: bytes,
         path: dict[str, str],
         query: dict[str, Any],
+        context: dict[str, Any] | None = None,
     ) -> AsyncIterator[bytes]:
         """A streaming call: yields chunks as the replica produces them. Closing early cancels it."""
         request_id = next(self._ids)
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._send(Kind.CALL, request_id, endpoint_index, body, path, query)
+        if context is None:
+            self._send(Kind.CALL, request_id, endpoint_index, body, path, query)
+        else:
+            self._send(Kind.CALL, request_id, endpoint_index, body, path, query, context)
         self._streams[request_id] = queue
         self.in_flight += 1
         try:

@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -27,6 +28,12 @@ def request_id_for(scope: Scope) -> str:
                 return str(value.decode())
             break
     return os.urandom(16).hex()
+
+
+def query_params(scope: Scope) -> dict[str, str]:
+    """The query string as a dict (the last value of a repeated name wins)."""
+    raw = scope["query_string"]
+    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else {}
 
 
 def header(scope: Scope, wanted: bytes) -> bytes | None:

@@ -20,6 +20,9 @@ class ServiceRoutes:
     """The endpoints of one service, matched by method and the path after the route prefix."""
 
     def __init__(self, spec: ServiceSpec) -> None:
+        self._by_key = {
+            endpoint.key: EndpointRoute(index=i, spec=endpoint) for i, endpoint in enumerate(spec.endpoints)
+        }
         self._static: dict[str, dict[str, EndpointRoute]] = {}
         self._templated: list[tuple[re.Pattern[str], dict[str, EndpointRoute]]] = []
         templates: dict[str, dict[str, EndpointRoute]] = {}
@@ -32,6 +35,14 @@ class ServiceRoutes:
         for template, methods in templates.items():
             pattern = "^" + re.sub(r"\\\{([A-Za-z_][A-Za-z0-9_]*)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
             self._templated.append((re.compile(pattern), methods))
+
+    def find(self, key: str) -> EndpointRoute | None:
+        """The endpoint declared as `key` ("METHOD /path"), as a job names it."""
+        return self._by_key.get(key)
+
+    def only(self) -> EndpointRoute | None:
+        """The service's one endpoint, when it has exactly one."""
+        return next(iter(self._by_key.values())) if len(self._by_key) == 1 else None
 
     def match(self, method: str, path: str) -> tuple[EndpointRoute, dict[str, str]]:
         """The endpoint for `method path` and its path parameters; NotFound or MethodNotAllowed otherwise."""

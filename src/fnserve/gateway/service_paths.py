@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +10,11 @@ import orjson
 
 from fnserve.controlplane.supervisor import LiveDeployment
 from fnserve.docs import service_spec_url, swagger_ui_html
+from fnserve.gateway.router import EndpointRoute
+from fnserve.gateway.validation import ArgumentsValidator
 from fnserve.openapi import api_description, service_openapi
+
+logger = logging.getLogger("fnserve.gateway")
 
 
 def service_info(live: LiveDeployment) -> dict[str, Any]:
@@ -54,3 +59,21 @@ def swagger_page(live: LiveDeployment) -> bytes:
     return swagger_ui_html(
         title=f"{live.name} v{live.version.number}", spec_url=service_spec_url(live.spec.route_prefix)
     )
+
+
+def arguments_validator(live: LiveDeployment, route: EndpointRoute) -> ArgumentsValidator | None:
+    """The route's validator, made on its first call once a replica has said which parameters its initializer
+    fills in (those may be left out); None when the spec has no arguments schema."""
+    if route.index in live.validators:
+        return live.validators[route.index]
+    if live.version.api is None:
+        return None
+    schema = route.spec.arguments_schema
+    validator = None
+    if schema is not None:
+        try:
+            validator = ArgumentsValidator(schema, route=route.spec.key, optional=auto_parameters(live))
+        except Exception:  # a schema we cannot compile: the replica validates alone, as before
+            logger.exception("Arguments schema of %s %s cannot be compiled", live.label, route.spec.key)
+    live.validators[route.index] = validator
+    return validator

@@ -10,12 +10,14 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
 from fnserve.errors import FunctionError, InvalidRequest, ValidationFailed
+from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER, JobContext
 from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model
 from fnserve.sdk.service import Endpoint
 
@@ -72,9 +74,14 @@ class BoundEndpoint:
         injected = state if isinstance(state, dict) and not endpoint.is_method else {}
         self._model, self._names = arguments_model(endpoint.function, self.spec, injected)
         self._extra: dict[str, Any] = {API_PARAMETER: api} if _takes(endpoint.function, API_PARAMETER) else {}
+        self._takes_job = _takes(endpoint.function, JOB_PARAMETER)
+        self._takes_assets = _takes(endpoint.function, ASSETS_PARAMETER)
 
-    def arguments(self, body: bytes, path: dict[str, str], query: dict[str, Any]) -> dict[str, Any]:
-        """Merge query < body < path parameters, then validate and coerce them from the type hints."""
+    def arguments(
+        self, body: bytes, path: dict[str, str], query: dict[str, Any], context: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Merge query < body < path parameters, then validate and coerce them from the type hints; add the
+        reserved parameters the function takes."""
         values: dict[str, Any] = dict(query) if query else {}
         if body:
             try:
@@ -98,6 +105,14 @@ class BoundEndpoint:
             kwargs.update(model.__pydantic_extra__)
         if self._extra:
             kwargs.update(self._extra)
+        if self._takes_job:
+            job_id = context.get("job_id") if context else None
+            kwargs[JOB_PARAMETER] = (
+                None if job_id is None else JobContext(job_id, context["attempt"], context["max_attempts"])  # type: ignore[index]
+            )
+        if self._takes_assets:
+            files = context.get("assets") if context else None
+            kwargs[ASSETS_PARAMETER] = {asset_id: Path(path) for asset_id, path in (files or {}).items()}
         return kwargs
 
     def call_in_thread(self, kwargs: dict[str, Any]) -> bytes:

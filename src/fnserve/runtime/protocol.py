@@ -3,7 +3,8 @@
 Each frame is a 4-byte big-endian length, then a msgpack array whose first item is a `Kind`.
 Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `FrameReader`.
 
-    server → replica   CALL     [kind, request_id, endpoint_index, body: bytes, path: dict, query: dict]
+    server → replica   CALL     [kind, request_id, endpoint_index, body: bytes, path: dict, query: dict, context?]
+                                context: {"job_id", "attempt", "max_attempts", "assets": {id: path}}, all optional
                        CANCEL   [kind, request_id]
                        PING     [kind, ping_id]
                        SHUTDOWN [kind]

@@ -144,16 +144,22 @@ class ReplicaServer(asyncio.Protocol):
                 asyncio.ensure_future(self.shutdown())
 
     def start_call(
-        self, request_id: int, endpoint_index: int, body: bytes, path: dict[str, str], query: dict[str, Any]
+        self,
+        request_id: int,
+        endpoint_index: int,
+        body: bytes,
+        path: dict[str, str],
+        query: dict[str, Any],
+        context: dict[str, Any] | None = None,
     ) -> None:
         endpoint = self.endpoints[endpoint_index] if self.ready else None
         if endpoint is None or not endpoint.runs_in_thread:
             self.calls[request_id] = asyncio.ensure_future(
-                self.handle_call(request_id, endpoint_index, body, path, query)
+                self.handle_call(request_id, endpoint_index, body, path, query, context)
             )
             return
         try:
-            kwargs = endpoint.arguments(body, path, query)
+            kwargs = endpoint.arguments(body, path, query, context)
         except FnserveError as exc:
             self.send(Kind.ERROR, request_id, exc.code, exc.message, exc.details)
             return
@@ -175,13 +181,19 @@ class ReplicaServer(asyncio.Protocol):
             self.send(Kind.ERROR, request_id, "internal_error", f"replica failed to run the call: {exc!r}", None)
 
     async def handle_call(
-        self, request_id: int, endpoint_index: int, body: bytes, path: dict[str, str], query: dict[str, Any]
+        self,
+        request_id: int,
+        endpoint_index: int,
+        body: bytes,
+        path: dict[str, str],
+        query: dict[str, Any],
+        context: dict[str, Any] | None,
     ) -> None:
         try:
             if not self.ready:
                 raise InternalError("replica received a call before its initializer finished")
             endpoint = self.endpoints[endpoint_index]
-            kwargs = endpoint.arguments(body, path, query)
+            kwargs = endpoint.arguments(body, path, query, context)
             if endpoint.spec.streaming:
                 async for chunk in endpoint.stream(kwargs, self.pool):
                     self.send(Kind.CHUNK, request_id, chunk)

@@ -19,11 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, TypeAdapte
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
+from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER
 from fnserve.spec import EndpointSpec, ParameterSpec
 
 # Parameters the platform fills in; callers never send them.
 API_PARAMETER = "_api"
-RESERVED_PARAMETERS = frozenset({API_PARAMETER})
+RESERVED_PARAMETERS = frozenset({API_PARAMETER, JOB_PARAMETER, ASSETS_PARAMETER})
 _DEFAULT_REPR_LIMIT = 500
 
 

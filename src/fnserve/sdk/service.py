@@ -28,6 +28,7 @@ from fnserve.spec import (
     EndpointSpec,
     HttpMethod,
     Resources,
+    RetryPolicy,
     ServiceSpec,
     check_endpoint_path,
     check_route_prefix,
@@ -56,9 +57,10 @@ class _EndpointOptions:
     path: str
     method: HttpMethod
     streaming: bool
+    retry: RetryPolicy | None
 
 
-def _check_route_options(path: str, method: str, streaming: bool) -> _EndpointOptions:
+def _check_route_options(path: str, method: str, streaming: bool, retry: RetryPolicy | None) -> _EndpointOptions:
     try:
         check_endpoint_path(path)
     except ValueError as exc:
@@ -67,7 +69,9 @@ def _check_route_options(path: str, method: str, streaming: bool) -> _EndpointOp
         raise SpecError(f"method must be one of {', '.join(HTTP_METHODS)} (any case), got {method!r}")
     if not isinstance(streaming, bool):
         raise SpecError(f"streaming must be True or False, got {streaming!r}")
-    return _EndpointOptions(path=path, method=cast(HttpMethod, method.upper()), streaming=streaming)
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise SpecError(f"retry must be fs.RetryPolicy(...), got {retry!r}")
+    return _EndpointOptions(path=path, method=cast(HttpMethod, method.upper()), streaming=streaming, retry=retry)
 
 
 def _build_endpoint(function: Callable[..., Any], options: _EndpointOptions, *, is_method: bool) -> Endpoint:
@@ -110,6 +114,7 @@ def _build_endpoint(function: Callable[..., Any], options: _EndpointOptions, *, 
         var_kwargs=var_kwargs,
         return_type=return_type_name(function),
         openapi=operation,
+        retry=options.retry,
     )
     spec = spec.model_copy(
         update={
@@ -136,6 +141,11 @@ class Service(Generic[T]):
         route_prefix: str | None = None,
         auth: bool = True,
         time_limit: float | str | None = None,
+        retry: RetryPolicy | None = None,
+        max_queued: int = 10_000,
+        job_timeout: float | str = 3600.0,
+        job_ttl: float | str = 86_400.0,
+        result_retention: float | str = 1800.0,
     ) -> None:
         if not callable(initializer):
             raise SpecError(f"@fs.service decorates a function or a class, got {initializer!r}")
@@ -158,6 +168,16 @@ class Service(Generic[T]):
             self.time_limit_s = None if time_limit is None else parse_duration(time_limit)
         except ValueError as exc:
             raise SpecError(str(exc)) from None
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise SpecError(f"retry must be fs.RetryPolicy(...), got {retry!r}")
+        self.job_options: dict[str, Any] = {
+            "retry": retry or RetryPolicy(),
+            "max_queued": max_queued,
+            "job_timeout_s": job_timeout,
+            "job_ttl_s": job_ttl,
+            "result_retention_s": result_retention,
+        }
+        ServiceSpec(name=self.name, route_prefix=self.route_prefix, **self.job_options)  # SpecError now, not at deploy
         self.resources = resources or Resources()
         self.replicas = replicas
         self.auth = auth
@@ -180,13 +200,16 @@ class Service(Generic[T]):
     def __repr__(self) -> str:
         return f"<Service {self.name!r} at {self.route_prefix} with {len(self._endpoints)} endpoint(s)>"
 
-    def endpoint(self, path: str, *, method: str = "POST", streaming: bool = False) -> Callable[[F], F]:
+    def endpoint(
+        self, path: str, *, method: str = "POST", streaming: bool = False, retry: RetryPolicy | None = None
+    ) -> Callable[[F], F]:
         """Register a function as a route of this service; the function itself is returned unchanged.
 
         Args:
             path: the route under the service's prefix, e.g. `"/predict"` or `"/users/{user_id}"`.
             method: GET, POST, PUT, PATCH or DELETE (any case).
             streaming: the function is a generator whose chunks are streamed as they are produced.
+            retry: how its queued jobs are retried (default: the service's `retry`).
 
         Parameters whose names match keys of the initializer's dict are filled from it when the
         caller leaves them out.
@@ -201,7 +224,7 @@ class Service(Generic[T]):
                 f"service {self.name!r} is a class; mark its methods with @fs.endpoint(...) instead of "
                 f"@{self.name}.endpoint(...)"
             )
-        options = _check_route_options(path, method, streaming)
+        options = _check_route_options(path, method, streaming, retry)
 
         def register(function: F) -> F:
             self._add(_build_endpoint(function, options, is_method=False))
@@ -235,6 +258,7 @@ class Service(Generic[T]):
             auth=self.auth,
             time_limit_s=self.time_limit_s,
             endpoints=[endpoint.spec for endpoint in self._endpoints],
+            **self.job_options,
         )
 
     def check_init_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -270,6 +294,11 @@ def service(
     route_prefix: str | None = None,
     auth: bool = True,
     time_limit: float | str | None = None,
+    retry: RetryPolicy | None = None,
+    max_queued: int = 10_000,
+    job_timeout: float | str = 3600.0,
+    job_ttl: float | str = 86_400.0,
+    result_retention: float | str = 1800.0,
 ) -> Callable[[Callable[..., T]], Service[T]]: ...
 
 
@@ -283,6 +312,11 @@ def service(
     route_prefix: str | None = None,
     auth: bool = True,
     time_limit: float | str | None = None,
+    retry: RetryPolicy | None = None,
+    max_queued: int = 10_000,
+    job_timeout: float | str = 3600.0,
+    job_ttl: float | str = 86_400.0,
+    result_retention: float | str = 1800.0,
 ) -> Service[T] | Callable[[Callable[..., T]], Service[T]]:
     """Turn an initializer function, or a class, into a service.
 
@@ -298,6 +332,11 @@ def service(
         route_prefix: where the service lives on the gateway (default `/<name>`).
         auth: require an invocation token (default True); False makes the service public.
         time_limit: tear the service down after this long: seconds, "30 minutes", "2h".
+        retry: how queued jobs are retried, `fs.RetryPolicy(max_attempts=3, ...)` (docs/JOBS.md).
+        max_queued: queued jobs the service holds at most (all versions); one more is a 429.
+        job_timeout: how long one attempt of a job may run before it is cancelled (TIMED_OUT).
+        job_ttl: how long a job may wait in the queue before it is TIMED_OUT unstarted.
+        result_retention: how long a finished job and its result are kept.
 
     Example:
         >>> import fnserve as fs
@@ -316,12 +355,19 @@ def service(
             route_prefix=route_prefix,
             auth=auth,
             time_limit=time_limit,
+            retry=retry,
+            max_queued=max_queued,
+            job_timeout=job_timeout,
+            job_ttl=job_ttl,
+            result_retention=result_retention,
         )
 
     return decorate if initializer is None else decorate(initializer)
 
 
-def endpoint(path: str, *, method: str = "POST", streaming: bool = False) -> Callable[[F], F]:
+def endpoint(
+    path: str, *, method: str = "POST", streaming: bool = False, retry: RetryPolicy | None = None
+) -> Callable[[F], F]:
     """Mark a method of a class service as a route (the class form of `Service.endpoint`).
 
     Example:
@@ -335,7 +381,7 @@ def endpoint(path: str, *, method: str = "POST", streaming: bool = False) -> Cal
         ...         self.count += by
         ...         return self.count
     """
-    options = _check_route_options(path, method, streaming)
+    options = _check_route_options(path, method, streaming, retry)
 
     def mark(function: F) -> F:
         setattr(function, _ENDPOINT_MARK, options)

@@ -1,0 +1,1 @@
+"""Queued invocations: the batching writer that makes jobs durable, and the dispatcher that runs them."""
