@@ -36,7 +36,7 @@ def test_readme_quickstart_runs(tmp_path: Path) -> None:
        server's home folder as it would on one machine.
     3. Send the README's curl request (as httpx, same method, URL, headers, body) with the token the deploy
        printed in place of $TOKEN; expect the README's output.
-    4. Run the README's Python client block.
+    4. Run the README's jobs block, then its Python client block.
     """
     blocks = readme_blocks()
     project = tmp_path / "project"
@@ -64,6 +64,13 @@ def test_readme_quickstart_runs(tmp_path: Path) -> None:
         headers = dict(args[i + 1].split(": ", 1) for i, flag in enumerate(args) if flag == "-H")
         response = httpx.request(method, target, headers=headers, content=args[args.index("-d") + 1], timeout=10)
         assert response.text == blocks["output"].strip()
+
+        jobs = subprocess.run(
+            [sys.executable, "-c", blocks["jobs"]], cwd=project, env=env, capture_output=True, text=True, timeout=90
+        )
+        assert jobs.returncode == 0, jobs.stderr
+        assert re.search(r"job-\w+ (IN_QUEUE|IN_PROGRESS|COMPLETED)", jobs.stdout), jobs.stdout
+        assert "Hello, world! My favorite number is 7" in jobs.stdout
 
         python = subprocess.run(
             [sys.executable, "-c", blocks["python"]], cwd=project, env=env, capture_output=True, text=True, timeout=90

@@ -17,6 +17,7 @@ client.hello(number=7)
 from fnserve import errors
 from fnserve.client.api import AsyncClient, Client
 from fnserve.client.deployment import Deployment
+from fnserve.client.jobs import AsyncJob, Job
 from fnserve.sdk.context import JobContext
 from fnserve.sdk.deploy import deploy, get_deployment
 from fnserve.sdk.service import Service, endpoint, service
@@ -26,8 +27,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
+    "AsyncJob",
     "Client",
     "Deployment",
+    "Job",
     "JobContext",
     "Resources",
     "RetryPolicy",

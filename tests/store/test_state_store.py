@@ -34,7 +34,7 @@ def store(store_url: str) -> Iterator[StateStore]:
         yield store
     finally:
         with store.engine.begin() as connection:  # the PostgreSQL database is shared by the session
-            for table in ("tokens", "deployments", "versions", "functions"):
+            for table in ("jobs", "assets", "servers", "tokens", "deployments", "versions", "functions"):
                 connection.exec_driver_sql(f"DELETE FROM {table}")
         store.close()
 
