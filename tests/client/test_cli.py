@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -126,17 +124,6 @@ class Foreground:
         assert self.process.stderr is not None
         self.process.stdout.close()
         self.process.stderr.close()
-
-
-@pytest.fixture
-def refused_url() -> Iterator[str]:
-    """A URL where nothing listens: the port is bound (so nobody else takes it) but never accepts."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        sock.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -196,17 +195,6 @@ def test_assets_upload_refuses_a_missing_file_before_contacting_the_server(tmp_p
 
     assert result.returncode != 0
     assert "does not exist" in result.stderr
-
-
-@pytest.fixture
-def refused_url() -> Iterator[str]:
-    """A URL where nothing listens: the port is bound (so nobody else takes it) but never accepts."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        sock.close()
 
 
 @pytest.mark.parametrize(

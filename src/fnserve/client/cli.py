@@ -564,11 +564,7 @@ def jobs_cancel(
     api_key: KeyOption = None,
 ) -> None:
     """Cancel a queued or running job (a finished one cannot be: job_conflict)."""
-    with Client(url, api_key=api_key) as client:
-        _require_server(client)
-        prefix = _route_prefix(client, name)
-        job = _guard(lambda: client.cancel_job(prefix, job_id))
-    console.print(f"Job {job['id']} is {_status(job['status'])}", highlight=False)
+    _change_job(name, job_id, "cancel", url, api_key)
 
 
 @jobs_app.command("retry")
@@ -579,10 +575,15 @@ def jobs_retry(
     api_key: KeyOption = None,
 ) -> None:
     """Queue a FAILED or TIMED_OUT job again."""
+    _change_job(name, job_id, "retry", url, api_key)
+
+
+def _change_job(name: str, job_id: str, action: str, url: str | None, api_key: str | None) -> None:
     with Client(url, api_key=api_key) as client:
         _require_server(client)
         prefix = _route_prefix(client, name)
-        job = _guard(lambda: client.retry_job(prefix, job_id))
+        change = client.cancel_job if action == "cancel" else client.retry_job
+        job = _guard(lambda: change(prefix, job_id))
     console.print(f"Job {job['id']} is {_status(job['status'])}", highlight=False)
 
 
