@@ -23,9 +23,10 @@ check: $(STAMP)  ## formatting, lint, types
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
 
-bench: $(STAMP)  ## load tests, side by side with a bare ASGI app; results in benchmarks/RESULTS.md
+bench: $(STAMP)  ## load tests, side by side with a bare ASGI app; results in benchmarks/RESULTS.md and JOBS_RESULTS.md
 	@command -v wrk >/dev/null || sh benchmarks/setup.sh
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/jobs.py
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks examples

@@ -271,9 +271,8 @@ def summary_markdown(result: SuiteResult) -> str:
     )
 
 
-def results_markdown(result: SuiteResult, environment: Environment, *, command: str) -> str:
-    """The generated part of RESULTS.md (everything above `NOTES_MARKER`)."""
-    options = result.options
+def machine_table(environment: Environment) -> str:
+    """The machine, the load generator, the commit and the package versions, as a two-column table."""
     machine = [
         ["CPUs", f"{environment.cpu_count} × {environment.cpu_model}"],
         ["memory", f"{environment.memory_gib:.1f} GiB"],
@@ -282,6 +281,12 @@ def results_markdown(result: SuiteResult, environment: Environment, *, command: 
         ["load generator", environment.wrk],
         ["commit", environment.commit],
     ] + [[package, version] for package, version in environment.versions.items()]
+    return markdown_table(["", ""], machine, numeric_from=2)
+
+
+def results_markdown(result: SuiteResult, environment: Environment, *, command: str) -> str:
+    """The generated part of RESULTS.md (everything above `NOTES_MARKER`)."""
+    options = result.options
     threads = ", ".join(f"c={c}: {threads_for(c)}" for c in options.concurrencies)
     targets = "\n".join(f"- `{summary.target.name}`: {summary.target.description}" for summary in result.targets)
     return f"""# Benchmark results
@@ -311,17 +316,17 @@ Targets:
 
 ## Machine and versions
 
-{markdown_table(["", ""], machine, numeric_from=2)}
+{machine_table(environment)}
 
 {summary_markdown(result)}
 """
 
 
-def write_results(path: Path, generated: str) -> None:
-    """Write `generated`, then the notes marker and whatever was below it in the existing file (or a notes stub)."""
+def write_results(path: Path, generated: str, *, marker: str = NOTES_MARKER) -> None:
+    """Write `generated`, then `marker` and whatever was below it in the existing file (or a notes stub)."""
     notes = DEFAULT_NOTES
     if path.exists():
         previous = path.read_text()
-        if NOTES_MARKER in previous:
-            notes = previous.split(NOTES_MARKER, 1)[1].lstrip("\n")
-    path.write_text(generated.rstrip("\n") + "\n\n" + NOTES_MARKER + "\n\n" + notes)
+        if marker in previous:
+            notes = previous.split(marker, 1)[1].lstrip("\n")
+    path.write_text(generated.rstrip("\n") + "\n\n" + marker + "\n\n" + notes)

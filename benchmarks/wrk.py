@@ -54,11 +54,11 @@ def _lua_string(value: str | bytes) -> str:
     return '"' + "".join(chr(byte) if byte in safe else f"\\{byte:03d}" for byte in raw) + '"'
 
 
-def lua_script(scenario: Scenario) -> str:
-    """A wrk script that sends the scenario's request on every call."""
+def lua_script(scenario: Scenario, extra_lua: str = "") -> str:
+    """A wrk script that sends the scenario's request on every call, followed by `extra_lua` (wrk's hooks)."""
     lines = [f"wrk.method = {_lua_string(scenario.method)}", f"wrk.body = {_lua_string(scenario.body)}"]
     lines += [f"wrk.headers[{_lua_string(name)}] = {_lua_string(value)}" for name, value in scenario.headers.items()]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + extra_lua
 
 
 def threads_for(connections: int) -> int:
@@ -77,9 +77,34 @@ def run_wrk(
     request_timeout_s: float = 5.0,
 ) -> WrkResult:
     """Load `url + scenario.path` with `connections` connections for `duration_s` seconds and parse the result."""
+    return parse_wrk_output(
+        run_wrk_output(
+            wrk,
+            url=url,
+            scenario=scenario,
+            connections=connections,
+            duration_s=duration_s,
+            script_dir=script_dir,
+            request_timeout_s=request_timeout_s,
+        )
+    )
+
+
+def run_wrk_output(
+    wrk: str,
+    *,
+    url: str,
+    scenario: Scenario,
+    connections: int,
+    duration_s: float,
+    script_dir: Path,
+    request_timeout_s: float = 5.0,
+    extra_lua: str = "",
+) -> str:
+    """`run_wrk`, returning wrk's whole stdout unparsed; what `extra_lua`'s `done` hook prints follows the report."""
     script = script_dir / f"{scenario.name}.lua"
     script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text(lua_script(scenario))
+    script.write_text(lua_script(scenario, extra_lua))
     argv = [
         wrk,
         f"--connections={connections}",
@@ -96,7 +121,7 @@ def run_wrk(
         raise WrkError(f"wrk did not finish within {duration_s + 30:g} s: {' '.join(argv)}") from exc
     if done.returncode != 0:
         raise WrkError(f"wrk exited with {done.returncode}: {' '.join(argv)}\n{done.stdout}{done.stderr}")
-    return parse_wrk_output(done.stdout)
+    return done.stdout
 
 
 def _time_ms(number: str, unit: str) -> float:
