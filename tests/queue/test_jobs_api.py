@@ -303,6 +303,13 @@ def test_a_call_with_a_poll_window_answers_at_once_when_quick(http: httpx.Client
     assert error_code(http.get(f"/v1/status/{job_id}"), 404) == "job_not_found"  # delivered once
 
 
+def test_an_empty_poll_window_means_the_default(http: httpx.Client) -> None:
+    response = http.post("/jobs/double", json={"n": 6}, headers={"fnserve-poll-seconds": ""})
+    assert response.status_code == 200
+    assert response.json() == 12
+    assert response.headers["fnserve-request-id"].startswith("job-")
+
+
 def test_a_slow_call_answers_202_then_the_result_once(http: httpx.Client) -> None:
     response = http.post("/jobs/sleep", json={"seconds": 1}, headers={"fnserve-poll-seconds": "0"})
     assert response.status_code == 202

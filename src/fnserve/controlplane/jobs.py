@@ -15,7 +15,7 @@ from fnserve.auth import Authenticator
 from fnserve.controlplane.schemas import ERROR_RESPONSES
 from fnserve.errors import JobNotFound
 from fnserve.gateway.jobs import (
-    DEFAULT_STATUS_POLL_S,
+    DEFAULT_POLL_S,
     MAX_POLL_S,
     POLL_HEADER,
     job_result,
@@ -57,7 +57,7 @@ def build_jobs_router(dispatcher: Dispatcher, authenticator: Authenticator, stor
         if job.delivered:
             raise JobNotFound(f"the result of {job.job_id} was already delivered; a result is answered once")
         raw = request.headers.get(POLL_HEADER.decode())
-        poll_s = parse_seconds(raw, default=DEFAULT_STATUS_POLL_S, limit=MAX_POLL_S, name="fnserve-poll-seconds")
+        poll_s = parse_seconds(raw, default=DEFAULT_POLL_S, limit=MAX_POLL_S, name="fnserve-poll-seconds")
         if not await dispatcher.wait(job, poll_s):
             return Response(status_code=202, headers={k.decode(): v.decode() for k, v in pending_headers(job)})
         job = await dispatcher.find(job.job_id)

@@ -40,7 +40,15 @@ from fnserve.gateway.http import (
     send_html,
     send_json,
 )
-from fnserve.gateway.jobs import ASSETS_HEADER, MAX_POLL_S, POLL_HEADER, JobRoutes, is_job_path, parse_seconds
+from fnserve.gateway.jobs import (
+    ASSETS_HEADER,
+    DEFAULT_POLL_S,
+    MAX_POLL_S,
+    POLL_HEADER,
+    JobRoutes,
+    is_job_path,
+    parse_seconds,
+)
 from fnserve.gateway.router import FunctionRoute
 from fnserve.gateway.service_paths import arguments_validator, openapi_json, service_info, swagger_page
 from fnserve.store import DeploymentState
@@ -117,7 +125,10 @@ class Gateway:
         query = query_params(scope)
         poll, with_assets = _call_headers(scope)
         if poll is not None:  # run it as a job: its answer if it finishes within the window, else a 202 to poll
-            poll_s = parse_seconds(poll, default=0, limit=MAX_POLL_S, name="the fnserve-poll-seconds header")
+            # An empty value asks for the default window.
+            poll_s = parse_seconds(
+                poll or None, default=DEFAULT_POLL_S, limit=MAX_POLL_S, name="the fnserve-poll-seconds header"
+            )
             await self.jobs.answer_polled_call(
                 send, request_id, live, route, body, path_params, query, scope, poll_s=poll_s, pinned=pinned
             )

@@ -26,7 +26,7 @@ POLL_HEADER = b"fnserve-poll-seconds"
 ASSETS_HEADER = b"fnserve-input-assets"
 REQUEST_ID_HEADER = b"fnserve-request-id"
 MAX_POLL_S = 300.0
-DEFAULT_STATUS_POLL_S = 5.0
+DEFAULT_POLL_S = 5.0
 DEFAULT_RUNSYNC_WAIT_S = 90.0
 MAX_STATUS_WAIT_S = 60.0
 
