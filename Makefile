@@ -27,6 +27,7 @@ bench: $(STAMP)  ## load tests, side by side with a bare ASGI app; results in be
 	@command -v wrk >/dev/null || sh benchmarks/setup.sh
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/jobs.py
+	$(BIN)/python benchmarks/cold_start.py
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks examples

@@ -4,4 +4,5 @@
 `wrk.py` drives the load generator, `procs.py` handles processes and memory, `suite.py` runs them
 side by side, and `report.py` renders the tables and `RESULTS.md`. `jobs.py` measures the job queue
 (jobs/s submitted and completed, submit → COMPLETED latency) into `JOBS_RESULTS.md`.
+`cold_start.py` times upload → ACTIVE, a call from zero replicas and the worker's imports into `COLD_START_RESULTS.md`.
 """

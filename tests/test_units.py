@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fnserve._units import parse_duration, parse_memory
+from fnserve._units import format_duration, parse_duration, parse_memory
 
 
 @pytest.mark.parametrize(
@@ -27,3 +27,12 @@ def test_parse_duration(text: str | float, expected: float) -> None:
 def test_parse_duration_refuses_with_examples(text: str) -> None:
     with pytest.raises(ValueError, match="'30 minutes'"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.2, "0.2s"), (1.5, "1.5s"), (2, "2s"), (90, "1m 30s"), (5400, "1h 30m"), (7200, "2h"), (86_461, "1d 1m 1s")],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+    assert parse_duration(text) == pytest.approx(seconds, abs=0.05)

@@ -21,13 +21,14 @@ from fnserve.client.jobs import AsyncJob, Job
 from fnserve.sdk.context import JobContext
 from fnserve.sdk.deploy import deploy, get_deployment
 from fnserve.sdk.service import Service, endpoint, service
-from fnserve.spec import Resources, RetryPolicy
+from fnserve.spec import Autoscaling, Resources, RetryPolicy
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
     "AsyncJob",
+    "Autoscaling",
     "Client",
     "Deployment",
     "Job",

@@ -92,3 +92,35 @@ def parse_duration(value: int | float | str, *, field: str = "time_limit") -> fl
     if not 0 < seconds < math.inf:
         raise ValueError(f"`{field}` must be > 0 and finite, got {value!r}; use None for no limit")
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as people write it, the inverse of `parse_duration`: `"2h"`, `"1h 30m"`, `"45s"`, `"1.5s"`.
+
+    Example:
+        >>> format_duration(5400)
+        '1h 30m'
+    """
+    if seconds < 60:
+        return f"{seconds:.1f}".rstrip("0").rstrip(".") + "s"
+    whole = round(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        amount, whole = divmod(whole, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return " ".join(parts)
+
+
+def format_memory(size: int) -> str:
+    """A memory size in the decimal units `parse_memory` reads: `"612 MB"`, `"1.5 GB"`.
+
+    Example:
+        >>> format_memory(612_000_000)
+        '612 MB'
+    """
+    for unit, scale in (("TB", 1000**4), ("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):
+        if size >= scale:
+            amount = size / scale
+            return (f"{amount:.0f}" if amount >= 100 else f"{amount:.1f}".rstrip("0").rstrip(".")) + f" {unit}"
+    return f"{size} B"

@@ -25,6 +25,7 @@ from fnserve.auth import Authenticator, forget_in_process, load_or_create_owner_
 from fnserve.backends.base import Backend
 from fnserve.backends.local import LocalBackend
 from fnserve.controlplane.api import ControlPlane, build_control_plane
+from fnserve.controlplane.autoscaler import Autoscaler
 from fnserve.controlplane.jobs import build_jobs_router
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
 from fnserve.docs import (
@@ -59,6 +60,8 @@ from fnserve.gateway.http import (
 from fnserve.gateway.jobs import JobRoutes
 from fnserve.gateway.router import FunctionRoute
 from fnserve.gateway.service_paths import swagger_page
+from fnserve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from fnserve.metrics import Metrics
 from fnserve.queue.dispatcher import Dispatcher, server_id
 from fnserve.settings import Settings
 from fnserve.store import ArtifactStore, StateStore
@@ -75,6 +78,8 @@ PUBLIC_API_PATHS = frozenset({"/v1/openapi.json"})
 # A prefix ending in "/" covers what is below it; one that does not covers itself too (`/v1/assets`, not `/v1/assetsX`).
 TOKEN_API_PREFIXES = ("/v1/assets", "/v1/status/", "/v1/queues/position/")
 ASSETS_PATH = ASSETS_URL + "/"
+# Prometheus scrapes it with the owner key (`authorization: {type: Bearer, credentials: ...}` in its config).
+METRICS_PATH = "/metrics"
 
 
 def error_response(exc: FnserveError, request: Request) -> Response:
@@ -132,7 +137,8 @@ class Server:
         self.backend = backend or LocalBackend()
         self.owner_key, self.owner_key_created = load_or_create_owner_key(settings.home)
         self.authenticator = Authenticator(self.owner_key)
-        self.supervisor = Supervisor(settings, self.store, self.artifacts, self.backend, self.listener)
+        self.metrics = Metrics()
+        self.supervisor = Supervisor(settings, self.store, self.artifacts, self.backend, self.listener, self.metrics)
         self.plane = ControlPlane(settings, self.supervisor, self.store, self.artifacts, self.authenticator)
         self.dispatcher = Dispatcher(
             self.supervisor,
@@ -141,6 +147,7 @@ class Server:
             server=server_id(settings.home),
             inline_result_bytes=settings.inline_result_bytes,
         )
+        self.autoscaler = Autoscaler(self.supervisor, self.dispatcher.queued_for)
         self.gateway = Gateway(
             self.supervisor,
             self.authenticator,
@@ -163,8 +170,10 @@ class Server:
         await self.listener.start()
         await self.supervisor.start()
         await self.dispatcher.start()
+        self.autoscaler.start()
 
     async def shutdown(self) -> None:
+        await self.autoscaler.close()
         self.dispatcher.pause()  # no job starts now; running ones finish while their replicas drain
         await self.supervisor.close()
         await self.dispatcher.close()
@@ -184,6 +193,10 @@ class Server:
                 await self._internal(scope, send)
             elif path in (INDEX_URL, CONTROL_PLANE_DOCS):
                 await self._docs_page(scope, send)
+            elif path == METRICS_PATH:
+                if await self._owner(scope, send, METRICS_PATH):
+                    body = self.metrics.render(self.supervisor.deployments.values(), self.dispatcher.queued_for)
+                    await send_bytes(send, 200, body, request_id_for(scope), METRICS_CONTENT_TYPE)
             elif path == "/v1" or path.startswith("/v1/"):
                 if path in PUBLIC_API_PATHS or is_token_api(path) or await self._owner(scope, send, "the /v1 API"):
                     await self.control_plane(scope, receive, send)

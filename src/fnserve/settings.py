@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fnserve._units import parse_memory
 from fnserve.auth import in_process_key, read_owner_key
 
 DEFAULT_HOST = "127.0.0.1"
@@ -36,9 +37,13 @@ class Timeouts:
     replica_connect_s: float = 60.0
     replica_init_s: float | None = 600.0
     health_interval_s: float = 5.0
-    health_timeout_s: float = 10.0
+    health_timeout_s: float = 10.0  # for a replica to answer a ping, and again for its `check_health()` to return
+    restart_backoff_s: float = 0.5  # before the second restart in a row; doubles each time (the first is at once)
+    max_restart_backoff_s: float = 10.0
+    replica_stable_s: float = 30.0  # a replica that dies after this long READY starts a fresh count of failures
     graceful_shutdown_s: float = 10.0
     invocation_s: float | None = 300.0
+    memory_interval_s: float = 0.5  # how often replicas with a memory limit are measured
 
 
 @dataclass(frozen=True)
@@ -53,11 +58,19 @@ class Settings:
     max_asset_bytes: int = 2 * 1024**3  # one uploaded asset
     inline_result_bytes: int = 5 * 1024 * 1024  # a larger result is stored as an asset and answered with a 302
     replica_threads: int = 8
+    health_failures: int = 3  # failed `check_health()` calls in a row that get a replica replaced
+    # Replicas in a row that fail to start, or die within `Timeouts.replica_stable_s` of being ready, before the
+    # deployment goes to ERROR instead of restarting them again.
+    max_replica_failures: int = 5
     fake_gpus: str | None = None  # "A100:2,T4": pretend this host has these GPUs (tests, CPU-only machines)
     # Dev mode accepts pickled code and arguments from clients (`fs.deploy(obj)` from a notebook). None: on when
     # the server listens on loopback only, off otherwise; True is refused unless it does.
     dev: bool | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # What replicas may reserve (backends/inventory.py). None: what the host has, with CPUs as shares that may be
+    # oversubscribed; a CPU total makes CPUs strict. `FNSERVE_CPUS=4`, `FNSERVE_MEMORY=8GB`.
+    cpus: float | None = None
+    memory_bytes: int | None = None
 
     @property
     def dev_mode(self) -> bool:
@@ -84,6 +97,10 @@ class Settings:
             values["db_url"] = env["FNSERVE_DB"]
         if "FNSERVE_FAKE_GPUS" in env:
             values["fake_gpus"] = env["FNSERVE_FAKE_GPUS"]
+        if "FNSERVE_CPUS" in env:
+            values["cpus"] = float(env["FNSERVE_CPUS"])
+        if "FNSERVE_MEMORY" in env:
+            values["memory_bytes"] = parse_memory(env["FNSERVE_MEMORY"], field="FNSERVE_MEMORY")
         if "FNSERVE_DEV" in env:
             values["dev"] = env["FNSERVE_DEV"].lower() in ("1", "true", "yes", "on")
         if "FNSERVE_MAX_BODY_BYTES" in env:

@@ -122,6 +122,53 @@ class RetryPolicy(_Spec):
         return float(min(self.backoff_s * 2.0 ** max(attempt - 2, 0), self.max_backoff_s))
 
 
+class Autoscaling(_Spec):
+    """How many replicas a service runs, following its load: in-flight plus waiting requests and queued jobs per
+    replica are kept near `target_ongoing_requests`. A scale-up holds for `upscale_delay_s`, a scale-down for
+    `downscale_delay_s` (hysteresis); `min_replicas=0` stops every replica when idle, and the next call waits
+    while one starts.
+
+    Example:
+        >>> Autoscaling(min_replicas=0, max_replicas=4, target_ongoing_requests=2).max_replicas
+        4
+    """
+
+    min_replicas: int = Field(default=1, ge=0, le=256)
+    max_replicas: int = Field(default=1, ge=1, le=256)
+    target_ongoing_requests: float = Field(default=2.0, gt=0, le=10_000)
+    upscale_delay_s: float = Field(default=1.0, ge=0, le=3600)
+    downscale_delay_s: float = Field(default=30.0, ge=0, le=86_400)
+
+    def __init__(
+        self,
+        min_replicas: int = 1,
+        max_replicas: int = 1,
+        target_ongoing_requests: float = 2.0,
+        upscale_delay_s: float = 1.0,
+        downscale_delay_s: float = 30.0,
+    ) -> None:
+        super().__init__(
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            target_ongoing_requests=target_ongoing_requests,
+            upscale_delay_s=upscale_delay_s,
+            downscale_delay_s=downscale_delay_s,
+        )
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _max_not_below_min(cls, value: int, info: ValidationInfo) -> int:
+        minimum = info.data.get("min_replicas")
+        if minimum is not None and value < minimum:
+            raise ValueError(f"max_replicas ({value}) must be >= min_replicas ({minimum})")
+        return value
+
+
+# Replica slots by default: a sync endpoint holds a thread per call; coroutines only wait, so they take many more.
+DEFAULT_MAX_ONGOING_SYNC = 8
+DEFAULT_MAX_ONGOING_ASYNC = 64
+
+
 class ParameterSpec(_Spec):
     """One endpoint parameter, as `/info` and `_api` show it."""
 
@@ -151,6 +198,10 @@ class EndpointSpec(_Spec):
         default_factory=dict, description="OpenAPI operation fields from the docstring's YAML after a '---' line"
     )
     retry: RetryPolicy | None = Field(default=None, description="for its jobs; None: the service's policy")
+    asynchronous: bool = Field(default=False, description="a coroutine or async generator: needs no thread per call")
+    request_timeout_s: float | None = Field(
+        default=None, gt=0, le=86_400, description="a synchronous call running longer is cancelled: 504"
+    )
 
     @field_validator("method", mode="before")
     @classmethod
@@ -205,6 +256,11 @@ class ServiceSpec(_Spec):
     auth: bool = True
     time_limit_s: float | None = Field(default=None, gt=0)
     endpoints: list[EndpointSpec] = Field(default_factory=list)
+    autoscaling: Autoscaling | None = None  # None: `replicas`, fixed
+    max_ongoing_requests: int | None = Field(
+        default=None, ge=1, le=10_000, description="calls one replica takes at once; None: 8, or 64 when all async"
+    )
+    max_queued_requests: int = Field(default=1024, ge=0, le=1_000_000, description="calls waiting for a slot")
     # Queued jobs (docs/JOBS.md): how they are retried, how many may wait, how long each may run and wait to
     # start, and how long a finished one's result is kept.
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
@@ -232,6 +288,14 @@ class ServiceSpec(_Spec):
 
     def retry_policy(self, endpoint: EndpointSpec) -> RetryPolicy:
         return endpoint.retry or self.retry
+
+    @property
+    def default_max_ongoing_requests(self) -> int:
+        if self.max_ongoing_requests is not None:
+            return self.max_ongoing_requests
+        if self.endpoints and all(endpoint.asynchronous for endpoint in self.endpoints):
+            return DEFAULT_MAX_ONGOING_ASYNC
+        return DEFAULT_MAX_ONGOING_SYNC
 
     @field_validator("endpoints")
     @classmethod
@@ -276,7 +340,9 @@ class DeploymentSpec(_Spec):
     gpu: str | None = Field(default=None, max_length=64, description="the GPU type, e.g. 'A100'")
     min_instances: int = Field(default=1, ge=0, le=256)
     max_instances: int = Field(default=1, ge=1, le=256)
-    max_request_concurrency: int = Field(default=8, ge=1, le=10_000)
+    max_request_concurrency: int | None = Field(
+        default=None, ge=1, le=10_000, description="calls one replica takes at once; None: the service's default"
+    )
     weight: int = Field(default=1, ge=0, le=1000, description="share of function-level traffic among ACTIVE versions")
 
     # Field validators (not a model validator) so a 422 names the field: `max_instances`, `resources`.
@@ -297,6 +363,13 @@ class DeploymentSpec(_Spec):
                 "min_instances"
             )
         return value
+
+    @classmethod
+    def for_service(cls, spec: ServiceSpec) -> DeploymentSpec:
+        """How a service deploys by default: between its autoscaling bounds, or its fixed replica count."""
+        if spec.autoscaling is not None:
+            return cls(min_instances=spec.autoscaling.min_replicas, max_instances=spec.autoscaling.max_replicas)
+        return cls(min_instances=spec.replicas, max_instances=max(1, spec.replicas))
 
     def hardware(self) -> tuple[str | None, Resources | None, str | None]:
         """What may not change while the deployment runs."""

@@ -432,15 +432,17 @@ def test_delete_deployment_lets_call_in_flight_finish_then_stops_replicas(api: h
     wait_until(lambda: is_gone(pid), timeout_s=5, what="the replica to exit")
 
 
-def test_deployment_with_zero_min_instances_is_active_without_replicas(api: httpx.Client) -> None:
+def test_deployment_with_zero_min_instances_is_active_and_starts_a_replica_for_the_first_call(
+    api: httpx.Client,
+) -> None:
     register(api, api_version_one)
 
     deployment = deploy(api, 1, min_instances=0, max_instances=1)
 
     assert (deployment["state"], deployment["replicas"]) == ("ACTIVE", [])
     assert get_deployment(api, 1)["state"] == "ACTIVE"
-    message = error_of(api.get(VERSION_ENDPOINT), 503, "no_replicas_available")
-    assert "0 of 0 replicas ready" in message
+    assert ok(api.get(VERSION_ENDPOINT))["version"] == 1  # scaled from zero: the call waited for a replica
+    assert len(get_deployment(api, 1)["replicas"]) == 1
 
 
 # -- hardware -------------------------------------------------------------------------------------------------

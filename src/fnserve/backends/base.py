@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from fnserve.backends.inventory import Allocation
 from fnserve.spec import Resources
 
 
@@ -23,6 +25,7 @@ class ReplicaLaunch:
     pickle_path: Path | None = None
     init_path: Path | None = None
     max_threads: int = 8
+    allocation: Allocation | None = None  # the GPUs (and amounts) placement gave it; None: no GPU
 
     def worker_args(self) -> list[str]:
         args = ["--connect", self.connect, "--replica-id", self.replica_id, "--max-threads", str(self.max_threads)]
@@ -58,5 +61,10 @@ class Backend(Protocol):
     name: str
 
     async def start(self, launch: ReplicaLaunch) -> ReplicaProcess: ...
+
+    def memory_used(self, processes: Sequence[ReplicaProcess]) -> list[int | None]:
+        """The resident memory of each replica, in bytes (None: unknown, so not limited). Blocking: call it in a
+        thread. The supervisor stops a replica over its `Resources.memory`."""
+        ...
 
     async def close(self) -> None: ...

@@ -1,4 +1,4 @@
-"""The default backend: each replica is a subprocess of the server, on this machine."""
+"""The default backend: each replica is a subprocess of the server, on this machine, seeing only its own GPUs."""
 
 from __future__ import annotations
 
@@ -7,9 +7,21 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from typing import IO
 
-from fnserve.backends.base import ReplicaLaunch
+from fnserve.backends.base import ReplicaLaunch, ReplicaProcess
+from fnserve.backends.memory import session_rss_bytes
+
+# Numeric libraries size their thread pools from these; each gets the CPUs the replica asked for.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",  # OpenMP, and PyTorch's intra-op pool
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",  # Apple Accelerate
+    "NUMEXPR_NUM_THREADS",
+    "RAYON_NUM_THREADS",  # Rust extensions: polars, tokenizers
+)
 
 
 class LocalReplicaProcess:
@@ -53,10 +65,11 @@ class LocalBackend:
             **os.environ,
             "PYTHONUNBUFFERED": "1",
             "FNSERVE_REPLICA_ID": launch.replica_id,
-            # Numeric libraries size their pools from these; match the CPUs the replica asked for.
-            "OMP_NUM_THREADS": threads,
-            "MKL_NUM_THREADS": threads,
-            "OPENBLAS_NUM_THREADS": threads,
+            **dict.fromkeys(THREAD_VARIABLES, threads),
+            # Only its own GPUs, numbered as NVML and nvidia-smi number them; "" hides every GPU from a replica
+            # that has none, so it cannot take one by accident.
+            "CUDA_VISIBLE_DEVICES": launch.allocation.cuda_visible_devices if launch.allocation is not None else "",
+            "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
         }
         process = await asyncio.create_subprocess_exec(
             self.python,
@@ -71,6 +84,11 @@ class LocalBackend:
             start_new_session=True,
         )
         return LocalReplicaProcess(process, log)
+
+    def memory_used(self, processes: Sequence[ReplicaProcess]) -> list[int | None]:
+        """Each replica's process tree (its session) in resident bytes, from one pass over /proc."""
+        used = session_rss_bytes([process.pid for process in processes if process.pid is not None])
+        return [used.get(process.pid) if process.pid is not None else None for process in processes]
 
     async def close(self) -> None:
         return None

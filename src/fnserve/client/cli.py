@@ -19,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from fnserve._loop import run as run_on_uvloop
+from fnserve._units import format_duration
 from fnserve.auth import owner_key_path
 from fnserve.client.api import Client
 from fnserve.client.deployment import Deployment
@@ -85,6 +86,14 @@ def curl_for(endpoint: dict[str, Any], api: dict[str, Any] | None, auth: str | N
     return f"curl {flags}-X {endpoint['method']} {url} -H 'content-type: application/json' -d '{body}'"
 
 
+def time_left(info: dict[str, Any]) -> str:
+    """A service's time left before its time_limit tears it down, e.g. `1h 59m (until 2025-01-31 14:00:00 UTC)`."""
+    if info.get("time_left_s") is None:
+        return ""
+    until = datetime.fromisoformat(info["expires_at"]).astimezone(UTC)
+    return f"{format_duration(info['time_left_s'])} (until {until:%Y-%m-%d %H:%M:%S} UTC)"
+
+
 def deployment_panel(info: dict[str, Any]) -> Panel:
     state_style = {"ACTIVE": "green", "ERROR": "red", "DEPLOYING": "yellow"}.get(info["state"], "white")
     lines = [
@@ -95,6 +104,8 @@ def deployment_panel(info: dict[str, Any]) -> Panel:
     ]
     if info.get("reason"):
         lines.append(f"[bold]Reason[/]    [red]{escape(info['reason'])}[/]")
+    if info.get("time_left_s") is not None:
+        lines.append(f"[bold]Time left[/] {time_left(info)}")
     if info.get("token"):
         lines.append(f"[bold]Token[/]     {info['token']}  [dim](shown once: keep it)[/]")
     elif info.get("auth"):
@@ -242,14 +253,20 @@ def list_services(url: UrlOption = None, api_key: KeyOption = None) -> None:
         _require_server(client)
         services = _guard(client.list_services)
     table = Table("NAME", "STATE", "REPLICAS", "URL", "ENDPOINTS")
+    limited = any(info.get("time_left_s") is not None for info in services)
+    if limited:  # only then: most services have no time limit
+        table.add_column("TIME LEFT")
     for info in services:
-        table.add_row(
+        row = [
             info["name"],
             info["state"],
             f"{info['replicas_ready']}/{info['replicas_desired']}",
             info["url"],
             ", ".join(f"{e['method']} {e['path']}" for e in info["endpoints"]),
-        )
+        ]
+        if limited:
+            row.append("" if info.get("time_left_s") is None else format_duration(info["time_left_s"]))
+        table.add_row(*row)
     console.print(table if services else "No services yet; deploy one with `fnserve deploy app.py`")
     for info in services:
         if info["state"] == "ERROR" and info.get("reason"):
@@ -322,16 +339,27 @@ def status(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
         info = _guard(lambda: client.get_service(name))
     print_deployment(info)
     console.print(versions_table(info))
-    replicas = Table("REPLICA", "STATE", "PID", "IN FLIGHT", "REASON", title=f"Replicas of version {info['version']}")
+    replicas = Table(
+        "REPLICA", "STATE", "PID", "IN FLIGHT", "COLD START", "REASON", title=f"Replicas of version {info['version']}"
+    )
     for replica in info["replicas"]:
+        cold_start_ms = replica.get("cold_start_ms")
         replicas.add_row(
             replica["replica_id"],
             replica["state"],
             str(replica["pid"]),
             str(replica["in_flight"]),
+            "" if cold_start_ms is None else f"{cold_start_ms:.0f} ms",
             escape(replica["reason"] or ""),
         )
     console.print(replicas)
+    if info.get("failed_replicas"):
+        failed = Table("REPLICA", "PID", "EXIT CODE", "REASON", title="Replicas that failed lately (newest first)")
+        for replica in info["failed_replicas"]:
+            failed.add_row(
+                replica["replica_id"], str(replica["pid"]), str(replica["exit_code"]), escape(replica["reason"] or "")
+            )
+        console.print(failed)
 
 
 def versions_table(info: dict[str, Any]) -> Table:

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 
 from fnserve.auth import TOKEN_PREFIX, Authenticator, TokenGrant, digest, new_secret
-from fnserve.backends.gpus import detect_gpus, gpu_types
+from fnserve.backends.gpus import gpu_types
+from fnserve.controlplane import time_limit
 from fnserve.controlplane.assets import build_assets_router
 from fnserve.controlplane.instance_types import INSTANCE_TYPES, resolve_resources
+from fnserve.controlplane.placement import check_fits
 from fnserve.controlplane.schemas import (
     ERROR_RESPONSES,
     ArtifactInfo,
@@ -28,6 +30,7 @@ from fnserve.controlplane.schemas import (
     NewToken,
     RegisteredVersion,
     ReplicaInfo,
+    ResourcesInfo,
     RollbackRequest,
     ServiceInfo,
     ServiceVersionSummary,
@@ -40,7 +43,7 @@ from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
 from fnserve.errors import Forbidden, InvalidRequest, NotFound, PayloadTooLarge, ServiceExists
 from fnserve.sdk.loader import is_json_init
 from fnserve.settings import Settings
-from fnserve.spec import DeploymentSpec
+from fnserve.spec import DeploymentSpec, Resources
 from fnserve.store import (
     ArtifactStore,
     AssetStore,
@@ -53,6 +56,7 @@ from fnserve.store import (
     VersionRecord,
 )
 from fnserve.store.artifacts import check_sha256
+from fnserve.store.functions import RUNNING_STATES
 
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 
@@ -151,6 +155,9 @@ class ControlPlane:
         current = running[-1] if running else versions[-1]
         deployment = deployments.get(current.version_id)
         live = self.supervisor.live(current.version_id)
+        expires_at = None
+        if deployment is not None and self.state_of(current, deployment) in RUNNING_STATES:
+            expires_at = time_limit.expires_at(current.spec, deployment)
         prefix = current.spec.route_prefix
         service_url = base_url.rstrip("/") + (prefix if prefix != "/" else "")
         return ServiceInfo(
@@ -164,7 +171,7 @@ class ControlPlane:
             route_prefix=prefix,
             url=service_url,
             auth=current.spec.auth,
-            replicas_desired=deployment.spec.min_instances if deployment else 0,
+            replicas_desired=(live.desired if live is not None else deployment.spec.min_instances) if deployment else 0,
             replicas_ready=live.ready_count if live is not None else 0,
             replicas=_replicas(live),
             endpoints=[
@@ -190,6 +197,9 @@ class ControlPlane:
             api=live.version.api if live is not None else current.api,
             created_at=function.created_at,
             updated_at=max(function.updated_at, deployment.updated_at if deployment else function.updated_at),
+            expires_at=expires_at,
+            time_left_s=time_limit.time_left_s(expires_at),
+            failed_replicas=[ReplicaInfo(**replica.describe()) for replica in live.failed_replicas] if live else [],
         )
 
     @staticmethod
@@ -263,7 +273,7 @@ class ControlPlane:
         *,
         replaces: Sequence[str] = (),
     ) -> DeploymentRecord:
-        resolve_resources(spec, version.spec.resources)  # an unknown instance type fails before anything changes
+        self.check_fits(version.spec.name, spec, version.spec.resources)  # fails before anything changes
         deployment = await asyncio.to_thread(self.store.create_deployment, version, spec)
         await self.supervisor.deploy(function, version, deployment, replaces=replaces)
         return deployment
@@ -278,10 +288,16 @@ class ControlPlane:
                 "the hardware (instance_type, resources, gpu) of a running deployment cannot change; deploy the "
                 "version again with the new hardware: DELETE this deployment, then POST one"
             )
-        resolve_resources(spec, version.spec.resources)
+        self.check_fits(version.spec.name, spec, version.spec.resources)
         updated = await asyncio.to_thread(self.store.update_deployment, version.version_id, spec)
         await self.supervisor.update(version.version_id, updated)
         return updated
+
+    def check_fits(self, service_name: str, spec: DeploymentSpec, default: Resources) -> None:
+        """Raise ValidationFailed (422) for an unknown instance type, or resources this host can never offer its
+        `min_instances` replicas."""
+        inventory = self.supervisor.placement.inventory
+        check_fits(inventory, service_name, resolve_resources(spec, default), spec.min_instances)
 
     async def locate(self, function_ref: str, version_ref: str) -> tuple[FunctionRecord, VersionRecord]:
         function = await asyncio.to_thread(self.store.get_function, function_ref)
@@ -332,10 +348,10 @@ def build_router(plane: ControlPlane) -> APIRouter:
         unless `keep_old` (traffic split). When the service needs auth and has no active token, one is made and
         shown in `token`, this once. 404 when the code was not uploaded, 409 when another function owns the route
         prefix."""
+        plane.check_fits(body.spec.name, DeploymentSpec.for_service(body.spec), body.spec.resources)
         function, version = await plane.add_version(body)
         old = [live.version.version_id for live in supervisor.live_of(function.function_id)]
-        replicas = body.spec.replicas
-        spec = DeploymentSpec(min_instances=replicas, max_instances=max(1, replicas))
+        spec = DeploymentSpec.for_service(body.spec)
         await plane.deploy(function, version, spec, replaces=[] if body.keep_old else old)
         info = await asyncio.to_thread(plane.service_info, function, str(request.base_url))
         if body.spec.auth and not await asyncio.to_thread(plane.tokens.list, function.function_id, active_only=True):
@@ -377,8 +393,7 @@ def build_router(plane: ControlPlane) -> APIRouter:
         live_now = supervisor.live_of(function.function_id)
         if any(live.version.version_id == version.version_id for live in live_now):
             raise ServiceExists(f"version {target} is already deployed; nothing to roll back")
-        replicas = version.spec.replicas
-        spec = DeploymentSpec(min_instances=replicas, max_instances=max(1, replicas))
+        spec = DeploymentSpec.for_service(version.spec)
         await plane.deploy(function, version, spec, replaces=[live.version.version_id for live in live_now])
         return await asyncio.to_thread(plane.service_info, function, str(request.base_url))
 
@@ -524,9 +539,24 @@ def build_router(plane: ControlPlane) -> APIRouter:
 
     @router.get("/gpus", response_model=list[GpuInfo], tags=["hardware"])
     async def gpus() -> list[GpuInfo]:
-        """The GPU types this host offers (an empty list is a valid answer)."""
-        found = await asyncio.to_thread(detect_gpus, plane.settings.fake_gpus)
-        return [GpuInfo(gpu_type=name, count=count, memory_bytes=mem) for name, count, mem in gpu_types(found)]
+        """The GPU types this host offers, and how many of each no replica holds (an empty list is a valid answer)."""
+        inventory = supervisor.placement.inventory
+        held = {index for allocation in inventory.allocations.values() for index in allocation.gpu_indexes}
+        return [
+            GpuInfo(
+                gpu_type=name,
+                count=count,
+                memory_bytes=mem,
+                free=sum(1 for gpu in inventory.gpus if gpu.gpu_type == name and gpu.index not in held),
+            )
+            for name, count, mem in gpu_types(inventory.gpus)
+        ]
+
+    @router.get("/resources", response_model=ResourcesInfo, tags=["hardware"])
+    async def resources() -> ResourcesInfo:
+        """This host's CPUs, memory and GPUs, what replicas hold of them, and each GPU's replicas. CPUs are shares
+        (oversubscribed) unless the server was given a CPU total (`FNSERVE_CPUS`); memory and GPUs are strict."""
+        return ResourcesInfo.model_validate(supervisor.placement.inventory.describe())
 
     return router
 

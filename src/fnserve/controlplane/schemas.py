@@ -68,6 +68,7 @@ class ReplicaInfo(BaseModel):
     in_flight: int
     started_at: float
     ready_at: float | None
+    cold_start_ms: float | None = Field(default=None, description="process start to READY (initializer done)")
     exit_code: int | None
     reason: str | None
 
@@ -146,6 +147,15 @@ class ServiceInfo(BaseModel):
     )
     created_at: datetime
     updated_at: datetime
+    expires_at: datetime | None = Field(
+        default=None, description="when the service's time_limit tears it down; null: no limit, or not running"
+    )
+    time_left_s: float | None = Field(default=None, description="seconds until `expires_at`")
+    failed_replicas: list[ReplicaInfo] = Field(
+        default_factory=list,
+        description="the last replicas of the current version that failed (did not start, died, or were replaced for "
+        "their health), newest first, each with its reason",
+    )
 
 
 class TokenRequest(BaseModel):
@@ -203,6 +213,35 @@ class GpuInfo(BaseModel):
     gpu_type: str
     count: int
     memory_bytes: int | None
+    free: int | None = Field(default=None, description="GPUs of this type that no replica holds any part of")
+
+
+class GpuAllocationInfo(BaseModel):
+    index: int = Field(description="as NVML and nvidia-smi number it; what CUDA_VISIBLE_DEVICES holds")
+    gpu_type: str
+    memory_bytes: int | None
+    allocated: float = Field(description="the part of it replicas hold, 0 to 1 (fractions share one GPU)")
+    replicas: list[str]
+
+
+class ReplicaAllocationInfo(BaseModel):
+    replica_id: str
+    num_cpus: float
+    memory_bytes: int = Field(description="reserved: its Resources.memory, 0 when it set none")
+    gpus: list[int]
+    gpu_fraction: float = Field(description="of each GPU in `gpus`: 1 for whole GPUs")
+
+
+class ResourcesInfo(BaseModel):
+    """What this host offers replicas and what they hold (`GET /v1/resources`)."""
+
+    num_cpus: float
+    cpus_reserved: float
+    cpus_strict: bool = Field(description="false: CPUs are shares, oversubscribed; true: replicas wait for them")
+    memory_bytes: int
+    memory_reserved: int
+    gpus: list[GpuAllocationInfo]
+    replicas: list[ReplicaAllocationInfo]
 
 
 CONTENT_TYPE = r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+( *;[ -~]*)?$"

@@ -21,11 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from fnserve.backends.base import Backend, ReplicaLaunch, ReplicaProcess
+from fnserve.backends.inventory import Inventory
+from fnserve.controlplane import time_limit
+from fnserve.controlplane.health import CrashLoop, exit_cause, failing_checks, not_answering
 from fnserve.controlplane.instance_types import resolve_resources
+from fnserve.controlplane.memory_guard import MemoryGuard
+from fnserve.controlplane.placement import Placement
 from fnserve.errors import ServiceExists
 from fnserve.gateway.connection import InitFailed, ReplicaConnection, ReplicaListener
 from fnserve.gateway.router import FunctionRoute, PrefixTable, ReplicaPicker, ServiceRoutes
 from fnserve.gateway.validation import ArgumentsValidator
+from fnserve.metrics import Metrics
 from fnserve.settings import Settings
 from fnserve.spec import Resources, ServiceSpec
 from fnserve.store import (
@@ -40,9 +46,8 @@ from fnserve.store.functions import RUNNING_STATES
 
 logger = logging.getLogger("fnserve.supervisor")
 
-MAX_CONSECUTIVE_FAILURES = 5
 MAX_REPLICA_THREADS = 256
-MAX_RESTART_BACKOFF_S = 10.0
+FAILED_REPLICAS_KEPT = 5  # the last replicas that failed, shown with their reasons by `fnserve status`
 
 
 class ReplicaState(enum.StrEnum):
@@ -65,6 +70,9 @@ class Replica:
     reason: str | None = None
     api: dict[str, Any] | None = None  # the API description the replica reported when ready
     retiring: bool = False  # being stopped on purpose (scale-down): not replaced when it exits
+    health_failures: int = 0  # failed `check_health()` calls in a row
+    checking: bool = False  # a health check is under way (the next one waits for it)
+    killed_because: str | None = None  # stopped by the server for a limit (its memory), worded after its label
 
     @property
     def in_flight(self) -> int:
@@ -78,6 +86,11 @@ class Replica:
     def label(self) -> str:
         return f"Replica [{self.replica_id} pid={self.pid}]"
 
+    @property
+    def cold_start_ms(self) -> float | None:
+        """From process start to READY (initializer done)."""
+        return None if self.ready_at is None else round((self.ready_at - self.started_at) * 1000, 1)
+
     def describe(self) -> dict[str, Any]:
         return {
             "replica_id": self.replica_id,
@@ -86,6 +99,7 @@ class Replica:
             "in_flight": self.in_flight,
             "started_at": self.started_at,
             "ready_at": self.ready_at,
+            "cold_start_ms": self.cold_start_ms,
             "exit_code": self.exit_code,
             "reason": self.reason,
         }
@@ -106,11 +120,13 @@ class LiveDeployment:
         self.routes = ServiceRoutes(version.spec)
         self.replicas: dict[str, Replica] = {}
         self.ready: list[ReplicaConnection] = []  # what the gateway picks from; kept in step with replicas
-        self.picker: ReplicaPicker[ReplicaConnection] = ReplicaPicker()
+        self.picker: ReplicaPicker[ReplicaConnection] = _OpenPicker(self)
         self.state = deployment.state
         self.reason = deployment.reason
+        self.target = deployment.spec.min_instances  # the autoscaler moves it within the instance bounds
         self.stopping = False
-        self.consecutive_failures = 0
+        self.crash_loop = CrashLoop()  # replicas that failed in a row: restart backoff, and when to give up
+        self.failed_replicas: collections.deque[Replica] = collections.deque(maxlen=FAILED_REPLICAS_KEPT)
         self.tasks: set[asyncio.Task[None]] = set()
         self.replaces: list[str] = []  # versions to retire once this one is ACTIVE (blue/green)
         self.started_at = datetime.now(UTC)  # when this server started running it (`/info`'s start date)
@@ -124,7 +140,8 @@ class LiveDeployment:
 
     @property
     def desired(self) -> int:
-        return self.deployment.spec.min_instances
+        """Replicas it should run now: `min_instances`, or what the autoscaler chose up to `max_instances`."""
+        return self.target
 
     @property
     def weight(self) -> int:
@@ -133,7 +150,7 @@ class LiveDeployment:
     @property
     def concurrency(self) -> int:
         """Calls and streams one replica may have in flight; read per request, so an update applies at once."""
-        return self.deployment.spec.max_request_concurrency
+        return self.deployment.spec.max_request_concurrency or self.spec.default_max_ongoing_requests
 
     async def wait_turn(self, deadline: float | None) -> None:
         """Wait, in order, until a slot may have come free (or replicas changed); TimeoutError at `deadline`
@@ -189,8 +206,38 @@ class LiveDeployment:
         return len(self.ready)
 
     @property
+    def in_flight(self) -> int:
+        """Calls its ready replicas are serving now."""
+        return sum(connection.in_flight for connection in self.ready)
+
+    @property
     def serving(self) -> bool:
         return self.state is DeploymentState.active
+
+
+class _OpenPicker(ReplicaPicker[ReplicaConnection]):
+    """Least loaded, never a replica whose connection is already closing. A replica killed with unread input resets
+    its socket, and the connection is lost only a loop iteration later: a call that picked it meanwhile could not
+    be sent, and would fail although other replicas are ready. Such a pick drops it from the ready list at once."""
+
+    def __init__(self, live: LiveDeployment) -> None:
+        super().__init__()
+        self._live = live
+
+    def pick(self, replicas: list[ReplicaConnection]) -> ReplicaConnection | None:
+        connection = super().pick(replicas)
+        if connection is None or connection.is_open:
+            return connection
+        self._live.refresh_ready()
+        return super().pick(self._live.ready)
+
+
+def _short_of_replicas(live: LiveDeployment) -> bool:
+    """Whether the deployment runs (or starts) fewer replicas than it should."""
+    running = [
+        r for r in live.replicas.values() if r.state in (ReplicaState.starting, ReplicaState.ready) and not r.retiring
+    ]
+    return len(running) < live.desired
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -206,8 +253,10 @@ class Supervisor:
         artifacts: ArtifactStore,
         backend: Backend,
         listener: ReplicaListener,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.store = store
         self.artifacts = artifacts
         self.backend = backend
@@ -216,6 +265,8 @@ class Supervisor:
         self.prefixes: PrefixTable[FunctionRoute[LiveDeployment]] = PrefixTable()
         self._health_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self.placement = Placement(Inventory.of_host(settings))  # what replicas hold of this host, and who waits
+        self.memory_guard = MemoryGuard(self)
 
     # -- lifecycle of the supervisor itself --------------------------------------------------------------------
 
@@ -227,6 +278,18 @@ class Supervisor:
             try:
                 function = await asyncio.to_thread(self.store.get_function, deployment.function_id)
                 version = await asyncio.to_thread(self.store.get_version, function.function_id, deployment.version_id)
+                if time_limit.time_left_s(time_limit.expires_at(version.spec, deployment)) == 0:
+                    reason = time_limit.expired_reason(version.spec, deployment)
+                    logger.info(
+                        "Deployment [%s v%s] expired while the server was down: %s",
+                        function.name,
+                        version.number,
+                        reason,
+                    )
+                    await asyncio.to_thread(
+                        self.store.set_deployment_state, deployment.version_id, DeploymentState.inactive, reason
+                    )
+                    continue
                 logger.info(
                     "Deployment [%s v%s] was %s; starting it again",
                     function.name,
@@ -237,6 +300,7 @@ class Supervisor:
             except Exception:
                 logger.exception("Deployment [%s] could not be restored", deployment.deployment_id)
         self._health_task = asyncio.create_task(self._health_loop())
+        self._background_task(self.memory_guard.run())
 
     async def close(self) -> None:
         """Stop every replica (gracefully, then by force), leaving the store's states for the next start."""
@@ -248,6 +312,7 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*(self._stop_deployment(live) for live in list(self.deployments.values())))
         self.deployments.clear()
+        self.placement.close()
 
     # -- deploy, update, undeploy ----------------------------------------------------------------------------
 
@@ -277,6 +342,8 @@ class Supervisor:
         resources = resolve_resources(deployment.spec, version.spec.resources)
         live = LiveDeployment(function, version, deployment, resources)
         live.replaces = list(replaces)
+        if version.spec.time_limit_s is not None:
+            self._spawn(live, self._enforce_time_limit(live))
         self.deployments[version.version_id] = live
         route = self.prefixes.get(version.spec.route_prefix)
         if route is None:
@@ -285,6 +352,9 @@ class Supervisor:
         route.add(version.number, live)
         if live.desired == 0:
             await self._set_state(live, DeploymentState.active, None)
+        elif (unfit := self.placement.inventory.never_fits(resources, replicas=live.desired)) is not None:
+            live.stopping = True  # e.g. restored on a host with fewer GPUs: waiting would never end
+            await self._set_state(live, DeploymentState.error, f"cannot run on this host: {unfit}")
         else:
             await self._set_state(live, DeploymentState.deploying, None)
             for _ in range(live.desired):
@@ -296,24 +366,51 @@ class Supervisor:
         live = self.deployments.get(version_id)
         if live is None:
             return
+        old_bounds = (live.deployment.spec.min_instances, live.deployment.spec.max_instances)
         live.deployment = deployment
         live.wake_all()  # a higher concurrency frees slots now
         route = self.prefixes.get(live.spec.route_prefix)
         if route is not None:
             route.refresh()
+        # New instance counts start from the new minimum (the autoscaler adds what the load needs); a change of
+        # weight or concurrency keeps what the autoscaler chose.
+        bounds_changed = old_bounds != (deployment.spec.min_instances, deployment.spec.max_instances)
+        await self.scale(live, deployment.spec.min_instances if bounds_changed else live.target)
+        if live.desired == 0 or live.ready_count >= live.desired:
+            await self._set_state(live, DeploymentState.active, None)
+
+    def scale_soon(self, live: LiveDeployment, count: int) -> None:
+        """Scale in the background (a scale-down drains replicas, which may take a while)."""
+        bounds = live.deployment.spec
+        live.target = max(bounds.min_instances, min(count, bounds.max_instances))
+        self._background_task(self.scale(live, live.target))
+
+    def wake(self, live: LiveDeployment) -> bool:
+        """A call found no ready replica. Scaled to zero: start one now. True when a replica is on its way."""
+        if live.stopping or live.state is not DeploymentState.active:
+            return False
+        if live.target == 0:
+            self.scale_soon(live, 1)
+        return True
+
+    async def scale(self, live: LiveDeployment, count: int) -> None:
+        """Run `count` replicas, kept within the deployment's instance bounds: start the missing ones; drain and
+        stop the extra ones (starting ones first, then the least busy: they drain fastest)."""
+        bounds = live.deployment.spec
+        live.target = max(bounds.min_instances, min(count, bounds.max_instances))
+        if live.stopping:
+            return
         running = [r for r in live.replicas.values() if r.state in (ReplicaState.starting, ReplicaState.ready)]
-        for _ in range(live.desired - len(running)):
+        running = [r for r in running if not r.retiring]
+        for _ in range(live.target - len(running)):
             self._spawn(live, self._run_replica(live))
-        extra = len(running) - live.desired
+        extra = len(running) - live.target
         if extra > 0:
-            # Starting ones first, then the least busy: they drain fastest.
             victims = sorted(running, key=lambda r: (r.state is ReplicaState.ready, r.in_flight))[:extra]
             for replica in victims:
                 replica.retiring = True
             live.refresh_ready()
             await asyncio.gather(*(self._stop_replica(replica) for replica in victims), return_exceptions=True)
-        if live.desired == 0 or live.ready_count >= live.desired:
-            await self._set_state(live, DeploymentState.active, None)
 
     async def undeploy(self, version_id: str, *, reason: str = "undeployed", graceful: bool = True) -> None:
         """Stop a version's replicas and mark it INACTIVE. `graceful`: calls in flight finish first."""
@@ -361,6 +458,7 @@ class Supervisor:
             # The gateway keeps each replica within max_request_concurrency, which may rise live: enough threads
             # for it (made lazily, so an unused allowance costs nothing).
             "max_threads": min(max(self.settings.replica_threads, live.concurrency), MAX_REPLICA_THREADS),
+            "allocation": self.placement.inventory.allocation(replica_id),
         }
         if version.code_kind == "pickle":
             return ReplicaLaunch(pickle_path=self.artifacts.path(version.code_sha256), **common)
@@ -376,15 +474,17 @@ class Supervisor:
         replica = Replica(replica_id=f"{live.name}-v{live.version.number}-{uuid.uuid4().hex[:6]}")
         live.replicas[replica.replica_id] = replica
         try:
+            if not await self.placement.place(self, live, replica):  # waits while its resources are not free
+                return
             await self._start(live, replica)
         except InitFailed as exc:
-            await self._replica_failed(live, replica, exc.message, exc.traceback_tail)
+            await self._replica_failed(live, replica, replica.killed_because or exc.message, exc.traceback_tail)
             return
         except Exception as exc:
             logger.exception("%s of service [%s] could not start", replica.label, live.label)
-            await self._replica_failed(live, replica, f"{type(exc).__name__}: {exc}", "")
+            message = replica.killed_because or f"{type(exc).__name__}: {exc}"
+            await self._replica_failed(live, replica, message, "")
             return
-        live.consecutive_failures = 0
         if live.state is not DeploymentState.active and live.ready_count >= live.desired:
             if replica.api is not None and live.version.api is None:
                 await asyncio.to_thread(self.store.set_version_api, live.version.version_id, replica.api)
@@ -392,25 +492,52 @@ class Supervisor:
             await self._set_state(live, DeploymentState.active, None)
         assert replica.process is not None
         replica.exit_code = await replica.process.wait()
-        was_ready = replica.state is ReplicaState.ready
-        replica.state = ReplicaState.stopped
+        on_purpose = live.stopping or replica.retiring or replica.state is ReplicaState.stopping
+        if replica.state is ReplicaState.ready:  # nobody stopped it: it died
+            replica.state, replica.reason = ReplicaState.failed, f"died: {exit_cause(replica.exit_code)}"
+        elif replica.state is not ReplicaState.failed:  # failed: killed for its health, with the reason
+            replica.state = ReplicaState.stopped
         live.refresh_ready()
         del live.replicas[replica.replica_id]
-        if live.stopping or not was_ready or replica.retiring:
+        if not on_purpose:
+            await self._replace_failed(live, replica)
+
+    async def _replace_failed(self, live: LiveDeployment, replica: Replica) -> None:
+        """A replica that was ready died, or was killed for its health: start a replacement, waiting longer each time
+        it happens again soon; when it keeps happening, put the deployment in ERROR with the exit cause and the last
+        lines of the replica's log, and stop restarting."""
+        live.failed_replicas.appendleft(replica)
+        self.metrics.replica_failed(live.name)
+        uptime_s = time.time() - (replica.ready_at or replica.started_at)
+        backoff_s = live.crash_loop.record(uptime_s, self.settings)
+        if backoff_s is None:
+            path = self.log_path(live.name, replica.replica_id)
+            reason = (
+                f"replicas keep failing ({live.crash_loop.failures} in a row), so they are not restarted again; the "
+                f"last, {replica.replica_id}, {replica.reason}, {uptime_s:.1f} s after it was ready. Last lines of "
+                f"its log ({path}):\n{self.log_tail(live.name, replica.replica_id)}"
+            )
+            logger.error("Deployment [%s] is in ERROR: %s", live.label, reason)
+            await self._give_up(live, reason)
             return
         logger.warning(
-            "%s of service [%s] died (exit code %s); starting a replacement",
+            "%s of service [%s] %s; starting a replacement%s",
             replica.label,
             live.label,
-            replica.exit_code,
+            replica.reason,
+            f" in {backoff_s:g} s" if backoff_s else "",
         )
-        self._spawn(live, self._run_replica(live))
+        await asyncio.sleep(backoff_s)
+        if not live.stopping and _short_of_replicas(live):  # a scale-up meanwhile may have started one
+            self._spawn(live, self._run_replica(live))
 
     async def _start(self, live: LiveDeployment, replica: Replica) -> None:
         timeouts = self.settings.timeouts
         hello = self.listener.expect(replica.replica_id)
         try:
-            replica.process = await self.backend.start(self._launch(live, replica.replica_id))
+            replica.process = await self.placement.started(  # its reservation is released when it exits
+                replica.replica_id, lambda: self.backend.start(self._launch(live, replica.replica_id))
+            )
             exited: asyncio.Future[int] = asyncio.ensure_future(replica.process.wait())
             try:
                 async with asyncio.timeout(timeouts.replica_connect_s):
@@ -442,6 +569,7 @@ class Supervisor:
             self._background_task(self._stop_replica(replica))
             return
         live.refresh_ready()
+        self.metrics.cold_start(live.name, replica.ready_at - replica.started_at)
         logger.info(
             "%s of service [%s] is ready in %.0f ms",
             replica.label,
@@ -450,6 +578,8 @@ class Supervisor:
         )
 
     async def _replica_failed(self, live: LiveDeployment, replica: Replica, message: str, tail: str) -> None:
+        """A replica did not get to READY. An initializer that raised fails the same way every time: ERROR at once,
+        with its traceback. Anything else is tried again, with backoff, until it failed too many times in a row."""
         replica.state = ReplicaState.failed
         replica.reason = message
         live.replicas.pop(replica.replica_id, None)
@@ -458,19 +588,28 @@ class Supervisor:
             replica.exit_code = await replica.process.wait()
         if live.stopping:
             return
-        live.consecutive_failures += 1
+        live.failed_replicas.appendleft(replica)
+        self.metrics.replica_failed(live.name)
         logger.error("%s of service [%s] failed to start: %s", replica.label, live.label, message)
-        # An initializer that raises fails the same way every time: report it rather than loop.
-        if tail or live.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
-            reason = f"replica failed to start: {message}" + (f"\n{tail}" if tail else "")
-            await self._set_state(live, DeploymentState.error, reason)
-            live.stopping = True
-            await self._stop_deployment(live)
+        backoff_s = None if tail else live.crash_loop.record(0.0, self.settings)
+        if backoff_s is None:
+            if not tail:  # no traceback: say how it ended, and what it printed last
+                message = (
+                    f"{message} ({exit_cause(replica.exit_code)}; {live.crash_loop.failures} failures in a row). Last "
+                    f"lines of its log ({self.log_path(live.name, replica.replica_id)}):"
+                )
+                tail = self.log_tail(live.name, replica.replica_id)
+            await self._give_up(live, f"replica failed to start: {message}" + (f"\n{tail}" if tail else ""))
             return
-        backoff_s = min(0.5 * 2 ** (live.consecutive_failures - 1), MAX_RESTART_BACKOFF_S)
         await asyncio.sleep(backoff_s)
-        if not live.stopping:
+        if not live.stopping and _short_of_replicas(live):  # a scale-up meanwhile may have started one
             self._spawn(live, self._run_replica(live))
+
+    async def _give_up(self, live: LiveDeployment, reason: str) -> None:
+        """ERROR with `reason`, and no more restarts: every replica of the deployment stops."""
+        live.stopping = True  # first: replicas failing at the same moment must not restart, nor report again
+        await self._set_state(live, DeploymentState.error, reason)
+        await self._stop_deployment(live)
 
     async def _stop_replica(self, replica: Replica, *, graceful: bool = True) -> None:
         """Ask nicely (SHUTDOWN lets in-flight calls finish), then SIGTERM, then SIGKILL."""
@@ -547,21 +686,68 @@ class Supervisor:
             await asyncio.sleep(interval_s)
             for live in list(self.deployments.values()):
                 for replica in list(live.replicas.values()):
-                    if replica.state is ReplicaState.ready and replica.connection is not None:
+                    if replica.state is ReplicaState.ready and replica.connection is not None and not replica.checking:
+                        replica.checking = True
                         self._spawn(live, self._check(live, replica))
 
     async def _check(self, live: LiveDeployment, replica: Replica) -> None:
+        """Ping one replica. One that does not answer in time is replaced at once (its loop is stuck: SIGSTOP, a
+        deadlock); one whose `check_health()` fails `health_failures` times in a row is replaced too."""
         assert replica.connection is not None
+        timeout_s = self.settings.timeouts.health_timeout_s
         try:
-            await replica.connection.ping(self.settings.timeouts.health_timeout_s)
+            report = await replica.connection.ping(timeout_s)
         except TimeoutError:
-            logger.warning(
-                "%s of service [%s] did not answer a health check within %.0f s; replacing it",
-                replica.label,
-                live.label,
-                self.settings.timeouts.health_timeout_s,
-            )
-            if replica.process is not None:
-                replica.process.kill()
+            self._replace_unhealthy(live, replica, not_answering(timeout_s))
+            return
         except Exception:
-            pass  # a dead connection: the replica's own task sees the exit and replaces it
+            return  # a dead connection: the replica's own task sees the exit and replaces it
+        finally:
+            replica.checking = False
+        if report.passed:
+            replica.health_failures = 0
+            return
+        replica.health_failures += 1
+        limit = self.settings.health_failures
+        logger.warning(
+            "%s of service [%s] failed a health check (%d of %d in a row): %s",
+            replica.label,
+            live.label,
+            replica.health_failures,
+            limit,
+            report.message,
+        )
+        if replica.health_failures >= limit:
+            self._replace_unhealthy(live, replica, failing_checks(replica.health_failures, report.message))
+
+    def _replace_unhealthy(self, live: LiveDeployment, replica: Replica, reason: str) -> None:
+        """Out of the ready list first, so no new call picks it; then killed. Its calls in flight fail with
+        `replica_crashed` saying why; `_run_replica` sees the exit and starts a replacement."""
+        if replica.state is not ReplicaState.ready or live.stopping:
+            return  # stopped or replaced meanwhile
+        replica.state, replica.reason = ReplicaState.failed, reason
+        if replica.connection is not None:
+            replica.connection.stopped_because = (
+                f"{replica.label} {reason}, so it was replaced while handling the request; retrying may succeed"
+            )
+        live.refresh_ready()
+        logger.warning("%s of service [%s] %s; replacing it", replica.label, live.label, reason)
+        if replica.process is not None:
+            replica.process.kill()
+
+    # -- time limit ----------------------------------------------------------------------------------------------
+
+    async def _enforce_time_limit(self, live: LiveDeployment) -> None:
+        """Tear the deployment down (INACTIVE, with the reason) once its service's `time_limit` has passed since it
+        was deployed. Runs as one of its tasks, so stopping the deployment cancels it."""
+        expiry = time_limit.expires_at(live.spec, live.deployment)
+        # In steps of at most an hour, against the wall clock `deployed_at` is on (it may jump; the loop's does not).
+        while (time_left_s := time_limit.time_left_s(expiry) or 0.0) > 0:
+            await asyncio.sleep(min(time_left_s, 3600.0))
+        version_id = live.version.version_id
+        if self.deployments.get(version_id) is not live or live.stopping:
+            return
+        reason = time_limit.expired_reason(live.spec, live.deployment)
+        logger.info("Deployment [%s]: %s; tearing it down", live.label, reason)
+        # In the background: undeploying cancels this deployment's tasks, this one included.
+        self._background_task(self.undeploy(version_id, reason=reason))

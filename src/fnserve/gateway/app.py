@@ -27,6 +27,7 @@ from fnserve.errors import (
 )
 from fnserve.gateway.connection import ReplicaConnection
 from fnserve.gateway.http import (
+    Message,
     Receive,
     Scope,
     Send,
@@ -60,8 +61,8 @@ _HEALTHY = orjson.dumps({"status": "healthy"})
 # Pinning a call to one version: `/{prefix}/-/versions/2/hello`, or the header `fnserve-version: 2`.
 VERSION_PATH = "/-/versions/"
 VERSION_HEADER = b"fnserve-version"
-# Requests one deployment keeps waiting for a free replica slot before it answers 503.
-MAX_WAITING_REQUESTS = 1024
+# Where `_handle` notes which service a request reached, for the request metrics.
+SERVICE_SCOPE_KEY = "fnserve.service"
 
 
 class Gateway:
@@ -76,6 +77,7 @@ class Gateway:
         timeout_s: float | None,
     ) -> None:
         self.supervisor = supervisor
+        self.metrics = supervisor.metrics
         self.authenticator = authenticator
         self.jobs = jobs
         self.max_body_bytes = max_body_bytes
@@ -84,15 +86,30 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = request_id_for(scope)
+        started = time.perf_counter()
+        status = 0
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            await self._handle(scope, receive, send, request_id)
+            await self._handle(scope, receive, send_noting_status, request_id)
         except FnserveError as exc:
-            await send_error(send, exc, request_id)
+            await send_error(send_noting_status, exc, request_id)
         except Exception:
             logger.exception("Request [%s] %s %s failed", request_id, scope["method"], scope["path"])
             await send_error(
-                send, InternalError(f"internal error; the server log has request {request_id}"), request_id
+                send_noting_status,
+                InternalError(f"internal error; the server log has request {request_id}"),
+                request_id,
             )
+        finally:
+            # A caller that left before its answer is counted as nginx does, 499.
+            service = scope.get(SERVICE_SCOPE_KEY, "")
+            self.metrics.request(service, status or 499, time.perf_counter() - started)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         resolved = self.supervisor.prefixes.resolve(scope["path"])
@@ -100,9 +117,11 @@ class Gateway:
             raise NotFound(f"No service at {scope['path']!r}; GET /-/routes lists the route prefixes")
         function, rest = resolved
         live, rest, pinned = self._version(function, rest, scope)
+        scope[SERVICE_SCOPE_KEY] = live.name
         method = scope["method"]
         if rest == "/ping" and method in ("GET", "POST"):  # public, for load balancers and uptime checks
-            self._pick(live)
+            if live.target > 0:  # scaled to zero is healthy too: the next call starts a replica
+                self._pick(live)
             await send_json(send, 200, _HEALTHY, request_id)
             return
         if rest == SERVICE_SPEC_PATH and method == "GET":  # docs are public: they describe, they do not call
@@ -142,7 +161,9 @@ class Gateway:
         if with_assets:
             files = await self.jobs.input_assets(scope, live)
             context = {"assets": {asset_id: str(path) for asset_id, path in files.items()}}
-        connection = self._pick(live)
+        connection = live.picker.pick(live.ready)
+        if connection is None:
+            connection = await self._cold_start(live)
         if connection.in_flight >= live.concurrency:
             connection = await self._wait_for_slot(live)
         if route.spec.streaming:
@@ -152,7 +173,8 @@ class Gateway:
             return
         watch = _DisconnectWatch(receive)
         try:
-            result = await connection.call(route.index, body, path_params, query, self.timeout_s, context=context)
+            timeout_s = route.spec.request_timeout_s or self.timeout_s
+            result = await connection.call(route.index, body, path_params, query, timeout_s, context=context)
         except asyncio.CancelledError:
             if watch.disconnected:  # the caller left; the call was cancelled in the replica
                 return
@@ -212,16 +234,38 @@ class Gateway:
             + ("retry in a moment" if state is not DeploymentState.inactive else "deploy it again")
         )
 
+    async def _cold_start(self, live: LiveDeployment) -> ReplicaConnection:
+        """No replica is ready: when one is starting (or the deployment is scaled to zero and may start one), wait
+        for it, bounded by the invocation timeout; otherwise answer why there is none."""
+        if not self.supervisor.wake(live):
+            return self._pick(live)  # raises, naming the state
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout_s is None else loop.time() + self.timeout_s
+        while True:
+            try:
+                await live.wait_turn(deadline)
+            except TimeoutError:
+                raise NoReplicasAvailable(
+                    f"{live.label} had no replica ready within {self.timeout_s:g} s; its replicas are starting, "
+                    "retry in a moment (see `fnserve status`)"
+                ) from None
+            connection = live.picker.pick(live.ready)
+            if connection is not None:
+                return connection
+            if live.stopping or live.state is not DeploymentState.active:
+                return self._pick(live)
+
     async def _wait_for_slot(self, live: LiveDeployment) -> ReplicaConnection:
         """Every replica has `max_request_concurrency` calls in flight: wait (in order, bounded in number and time)
         until one has a free slot."""
         deadline = None if self.timeout_s is None else asyncio.get_running_loop().time() + self.timeout_s
         while True:
-            if len(live.waiting) >= MAX_WAITING_REQUESTS:
+            limit = live.spec.max_queued_requests
+            if len(live.waiting) >= limit:
                 raise NoReplicasAvailable(
                     f"{live.label} is at capacity: {live.ready_count} replica(s) × {live.concurrency} concurrent calls "
-                    f"busy, and {len(live.waiting)} requests already waiting (limit {MAX_WAITING_REQUESTS}); retry "
-                    "later, or raise max_instances or max_request_concurrency"
+                    f"busy, and {len(live.waiting)} requests already waiting (max_queued_requests={limit}); retry "
+                    "later, or raise max_instances, max_ongoing_requests or max_queued_requests"
                 )
             try:
                 await live.wait_turn(deadline)

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 from fnserve.errors import FnserveError, InvocationTimeout, ReplicaCrashed, error_from_code
@@ -30,6 +31,15 @@ class InitFailed(Exception):
         self.traceback_tail = traceback_tail
 
 
+@dataclass(frozen=True)
+class HealthReport:
+    """A replica's answer to a ping: its calls in progress and, when the service has `check_health()`, its result."""
+
+    load: int
+    passed: bool = True
+    message: str | None = None  # why the check failed
+
+
 class ReplicaConnection(asyncio.Protocol):
     """Sends CALLs, resolves RESULT/ERROR, feeds CHUNKs to streams, and fails everything pending on loss."""
 
@@ -39,9 +49,11 @@ class ReplicaConnection(asyncio.Protocol):
         self._ids = itertools.count(1)
         self._calls: dict[int, asyncio.Future[bytes]] = {}
         self._streams: dict[int, asyncio.Queue[Any]] = {}
-        self._pings: dict[int, asyncio.Future[int]] = {}
+        self._pings: dict[int, asyncio.Future[tuple[int, bool]]] = {}  # PONG: load, whether a HEALTH follows
+        self._checks: dict[int, asyncio.Future[tuple[bool, str | None]]] = {}  # HEALTH: passed, message
         self._writer: FrameWriter | None = None
         self.transport: asyncio.Transport | None = None
+        self._peer_gone = False  # EOF seen: the transport closes right after, and connection_lost comes later still
         self.label = "replica"
         self.in_flight = 0
         loop = asyncio.get_running_loop()
@@ -62,6 +74,14 @@ class ReplicaConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         self._writer = FrameWriter(self.transport)
 
+    def eof_received(self) -> bool | None:
+        # The replica closed its end (it exited, or was killed). Leave the ready list now: connection_lost runs only
+        # in a later loop iteration, and a call that picked this replica in between could not be sent.
+        self._peer_gone = True
+        if self.on_lost is not None:
+            self.on_lost()
+        return None  # close our end too
+
     def connection_lost(self, exc: Exception | None) -> None:
         crash = ReplicaCrashed(
             self.stopped_because
@@ -72,13 +92,15 @@ class ReplicaConnection(asyncio.Protocol):
                 future.set_exception(crash)
         for queue in self._streams.values():
             queue.put_nowait(crash)
-        for ping in self._pings.values():
-            if not ping.done():
-                ping.set_exception(crash)
+        waiters: list[asyncio.Future[Any]] = [*self._pings.values(), *self._checks.values()]
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(crash)
         if not self.initialized.done():
             self.initialized.set_exception(InitFailed("the replica exited before its initializer finished", ""))
         self._calls.clear()
         self._pings.clear()
+        self._checks.clear()
         if self.on_lost is not None:
             self.on_lost()
 
@@ -118,7 +140,11 @@ class ReplicaConnection(asyncio.Protocol):
         elif kind == Kind.PONG:
             ping = self._pings.pop(message[1], None)
             if ping is not None and not ping.done():
-                ping.set_result(message[2])
+                ping.set_result((message[2], len(message) > 3 and bool(message[3])))
+        elif kind == Kind.HEALTH:
+            check = self._checks.pop(message[1], None)
+            if check is not None and not check.done():
+                check.set_result((bool(message[2]), message[3]))
         elif kind == Kind.HELLO:
             self._on_hello(self, message[1], message[2])
         elif kind == Kind.READY and not self.initialized.done():
@@ -130,7 +156,7 @@ class ReplicaConnection(asyncio.Protocol):
 
     @property
     def is_open(self) -> bool:
-        return self.transport is not None and not self.transport.is_closing()
+        return self.transport is not None and not self._peer_gone and not self.transport.is_closing()
 
     def _send(self, *message: Any) -> None:
         if not self.is_open or self._writer is None:
@@ -235,17 +261,36 @@ class ReplicaConnection(asyncio.Protocol):
             if self._streams.pop(request_id, None) is not None and self.is_open:
                 self._send(Kind.CANCEL, request_id)
 
-    async def ping(self, timeout_s: float) -> int:
-        """Health check: the replica's count of calls in progress, or TimeoutError / ReplicaCrashed."""
+    async def ping(self, timeout_s: float) -> HealthReport:
+        """Health check. TimeoutError when the replica does not answer within `timeout_s` (it is stuck: its loop
+        does not run), ReplicaCrashed when it is gone. A service's `check_health()` gets `timeout_s` more to return;
+        one that takes longer is a failed check."""
         ping_id = next(self._ids)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pings[ping_id] = future
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[tuple[int, bool]] = loop.create_future()
+        checked: asyncio.Future[tuple[bool, str | None]] = loop.create_future()
+        # Both wait from the start: the HEALTH frame may come in the same read as the PONG.
+        self._pings[ping_id] = answered
+        self._checks[ping_id] = checked
         try:
             self._send(Kind.PING, ping_id)
             async with asyncio.timeout(timeout_s):
-                return await future
+                load, checking = await answered
+            if not checking:
+                return HealthReport(load)
+            try:
+                async with asyncio.timeout(timeout_s):
+                    passed, message = await checked
+            except TimeoutError:
+                return HealthReport(load, False, f"check_health() did not return within {timeout_s:g} s")
+            return HealthReport(load, passed, message)
         finally:
             self._pings.pop(ping_id, None)
+            self._checks.pop(ping_id, None)
+            if not checked.done():
+                checked.cancel()
+            elif not checked.cancelled():
+                checked.exception()  # a lost connection failed it too; it is retrieved here, not logged
 
     def shutdown(self) -> None:
         """Ask the replica to finish its calls in progress and exit."""

@@ -330,6 +330,11 @@ class Dispatcher:
             )
         return f"{position - 1} job(s) ahead"
 
+    def queued_for(self, version_id: str) -> int:
+        """Jobs waiting for a version's replicas (part of its load, for the autoscaler)."""
+        queue = self.queues.get(version_id)
+        return 0 if queue is None else sum(1 for job in queue.pending if job.state is JobState.in_queue)
+
     def position(self, job: Job) -> int | None:
         if job.state is not JobState.in_queue:
             return None
@@ -418,6 +423,8 @@ class Dispatcher:
         try:
             while queue.pending and not live.stopping and not self.paused:
                 connection = live.picker.pick(live.ready)
+                if connection is None:
+                    self.supervisor.wake(live)  # scaled to zero: a replica starts for these jobs
                 if connection is None or connection.in_flight >= live.concurrency:
                     await live.wait_turn(None)
                     continue

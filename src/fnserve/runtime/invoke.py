@@ -7,7 +7,9 @@ the arguments and runs the function the way its kind requires.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import json
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +40,9 @@ def to_json(value: Any, *, what: str) -> bytes:
     try:
         return orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
     except TypeError as exc:
+        if "64-bit" in str(exc):  # JSON has no integer limit, orjson does: Python's json writes big ones
+            with contextlib.suppress(TypeError, ValueError):
+                return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode()
         raise FunctionError(
             f"TypeError: {what} is not JSON-serializable ({exc}); return dicts, lists, strings, numbers, "
             "pydantic models or dataclasses"

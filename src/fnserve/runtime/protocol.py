@@ -15,7 +15,11 @@ Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `Fr
                        ERROR    [kind, request_id, code, message, details | None]
                        CHUNK    [kind, request_id, data: bytes]
                        END      [kind, request_id]
-                       PONG     [kind, ping_id, load: int]          load = calls in progress
+                       PONG     [kind, ping_id, load: int, checking: bool]
+                                load = calls in progress; checking: the service's `check_health()` runs now, and a
+                                HEALTH frame with its result follows (a PONG without it means False)
+                       HEALTH   [kind, ping_id, passed: bool, message: str | None]
+                                message says why a check failed: the exception, or that it returned False
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class Kind(enum.IntEnum):
     CHUNK = 15
     END = 16
     PONG = 17
+    HEALTH = 18
 
 
 class ProtocolError(Exception):

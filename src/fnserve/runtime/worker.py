@@ -21,6 +21,7 @@ from typing import Any, cast
 from fnserve._loop import run as run_on_uvloop
 from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
+from fnserve.runtime.health import ReplicaHealth
 from fnserve.runtime.invoke import BoundEndpoint
 from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError
 from fnserve.sdk.loader import load_entrypoint, load_pickled_service, loads_init_arguments
@@ -92,7 +93,8 @@ def traceback_tail(exc: BaseException) -> str:
 
 
 class ReplicaServer(asyncio.Protocol):
-    """The worker's end of the connection: runs each CALL, answers PING, honours CANCEL.
+    """The worker's end of the connection: runs each CALL, answers PING (then runs `check_health()`, if the service
+    has one, and sends its result), honours CANCEL.
 
     A sync endpoint's call is submitted straight to the thread pool (no task: this is the hot path);
     coroutines and streams run as tasks on the loop.
@@ -107,6 +109,7 @@ class ReplicaServer(asyncio.Protocol):
         self.calls: dict[int, asyncio.Task[None] | Future[bytes]] = {}
         self.writer: FrameWriter | None = None
         self.pool = ThreadPoolExecutor(max_workers=options.max_threads, thread_name_prefix="fnserve-endpoint")
+        self.health: ReplicaHealth | None = None
         self.ready = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -139,7 +142,11 @@ class ReplicaServer(asyncio.Protocol):
                 if call is not None:
                     call.cancel()  # a sync call already running in a thread finishes, and its result is dropped
             elif kind == Kind.PING:
-                self.send(Kind.PONG, message[1], len(self.calls))
+                # The PONG goes at once, from the loop: it proves the replica is alive even while a check runs.
+                checking = self.ready and self.health is not None
+                self.send(Kind.PONG, message[1], len(self.calls), checking)
+                if checking:
+                    asyncio.ensure_future(self.report_health(message[1]))
             elif kind == Kind.SHUTDOWN:
                 asyncio.ensure_future(self.shutdown())
 
@@ -210,6 +217,11 @@ class ReplicaServer(asyncio.Protocol):
         finally:
             self.calls.pop(request_id, None)
 
+    async def report_health(self, ping_id: int) -> None:
+        assert self.health is not None
+        passed, message = await self.health.check()
+        self.send(Kind.HEALTH, ping_id, passed, message)
+
     async def shutdown(self) -> None:
         """Stop after the calls in progress finish; the server kills us if this takes too long."""
         while self.calls:
@@ -228,6 +240,7 @@ async def serve(options: WorkerOptions) -> None:
     _, server = await loop.create_unix_connection(lambda: ReplicaServer(options, done), options.connect)
     try:
         service, state = await asyncio.to_thread(initialize, options)
+        health = None if service.health is None else ReplicaHealth(service.health, state)
     except BaseException as exc:
         print(f"Replica [{options.replica_id}] initializer failed:\n{traceback_tail(exc)}", file=sys.stderr)
         server.send(Kind.INIT_FAILED, f"{type(exc).__name__}: {exc}", traceback_tail(exc))
@@ -238,6 +251,7 @@ async def serve(options: WorkerOptions) -> None:
     auto = set(state) if isinstance(state, dict) else set()
     api = api_description(service.spec, auto)
     server.endpoints = [BoundEndpoint(endpoint, state, api) for endpoint in service.endpoints]
+    server.health = health
     server.ready = True
     server.send(Kind.READY, api)
     await done

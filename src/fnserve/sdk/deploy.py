@@ -88,7 +88,11 @@ def submit(
 ) -> Deployment:
     """Upload the code (skipped when the server has it), add a version and deploy it. Unless `keep_old`, the
     versions already running keep serving until this one is ACTIVE, then stop (blue/green)."""
-    spec = service.spec if replicas is None else service.spec.model_copy(update={"replicas": replicas})
+    spec = (
+        service.spec
+        if replicas is None
+        else service.spec.model_copy(update={"replicas": replicas, "autoscaling": None})
+    )
     init_kwargs = init_kwargs or {}
     code_sha256 = client.upload(code)
     has_init = bool(init_args or init_kwargs)

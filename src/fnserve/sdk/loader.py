@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +103,26 @@ def dumps_by_value(obj: Any, *, module_name: str | None) -> bytes:
     if by_value:
         cloudpickle.register_pickle_by_value(module)
     try:
-        data: bytes = cloudpickle.dumps(obj)
-        return data
+        buffer = io.BytesIO()
+        _NamedCodePickler(buffer).dump(obj)
+        return buffer.getvalue()
     finally:
         if by_value:
             cloudpickle.unregister_pickle_by_value(module)
+
+
+class _NamedCodePickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle that keeps each function's file name, so a replica's tracebacks name the user's file.
+
+    cloudpickle 3.1.3 writes every code object's file as "<dynamic-code>" to make its bytes
+    reproducible; for a service that costs more than it gives.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is types.CodeType:
+            rebuild, args = self.dispatch_table[types.CodeType](obj)
+            return rebuild, tuple(obj.co_filename if arg == "<dynamic-code>" else arg for arg in args)
+        return super().reducer_override(obj)
 
 
 def _is_installed(module: Any) -> bool:

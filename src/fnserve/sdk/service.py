@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar, cast, overload
 
 from fnserve._units import parse_duration
 from fnserve.errors import SpecError
+from fnserve.sdk.health import HEALTH_METHOD, HealthCheck, build_health_check
 from fnserve.sdk.introspect import (
     CallKind,
     arguments_schema,
@@ -25,6 +26,7 @@ from fnserve.sdk.introspect import (
 )
 from fnserve.spec import (
     HTTP_METHODS,
+    Autoscaling,
     EndpointSpec,
     HttpMethod,
     Resources,
@@ -58,9 +60,12 @@ class _EndpointOptions:
     method: HttpMethod
     streaming: bool
     retry: RetryPolicy | None
+    request_timeout_s: float | None
 
 
-def _check_route_options(path: str, method: str, streaming: bool, retry: RetryPolicy | None) -> _EndpointOptions:
+def _check_route_options(
+    path: str, method: str, streaming: bool, retry: RetryPolicy | None, request_timeout: float | str | None
+) -> _EndpointOptions:
     try:
         check_endpoint_path(path)
     except ValueError as exc:
@@ -71,7 +76,17 @@ def _check_route_options(path: str, method: str, streaming: bool, retry: RetryPo
         raise SpecError(f"streaming must be True or False, got {streaming!r}")
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise SpecError(f"retry must be fs.RetryPolicy(...), got {retry!r}")
-    return _EndpointOptions(path=path, method=cast(HttpMethod, method.upper()), streaming=streaming, retry=retry)
+    try:
+        timeout_s = None if request_timeout is None else parse_duration(request_timeout, field="request_timeout")
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    return _EndpointOptions(
+        path=path,
+        method=cast(HttpMethod, method.upper()),
+        streaming=streaming,
+        retry=retry,
+        request_timeout_s=timeout_s,
+    )
 
 
 def _build_endpoint(function: Callable[..., Any], options: _EndpointOptions, *, is_method: bool) -> Endpoint:
@@ -115,6 +130,8 @@ def _build_endpoint(function: Callable[..., Any], options: _EndpointOptions, *, 
         return_type=return_type_name(function),
         openapi=operation,
         retry=options.retry,
+        asynchronous=kind in (CallKind.coroutine, CallKind.async_generator),
+        request_timeout_s=options.request_timeout_s,
     )
     spec = spec.model_copy(
         update={
@@ -137,10 +154,13 @@ class Service(Generic[T]):
         *,
         name: str | None = None,
         resources: Resources | None = None,
-        replicas: int = 1,
+        replicas: int | None = None,
         route_prefix: str | None = None,
         auth: bool = True,
         time_limit: float | str | None = None,
+        autoscaling: Autoscaling | None = None,
+        max_ongoing_requests: int | None = None,
+        max_queued_requests: int = 1024,
         retry: RetryPolicy | None = None,
         max_queued: int = 10_000,
         job_timeout: float | str = 3600.0,
@@ -160,8 +180,15 @@ class Service(Generic[T]):
             raise SpecError(str(exc)) from None
         if resources is not None and not isinstance(resources, Resources):
             raise SpecError(f"resources must be fs.Resources(...), got {resources!r}")
-        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+        if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0):
             raise SpecError(f"replicas must be an int >= 0, got {replicas!r}")
+        if autoscaling is not None and not isinstance(autoscaling, Autoscaling):
+            raise SpecError(f"autoscaling must be fs.Autoscaling(...), got {autoscaling!r}")
+        if autoscaling is not None and replicas is not None:
+            raise SpecError(
+                f"service {self.name!r} gives both replicas={replicas} and autoscaling; give one: a fixed count, or "
+                "fs.Autoscaling(min_replicas=..., max_replicas=...)"
+            )
         if not isinstance(auth, bool):
             raise SpecError(f"auth must be True or False, got {auth!r}")
         try:
@@ -171,6 +198,9 @@ class Service(Generic[T]):
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise SpecError(f"retry must be fs.RetryPolicy(...), got {retry!r}")
         self.job_options: dict[str, Any] = {
+            "autoscaling": autoscaling,
+            "max_ongoing_requests": max_ongoing_requests,
+            "max_queued_requests": max_queued_requests,
             "retry": retry or RetryPolicy(),
             "max_queued": max_queued,
             "job_timeout_s": job_timeout,
@@ -179,7 +209,7 @@ class Service(Generic[T]):
         }
         ServiceSpec(name=self.name, route_prefix=self.route_prefix, **self.job_options)  # SpecError now, not at deploy
         self.resources = resources or Resources()
-        self.replicas = replicas
+        self.replicas = (autoscaling.min_replicas if autoscaling is not None else 1) if replicas is None else replicas
         self.auth = auth
         self.description = first_paragraph(initializer.__doc__)
         self._endpoints: list[Endpoint] = []
@@ -188,6 +218,8 @@ class Service(Generic[T]):
                 options = getattr(attribute, _ENDPOINT_MARK, None)
                 if isinstance(options, _EndpointOptions):
                     self._add(_build_endpoint(attribute, options, is_method=True))
+        method = getattr(initializer, HEALTH_METHOD, None) if self.is_class else None
+        self.health: HealthCheck | None = None if method is None else build_health_check(method, is_method=True)
         self.__doc__ = initializer.__doc__
         self.__name__ = getattr(initializer, "__name__", self.name)
         self.__qualname__ = getattr(initializer, "__qualname__", self.name)
@@ -201,7 +233,13 @@ class Service(Generic[T]):
         return f"<Service {self.name!r} at {self.route_prefix} with {len(self._endpoints)} endpoint(s)>"
 
     def endpoint(
-        self, path: str, *, method: str = "POST", streaming: bool = False, retry: RetryPolicy | None = None
+        self,
+        path: str,
+        *,
+        method: str = "POST",
+        streaming: bool = False,
+        retry: RetryPolicy | None = None,
+        request_timeout: float | str | None = None,
     ) -> Callable[[F], F]:
         """Register a function as a route of this service; the function itself is returned unchanged.
 
@@ -210,6 +248,8 @@ class Service(Generic[T]):
             method: GET, POST, PUT, PATCH or DELETE (any case).
             streaming: the function is a generator whose chunks are streamed as they are produced.
             retry: how its queued jobs are retried (default: the service's `retry`).
+            request_timeout: a synchronous call running longer is cancelled in the replica and answered 504
+                (seconds, or "30s", "2 minutes"; default: the server's invocation timeout).
 
         Parameters whose names match keys of the initializer's dict are filled from it when the
         caller leaves them out.
@@ -224,13 +264,39 @@ class Service(Generic[T]):
                 f"service {self.name!r} is a class; mark its methods with @fs.endpoint(...) instead of "
                 f"@{self.name}.endpoint(...)"
             )
-        options = _check_route_options(path, method, streaming, retry)
+        options = _check_route_options(path, method, streaming, retry, request_timeout)
 
         def register(function: F) -> F:
             self._add(_build_endpoint(function, options, is_method=False))
             return function
 
         return register
+
+    def health_check(self, function: F) -> F:
+        """Register this function service's health check; the function itself is returned unchanged.
+
+        The replica runs it each time the server pings it (every few seconds, in a thread of its own when it
+        is not async). It fails by raising or returning False; after `Settings.health_failures` (3) failures in
+        a row the replica is replaced. Like an endpoint, it receives the initializer's values by parameter name.
+        A class service defines a `check_health(self)` method instead.
+
+        Example:
+            >>> @greeter.health_check
+            ... def model_loaded(message: str) -> bool:
+            ...     return bool(message)
+        """
+        if self.is_class:
+            raise SpecError(
+                f"service {self.name!r} is a class; define a `{HEALTH_METHOD}(self)` method instead of "
+                f"@{self.name}.health_check"
+            )
+        if self.health is not None:
+            raise SpecError(
+                f"service {self.name!r} already has a health check, {self.health.name}(); keep one and check "
+                "everything there"
+            )
+        self.health = build_health_check(function, is_method=False)
+        return function
 
     def _add(self, endpoint: Endpoint) -> None:
         for existing in self._endpoints:
@@ -290,10 +356,13 @@ def service(
     *,
     name: str | None = None,
     resources: Resources | None = None,
-    replicas: int = 1,
+    replicas: int | None = None,
     route_prefix: str | None = None,
     auth: bool = True,
     time_limit: float | str | None = None,
+    autoscaling: Autoscaling | None = None,
+    max_ongoing_requests: int | None = None,
+    max_queued_requests: int = 1024,
     retry: RetryPolicy | None = None,
     max_queued: int = 10_000,
     job_timeout: float | str = 3600.0,
@@ -308,10 +377,13 @@ def service(
     *,
     name: str | None = None,
     resources: Resources | None = None,
-    replicas: int = 1,
+    replicas: int | None = None,
     route_prefix: str | None = None,
     auth: bool = True,
     time_limit: float | str | None = None,
+    autoscaling: Autoscaling | None = None,
+    max_ongoing_requests: int | None = None,
+    max_queued_requests: int = 1024,
     retry: RetryPolicy | None = None,
     max_queued: int = 10_000,
     job_timeout: float | str = 3600.0,
@@ -325,10 +397,19 @@ def service(
     methods marked with `@fs.endpoint(...)` are the routes. The docstring becomes the
     service description.
 
+    Health: a class's `check_health(self)` method, or a function registered with
+    `@svc.health_check`, runs in the replica at each of the server's health pings; raising or
+    returning False fails it, and a replica that fails three in a row is replaced.
+
     Args:
         name: the service name (default: the function or class name).
         resources: what one replica needs, `fs.Resources(num_cpus=1, memory="1GB", num_gpus=0)`.
-        replicas: how many replicas to run.
+        replicas: how many replicas to run (default 1); or instead:
+        autoscaling: `fs.Autoscaling(min_replicas, max_replicas, target_ongoing_requests, ...)`, replicas following
+            the load, down to zero when `min_replicas=0`.
+        max_ongoing_requests: calls one replica takes at once (default 8, or 64 when every endpoint is async);
+            more wait in the gateway, in order.
+        max_queued_requests: calls that may wait for a slot (default 1024); one more is a 503.
         route_prefix: where the service lives on the gateway (default `/<name>`).
         auth: require an invocation token (default True); False makes the service public.
         time_limit: tear the service down after this long: seconds, "30 minutes", "2h".
@@ -355,6 +436,9 @@ def service(
             route_prefix=route_prefix,
             auth=auth,
             time_limit=time_limit,
+            autoscaling=autoscaling,
+            max_ongoing_requests=max_ongoing_requests,
+            max_queued_requests=max_queued_requests,
             retry=retry,
             max_queued=max_queued,
             job_timeout=job_timeout,
@@ -366,7 +450,12 @@ def service(
 
 
 def endpoint(
-    path: str, *, method: str = "POST", streaming: bool = False, retry: RetryPolicy | None = None
+    path: str,
+    *,
+    method: str = "POST",
+    streaming: bool = False,
+    retry: RetryPolicy | None = None,
+    request_timeout: float | str | None = None,
 ) -> Callable[[F], F]:
     """Mark a method of a class service as a route (the class form of `Service.endpoint`).
 
@@ -381,7 +470,7 @@ def endpoint(
         ...         self.count += by
         ...         return self.count
     """
-    options = _check_route_options(path, method, streaming, retry)
+    options = _check_route_options(path, method, streaming, retry, request_timeout)
 
     def mark(function: F) -> F:
         setattr(function, _ENDPOINT_MARK, options)
