@@ -108,7 +108,8 @@ class ColdStartResult:
     options: ColdStartOptions
     started_at: datetime
     deploys: list[DeployRound] = dataclasses.field(default_factory=list)
-    wakes: list[WakeRound] = dataclasses.field(default_factory=list)
+    wakes: list[WakeRound] = dataclasses.field(default_factory=list)  # with a standby worker (the default)
+    cold_wakes: list[WakeRound] = dataclasses.field(default_factory=list)  # FNSERVE_WARM_WORKERS=0
     imports: ImportTiming | None = None
 
 
@@ -293,9 +294,15 @@ def run_cold_start(options: ColdStartOptions, *, log: Callable[[str], None] = pr
     options.work_dir.mkdir(parents=True, exist_ok=True)
     result = ColdStartResult(options=options, started_at=datetime.now(UTC))
     target = dataclasses.replace(fnserve_target(1), name="fnserve-cold-start")
+    # The same server without standby workers, for the calls from zero: the two take turns, round by round.
+    unwarmed = dataclasses.replace(
+        target, name="fnserve-no-warm-workers", env=lambda home: {**target.env(home), "FNSERVE_WARM_WORKERS": "0"}
+    )
     with (
         launch(target, port=free_port(), work_dir=options.work_dir) as running,
         Client(running.url, api_key=BENCHMARK_OWNER_KEY) as client,
+        launch(unwarmed, port=free_port(), work_dir=options.work_dir) as running_cold,
+        Client(running_cold.url, api_key=BENCHMARK_OWNER_KEY) as client_cold,
     ):
         log(f"Server pid {running.process.pid} on {running.url}, log {running.log_path}")
         for round_number in range(1, options.rounds + 1):
@@ -306,14 +313,17 @@ def run_cold_start(options: ColdStartOptions, *, log: Callable[[str], None] = pr
                 f"→ first 200 {deploy.first_ok_ms:.0f} ms, replica cold start {deploy.cold_start_ms:.0f} ms"
             )
         name = deploy_hello_zero(running, client)
+        deploy_hello_zero(running_cold, client_cold)
         seen: set[str] = set()
         for round_number in range(1, options.rounds + 1):
-            wake = measure_wake(running, name, seen)
-            result.wakes.append(wake)
-            log(
-                f"  from zero {round_number}: call → 200 {wake.request_ms:.0f} ms = to spawn {wake.spawn_ms:.0f} "
-                f"+ replica cold start {wake.cold_start_ms:.0f} + READY → 200 {wake.answer_ms:.0f}"
-            )
+            for server, wakes, how in ((running, result.wakes, "standby"), (running_cold, result.cold_wakes, "new")):
+                wake = measure_wake(server, name, seen)
+                wakes.append(wake)
+                log(
+                    f"  from zero {round_number} ({how} worker): call → 200 {wake.request_ms:.0f} ms = to spawn "
+                    f"{wake.spawn_ms:.0f} + replica cold start {wake.cold_start_ms:.0f} + READY → 200 "
+                    f"{wake.answer_ms:.0f}"
+                )
     result.imports = measure_imports(runs=options.import_runs, cwd=options.work_dir)
     log(f"  import fnserve.runtime.worker: p50 {result.imports.import_p50_ms:.0f} ms over interpreter start")
     return result
@@ -512,10 +522,23 @@ def goals_table(result: ColdStartResult) -> str:
     return markdown_table(["goal (checked on the p50)", "measured", "result"], rows)
 
 
+def _speedup(result: ColdStartResult) -> str:
+    if not result.wakes or not result.cold_wakes:
+        return ""
+    warm = percentile([w.request_ms for w in result.wakes], 0.5)
+    cold = percentile([w.request_ms for w in result.cold_wakes], 0.5)
+    return f"\n\nA call from zero with a standby worker takes **{warm / cold:.2f}×** the time without one (p50s)."
+
+
 def summary_markdown(result: ColdStartResult) -> str:
     sections = [
         "## Upload → ACTIVE → first 200\n\n" + deploy_table(result.deploys),
-        "## Scale from zero\n\n" + wake_table(result.wakes),
+        "## Scale from zero\n\nWith a standby worker (the default while a deployment autoscales):\n\n"
+        + wake_table(result.wakes)
+        + "\n\nWithout (`FNSERVE_WARM_WORKERS=0`: a new interpreter per replica), on a second server, taking turns "
+        + "round by round with the first:\n\n"
+        + wake_table(result.cold_wakes)
+        + _speedup(result),
     ]
     if result.imports is not None:
         sections.append("## Replica start: the worker's imports\n\n" + import_tables(result.imports))

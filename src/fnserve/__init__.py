@@ -14,16 +14,47 @@ client = fs.deploy(greeter)().wait()
 client.hello(number=7)
 """
 
+import importlib
+import typing
+
 from fnserve import errors
-from fnserve.client.api import AsyncClient, Client
-from fnserve.client.deployment import Deployment
-from fnserve.client.jobs import AsyncJob, Job
 from fnserve.sdk.context import JobContext
-from fnserve.sdk.deploy import deploy, get_deployment
 from fnserve.sdk.service import Service, endpoint, service
 from fnserve.spec import Autoscaling, Resources, RetryPolicy
 
+if typing.TYPE_CHECKING:
+    from fnserve.client.api import AsyncClient, Client
+    from fnserve.client.deployment import Deployment
+    from fnserve.client.jobs import AsyncJob, Job
+    from fnserve.sdk.deploy import deploy, get_deployment
+
 __version__ = "0.1.0"
+
+# The client side (httpx, and through it rich and click) loads on first use: every replica imports this
+# package to run the user's service, and needs none of it; that keeps a third off each replica's start.
+_LAZY = {
+    "AsyncClient": "fnserve.client.api",
+    "Client": "fnserve.client.api",
+    "Deployment": "fnserve.client.deployment",
+    "AsyncJob": "fnserve.client.jobs",
+    "Job": "fnserve.client.jobs",
+    "deploy": "fnserve.sdk.deploy",
+    "get_deployment": "fnserve.sdk.deploy",
+}
+
+
+def __getattr__(name: str) -> typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fnserve' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # found once; later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "AsyncClient",

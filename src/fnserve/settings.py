@@ -62,6 +62,9 @@ class Settings:
     # Replicas in a row that fail to start, or die within `Timeouts.replica_stable_s` of being ready, before the
     # deployment goes to ERROR instead of restarting them again.
     max_replica_failures: int = 5
+    # Workers started ahead of need while some deployment autoscales, so a replica started at request time skips
+    # most of its start (backends/warm_pool.py). `FNSERVE_WARM_WORKERS=0` turns them off.
+    warm_workers: int = 1
     fake_gpus: str | None = None  # "A100:2,T4": pretend this host has these GPUs (tests, CPU-only machines)
     # Dev mode accepts pickled code and arguments from clients (`fs.deploy(obj)` from a notebook). None: on when
     # the server listens on loopback only, off otherwise; True is refused unless it does.
@@ -101,6 +104,8 @@ class Settings:
             values["cpus"] = float(env["FNSERVE_CPUS"])
         if "FNSERVE_MEMORY" in env:
             values["memory_bytes"] = parse_memory(env["FNSERVE_MEMORY"], field="FNSERVE_MEMORY")
+        if "FNSERVE_WARM_WORKERS" in env:
+            values["warm_workers"] = int(env["FNSERVE_WARM_WORKERS"])
         if "FNSERVE_DEV" in env:
             values["dev"] = env["FNSERVE_DEV"].lower() in ("1", "true", "yes", "on")
         if "FNSERVE_MAX_BODY_BYTES" in env:

@@ -33,3 +33,19 @@ no_gpu = env_service("no_gpu", fs.Resources(num_cpus=2))
 four_gpus = env_service("four_gpus", fs.Resources(num_gpus=4, gpu_type="A100"))
 h100 = env_service("h100", fs.Resources(num_gpus=1, gpu_type="H100"))
 huge_memory = env_service("huge_memory", fs.Resources(memory="100TB"))
+
+
+@fs.service(
+    name="elastic_gpu",
+    resources=fs.Resources(num_gpus=1),
+    autoscaling=fs.Autoscaling(min_replicas=0, max_replicas=1, downscale_delay_s=60),
+    auth=False,
+)
+def elastic_gpu() -> dict[str, int]:
+    print("elastic_gpu initialized", flush=True)  # lands in the replica's log, wherever its worker was started
+    return {"pid": os.getpid()}
+
+
+@elastic_gpu.endpoint("/env", method="GET")
+def elastic_env(pid: int) -> dict[str, Any]:
+    return {"pid": pid, **{variable: os.environ.get(variable) for variable in VARIABLES}}

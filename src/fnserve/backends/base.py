@@ -62,6 +62,11 @@ class Backend(Protocol):
 
     async def start(self, launch: ReplicaLaunch) -> ReplicaProcess: ...
 
+    def keep_warm(self, count: int) -> None:
+        """Keep `count` workers started ahead of need, so replicas started at request time start faster (0: none).
+        A backend that cannot does nothing."""
+        ...
+
     def memory_used(self, processes: Sequence[ReplicaProcess]) -> list[int | None]:
         """The resident memory of each replica, in bytes (None: unknown, so not limited). Blocking: call it in a
         thread. The supervisor stops a replica over its `Resources.memory`."""

@@ -12,6 +12,7 @@ from typing import IO
 
 from fnserve.backends.base import ReplicaLaunch, ReplicaProcess
 from fnserve.backends.memory import session_rss_bytes
+from fnserve.backends.warm_pool import WarmPool
 
 # Numeric libraries size their thread pools from these; each gets the CPUs the replica asked for.
 THREAD_VARIABLES = (
@@ -25,7 +26,7 @@ THREAD_VARIABLES = (
 
 
 class LocalReplicaProcess:
-    def __init__(self, process: asyncio.subprocess.Process, log: IO[bytes]) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, log: IO[bytes] | None) -> None:
         self._process = process
         self._log = log
 
@@ -37,7 +38,8 @@ class LocalReplicaProcess:
         try:
             return await self._process.wait()
         finally:
-            self._log.close()
+            if self._log is not None:  # a standby worker opened its log itself
+                self._log.close()
 
     def _signal(self, signum: int) -> None:
         if self._process.returncode is None:
@@ -56,14 +58,17 @@ class LocalBackend:
 
     def __init__(self, *, python: str | None = None) -> None:
         self.python = python or sys.executable
+        # Every replica's environment starts from the server's; PYTHONUNBUFFERED so its log is written as it goes.
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.warm = WarmPool(self.python, self.env)
+
+    def keep_warm(self, count: int) -> None:
+        self.warm.keep(count)
 
     async def start(self, launch: ReplicaLaunch) -> LocalReplicaProcess:
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(launch.log_path, "ab")  # noqa: SIM115 -- closed by LocalReplicaProcess.wait
         threads = str(max(1, int(launch.resources.num_cpus)))
-        env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
+        own_env = {
             "FNSERVE_REPLICA_ID": launch.replica_id,
             **dict.fromkeys(THREAD_VARIABLES, threads),
             # Only its own GPUs, numbered as NVML and nvidia-smi number them; "" hides every GPU from a replica
@@ -71,6 +76,10 @@ class LocalBackend:
             "CUDA_VISIBLE_DEVICES": launch.allocation.cuda_visible_devices if launch.allocation is not None else "",
             "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
         }
+        standby = await self.warm.take(env=own_env, log_path=str(launch.log_path), argv=launch.worker_args())
+        if standby is not None:
+            return LocalReplicaProcess(standby, None)
+        log = open(launch.log_path, "ab")  # noqa: SIM115 -- closed by LocalReplicaProcess.wait
         process = await asyncio.create_subprocess_exec(
             self.python,
             "-m",
@@ -79,7 +88,7 @@ class LocalBackend:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
-            env=env,
+            env={**self.env, **own_env},
             # Its own session: Ctrl-C at the terminal reaches the server, which stops replicas in order.
             start_new_session=True,
         )
@@ -91,4 +100,4 @@ class LocalBackend:
         return [used.get(process.pid) if process.pid is not None else None for process in processes]
 
     async def close(self) -> None:
-        return None
+        await self.warm.close()

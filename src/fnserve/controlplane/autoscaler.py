@@ -68,26 +68,30 @@ class Autoscaler:
         while True:
             await asyncio.sleep(TICK_S)
             now = time.monotonic()
+            autoscaled = False
             for live in list(self.supervisor.deployments.values()):
                 try:
-                    self.tick(live, now)
+                    autoscaled = self.tick(live, now) or autoscaled
                 except Exception:
                     logger.exception("Autoscaling %s failed", live.label)
+            # Replicas started at request time are the ones a caller waits for: have a worker ready for them.
+            self.supervisor.backend.keep_warm(self.supervisor.settings.warm_workers if autoscaled else 0)
             for version_id in set(self._pending) - set(self.supervisor.deployments):
                 del self._pending[version_id]
 
-    def tick(self, live: LiveDeployment, now: float) -> None:
+    def tick(self, live: LiveDeployment, now: float) -> bool:
+        """Move `live` toward the replicas its load asks for; False when it does not autoscale."""
         bounds = live.deployment.spec
         version_id = live.version.version_id
         if bounds.min_instances == bounds.max_instances or live.stopping or live.state is DeploymentState.error:
             self._pending.pop(version_id, None)
-            return
+            return False
         policy = live.spec.autoscaling or Autoscaling(max_replicas=bounds.max_instances)
         load = load_of(live, self.queued_jobs(version_id))
         wanted = wanted_replicas(load, policy, bounds.min_instances, bounds.max_instances)
         if wanted == live.target:
             self._pending.pop(version_id, None)
-            return
+            return True
         pending = self._pending.get(version_id)
         if pending is None or (pending.wanted > live.target) != (wanted > live.target):
             pending = self._pending[version_id] = _Pending(wanted, now)
@@ -105,3 +109,4 @@ class Autoscaler:
                 policy.target_ongoing_requests,
             )
             self.supervisor.scale_soon(live, pending.wanted)
+        return True

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from fnserve._loop import loop_factory
 from fnserve._loop import run as run_on_uvloop
 from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
@@ -28,6 +29,8 @@ from fnserve.sdk.loader import load_entrypoint, load_pickled_service, loads_init
 from fnserve.sdk.service import Service
 
 TRACEBACK_TAIL_LINES = 12
+# `python -m fnserve.runtime.worker --standby`: start, import, and wait on stdin to be told which replica to be.
+STANDBY_FLAG = "--standby"
 
 
 @dataclass(frozen=True)
@@ -257,7 +260,34 @@ async def serve(options: WorkerOptions) -> None:
     await done
 
 
+def wait_for_assignment() -> list[str]:
+    """A pre-started worker (`--standby`): everything is imported; wait for the server to say which replica to be.
+
+    The server writes one JSON line on stdin: the replica's own environment variables (its GPUs, thread counts),
+    its log file, and the arguments a worker started for it would have had. User code is not loaded yet, so
+    the libraries it imports see those variables as if they had been there from the start.
+    """
+    import orjson
+
+    loop_factory()  # imports uvloop now, so the replica does not pay for it
+    line = sys.stdin.buffer.readline()
+    if not line:  # the server closed the pipe without using us
+        os._exit(0)
+    assignment = orjson.loads(line)
+    os.environ.update(assignment["env"])
+    log = os.open(assignment["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    quiet = os.open(os.devnull, os.O_RDONLY)
+    for source, target in ((log, 1), (log, 2), (quiet, 0)):
+        os.dup2(source, target)
+    os.close(log)
+    os.close(quiet)
+    return list(assignment["argv"])
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == [STANDBY_FLAG]:
+        argv = wait_for_assignment()
     options = parse_args(argv)
     try:
         run_on_uvloop(serve(options))

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, TypeAdapter, create_model
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
@@ -114,6 +113,8 @@ def split_docstring(doc: str | None, *, route: str) -> tuple[str, dict[str, Any]
     lines = text.split("\n")
     for index, line in enumerate(lines):
         if line.strip() == "---":
+            import yaml  # only docstrings with OpenAPI YAML need it: replicas start faster without
+
             description = "\n".join(lines[:index]).strip()
             try:
                 operation = yaml.safe_load("\n".join(lines[index + 1 :]))
