@@ -1,7 +1,8 @@
 """The baseline: the same stack fnserve's gateway runs on (uvicorn + uvloop + httptools + Starlette), no platform.
 
 It serves every scenario's route directly, doing the least any JSON endpoint must do: read the body,
-parse it, serialize the answer. fnserve's numbers are read as ratios against this app.
+parse it, serialize the answer (no validation: the echo's body is only parsed and serialized again). The stream
+is an async generator, so no chunk waits for a thread. fnserve's numbers are read as ratios against this app.
 
     python benchmarks/bare_app.py --port 8123
 """
@@ -9,12 +10,13 @@ parse it, serialize the answer. fnserve's numbers are read as ratios against thi
 from __future__ import annotations
 
 import argparse
+from collections.abc import AsyncIterator
 
 import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -23,7 +25,27 @@ async def noop(request: Request) -> Response:
     return Response(orjson.dumps("ok"), media_type="application/json")
 
 
-app = Starlette(routes=[Route("/noop/noop", noop, methods=["POST"])])
+async def echo(request: Request) -> Response:
+    return Response(orjson.dumps(orjson.loads(await request.body())), media_type="application/json")
+
+
+async def stream(request: Request) -> Response:
+    chunks = int(orjson.loads(await request.body()).get("chunks", 100))
+
+    async def tokens() -> AsyncIterator[str]:
+        for i in range(chunks):
+            yield f"token {i:04d}\n"
+
+    return StreamingResponse(tokens(), media_type="text/plain; charset=utf-8")
+
+
+app = Starlette(
+    routes=[
+        Route("/noop/noop", noop, methods=["POST"]),
+        Route("/noop/echo", echo, methods=["POST"]),
+        Route("/noop/stream", stream, methods=["POST"]),
+    ]
+)
 
 
 def main(argv: list[str] | None = None) -> None:

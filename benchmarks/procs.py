@@ -1,4 +1,4 @@
-"""Processes the harness starts: launching in their own session, finding their trees, memory, stopping.
+"""Processes the harness starts: launching in their own session, finding their trees, memory, CPU time, stopping.
 
 Everything reads /proc directly (Linux only), so the harness needs nothing beyond the standard library.
 """
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")  # the unit of utime and stime in /proc/<pid>/stat (100 on Linux)
 
 
 def free_port() -> int:
@@ -49,12 +51,13 @@ def start_process(
 
 @dataclass(frozen=True)
 class ProcInfo:
-    """The fields of /proc/<pid>/stat the harness uses."""
+    """The fields of /proc/<pid>/stat the harness uses. `cpu_ticks` is utime + stime, in clock ticks."""
 
     pid: int
     ppid: int
     session_id: int
     start_ticks: int
+    cpu_ticks: int
 
 
 def read_proc(pid: int) -> ProcInfo | None:
@@ -65,7 +68,13 @@ def read_proc(pid: int) -> ProcInfo | None:
         return None
     # The command name (field 2) may hold spaces and parentheses; the fields after the last ")" are fixed.
     fields = raw[raw.rindex(")") + 2 :].split()
-    return ProcInfo(pid=pid, ppid=int(fields[1]), session_id=int(fields[3]), start_ticks=int(fields[19]))
+    return ProcInfo(
+        pid=pid,
+        ppid=int(fields[1]),
+        session_id=int(fields[3]),
+        start_ticks=int(fields[19]),
+        cpu_ticks=int(fields[11]) + int(fields[12]),
+    )
 
 
 def all_procs() -> list[ProcInfo]:
@@ -135,6 +144,42 @@ def memory_of(pids: Iterable[int]) -> Memory:
         else:
             pss_kib += pss
     return Memory(process_count=count, rss_bytes=rss_kib * 1024, pss_bytes=pss_kib * 1024 if pss_complete else None)
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """The CPU time of every process in a tree at one moment, keyed by (pid, start ticks) so a recycled pid is new."""
+
+    root_pid: int
+    ticks: dict[tuple[int, int], int]
+
+
+def cpu_sample(root_pid: int) -> CpuSample:
+    """Read the CPU time (user + system) of `root_pid` and every process in its tree."""
+    return CpuSample(root_pid, {(proc.pid, proc.start_ticks): proc.cpu_ticks for proc in process_tree(root_pid)})
+
+
+@dataclass(frozen=True)
+class CpuTime:
+    """CPU seconds a process tree spent between two samples: all of it, and the root process's share."""
+
+    total_s: float
+    root_s: float
+
+
+def cpu_between(before: CpuSample, after: CpuSample) -> CpuTime:
+    """The CPU time spent between two samples of one tree.
+
+    A process in both samples counts its difference, one that started in between counts all its time, and one
+    that ended in between is lost (its last ticks were never read): load tests keep their processes, so it is rare.
+    """
+    total = root = 0
+    for key, ticks in after.ticks.items():
+        spent = ticks - before.ticks.get(key, 0)
+        total += spent
+        if key[0] == after.root_pid:
+            root += spent
+    return CpuTime(total_s=total / CLOCK_TICKS_PER_S, root_s=root / CLOCK_TICKS_PER_S)
 
 
 def _still_same(proc: ProcInfo) -> bool:

@@ -1,8 +1,9 @@
 """Targets: the servers under test. Each says how to start it, when it is up, and how to put a scenario's service on it.
 
-A target is data plus two small functions (its command line, and for platforms a deploy step), so a
-peer is one more entry in `TARGETS`: LitServe, BentoML or Ray Serve run from their own venvs outside the
-repo, with `available` saying why one cannot run here. `launch` starts any target and always stops it.
+A target is data plus small functions (its command line, for platforms a deploy step, for peers an install
+step), so the bare app and fnserve are entries in `TARGETS` here, and the peers (LitServe, BentoML, Ray Serve,
+each from its own venv outside the repo) are built by `peer_targets.py`. `launch` starts any target, times it
+from process start to its first good answer, and always stops it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import orjson
 
 from benchmarks.probes import Probe, Reply, request, send
 from benchmarks.procs import Memory, memory_of, process_tree, start_process, stop_process_tree, wait_until
-from benchmarks.scenarios import BENCHMARK_OWNER_KEY, Scenario
+from benchmarks.scenarios import BENCHMARK_OWNER_KEY, NOOP, Scenario
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
@@ -72,6 +73,11 @@ class Target:
         baseline: The target the others' ratios are computed against.
         goals_apply: The issue's goals (RESULTS.md "Goals") are checked against this target; false for peers.
         startup_timeout_s: How long `ready` may take to answer.
+        peer: Another framework, compared with fnserve: when it fails to install, start or answer, the run
+            reports it as failed and goes on without it (a failure of the others stops the run).
+        install: For peers, `work_dir -> versions`: build or reuse its venv (the log goes in `work_dir`) and
+            return the versions of its packages; raises `PeerInstallError`.
+        replicas: For platforms, the replicas each service gets; None for servers that have none.
     """
 
     name: str
@@ -85,11 +91,15 @@ class Target:
     baseline: bool = False
     goals_apply: bool = False
     startup_timeout_s: float = 60.0
+    peer: bool = False
+    install: Callable[[Path], dict[str, str]] | None = None
+    replicas: int | None = None
 
 
 @dataclass
 class RunningTarget:
-    """A started target: where it listens, its process, its log, and what was deployed on it."""
+    """A started target: where it listens, its process, its log, what was deployed on it, and `started_s`, the
+    seconds from starting its process to the first good answer to its `ready` request."""
 
     target: Target
     port: int
@@ -97,6 +107,7 @@ class RunningTarget:
     log_path: Path
     process: subprocess.Popen[bytes]
     deploys: dict[str, DeployTiming] = field(default_factory=dict)
+    started_s: float = 0.0
 
     @property
     def url(self) -> str:
@@ -124,11 +135,16 @@ class RunningTarget:
 
 @contextmanager
 def launch(target: Target, *, port: int, work_dir: Path) -> Iterator[RunningTarget]:
-    """Start `target` on `port`, wait until it answers, yield it, and stop its whole process tree on the way out."""
+    """Start `target` on `port`, wait until it answers, yield it, and stop its whole process tree on the way out.
+
+    `ready` is polled every 10 ms, so `started_s` (process start to its first good answer) is that precise.
+    """
     home = work_dir / target.name
     home.mkdir(parents=True, exist_ok=True)
     log_path = work_dir / f"{target.name}.log"
-    process = start_process(target.command(port, home), log_path=log_path, env=target.env(home), cwd=REPO_ROOT)
+    argv, env = target.command(port, home), target.env(home)
+    started_at = time.perf_counter()
+    process = start_process(argv, log_path=log_path, env=env, cwd=REPO_ROOT)
     running = RunningTarget(target=target, port=port, home=home, log_path=log_path, process=process)
     try:
         last: list[Reply | None] = [None]
@@ -143,7 +159,9 @@ def launch(target: Target, *, port: int, work_dir: Path) -> Iterator[RunningTarg
             timeout_s=target.startup_timeout_s,
             what=f"target {target.name!r} to answer {target.ready.method} {running.url}{target.ready.path}",
             describe=lambda: f"last answer: {_describe(last[0])}; log {log_path}:\n{running.log_tail()}",
+            interval_s=0.01,
         )
+        running.started_s = time.perf_counter() - started_at
         yield running
     finally:
         stop_process_tree(process)
@@ -155,12 +173,14 @@ def _describe(reply: Reply | None) -> str:
 
 # --- the bare app ---------------------------------------------------------------------------------------------
 
+# Servers that serve the scenarios as soon as they start are up when the no-op answers 200.
+NOOP_READY = Probe(method=NOOP.method, path=NOOP.path, body=NOOP.body, headers=NOOP.headers)
+
 BARE = Target(
     name="bare",
     description="uvicorn + uvloop + httptools + Starlette, one route per scenario, no platform (`bare_app.py`)",
     command=lambda port, home: [sys.executable, str(BENCHMARKS_DIR / "bare_app.py"), "--port", str(port)],
-    ready=Probe(method="GET", path="/"),
-    ready_any_status=True,
+    ready=NOOP_READY,
     baseline=True,
     startup_timeout_s=30.0,
 )
@@ -314,6 +334,7 @@ def fnserve_target(replicas: int) -> Target:
         deploy=_fnserve_deploy(replicas),
         available=_fnserve_available,
         goals_apply=True,
+        replicas=replicas,
     )
 
 

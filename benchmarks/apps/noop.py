@@ -1,4 +1,11 @@
-"""The no-op service the gateway benchmarks load: the cheapest possible endpoint."""
+"""The service the gateway benchmarks load: a no-op, a JSON echo and a stream, each as cheap as an endpoint can be.
+
+`/noop` measures the platform's own overhead, `/echo` adds a 1 KiB body validated against typed parameters,
+and `/stream` yields small chunks, as a token stream would. The peers' apps in `benchmarks/peers/` and the bare
+app serve the same paths with the same answers.
+"""
+
+from collections.abc import Iterator
 
 import fnserve as fs
 
@@ -12,3 +19,16 @@ def noop() -> dict[str, object]:
 @noop.endpoint("/noop")
 def call() -> str:
     return "ok"
+
+
+@noop.endpoint("/echo")
+def echo(name: str, tags: list[str], values: list[int], meta: dict[str, str]) -> dict[str, object]:
+    """Return the validated arguments as they came."""
+    return {"name": name, "tags": tags, "values": values, "meta": meta}
+
+
+@noop.endpoint("/stream", streaming=True)
+def stream(chunks: int = 100) -> Iterator[str]:
+    """Yield `chunks` short lines, one chunk each."""
+    for i in range(chunks):
+        yield f"token {i:04d}\n"

@@ -1,0 +1,87 @@
+"""The benchmark app for LitServe: the routes of `benchmarks/apps/noop.py`, written the LitServe way.
+
+One `LitAPI` per route (`/noop/noop`, `/noop/echo`, `/noop/stream`) in one `LitServer`, with LitServe's settings
+for production: one inference worker per device (the default), ZeroMQ queues between the HTTP server and the
+worker (`fast_queue=True`, which LitServe recommends above 100 requests/s), `log_level="warning"` (no access
+log) and no generated client file. The echo request is a pydantic model, so LitServe validates it as fnserve does.
+Runs in LitServe's own venv (`benchmarks/peer_envs.py`):
+
+    ~/.cache/fnserve-bench/peers/litserve/bin/python benchmarks/peers/litserve_app.py --port 8123
+"""
+# mypy: ignore-errors
+# (LitServe is not installed in the repo's venv, so its types are unknown to mypy there.) No `from __future__
+# import annotations`: LitServe reads `decode_request`'s annotation to build the route, and needs the class itself.
+
+import argparse
+from collections.abc import Iterator
+
+import litserve as ls
+from pydantic import BaseModel
+
+
+class EchoRequest(BaseModel):
+    name: str
+    tags: list[str]
+    values: list[int]
+    meta: dict[str, str]
+
+
+class StreamRequest(BaseModel):
+    chunks: int = 100
+
+
+class Noop(ls.LitAPI):
+    def setup(self, device: str) -> None:
+        pass
+
+    def decode_request(self, request: dict) -> None:
+        return None
+
+    def predict(self, x: None) -> str:
+        return "ok"
+
+    def encode_response(self, output: str) -> str:
+        return output
+
+
+class Echo(ls.LitAPI):
+    def setup(self, device: str) -> None:
+        pass
+
+    def decode_request(self, request: EchoRequest) -> EchoRequest:
+        return request
+
+    def predict(self, x: EchoRequest) -> EchoRequest:
+        return x
+
+    def encode_response(self, output: EchoRequest) -> EchoRequest:
+        return output
+
+
+class Stream(ls.LitAPI):
+    def setup(self, device: str) -> None:
+        pass
+
+    def decode_request(self, request: StreamRequest) -> int:
+        return request.chunks
+
+    def predict(self, chunks: int) -> Iterator[str]:
+        for i in range(chunks):
+            yield f"token {i:04d}\n"
+
+    def encode_response(self, output):  # no return annotation: LitServe would make it FastAPI's response model
+        yield from output
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    apis = [Noop(api_path="/noop/noop"), Echo(api_path="/noop/echo"), Stream(api_path="/noop/stream", stream=True)]
+    server = ls.LitServer(apis, accelerator="cpu", fast_queue=True)
+    server.run(host=args.host, port=args.port, log_level="warning", generate_client_file=False)
+
+
+if __name__ == "__main__":
+    main()
