@@ -116,6 +116,7 @@ class LiveDeployment:
         self.deployment = deployment
         self.resources = resources
         self.spec = version.spec
+        self.default_concurrency = version.spec.default_max_ongoing_requests  # the spec is frozen: found once
         self.name = function.name
         self.routes = ServiceRoutes(version.spec)
         self.replicas: dict[str, Replica] = {}
@@ -150,7 +151,7 @@ class LiveDeployment:
     @property
     def concurrency(self) -> int:
         """Calls and streams one replica may have in flight; read per request, so an update applies at once."""
-        return self.deployment.spec.max_request_concurrency or self.spec.default_max_ongoing_requests
+        return self.deployment.spec.max_request_concurrency or self.default_concurrency
 
     async def wait_turn(self, deadline: float | None) -> None:
         """Wait, in order, until a slot may have come free (or replicas changed); TimeoutError at `deadline`
