@@ -1,7 +1,5 @@
-"""Talking to a server: `Client`/`AsyncClient` (the `/v1` API and invocations), `Deployment`, `Job`, the CLI."""
+"""Talking to a server: `Client`/`AsyncClient` (the `/v1` API and invocations), `Deployment`, `Job`, the CLI.
 
-from fnserve.client.api import AsyncClient, Client
-from fnserve.client.deployment import Deployment
-from fnserve.client.jobs import AsyncJob, Job
-
-__all__ = ["AsyncClient", "AsyncJob", "Client", "Deployment", "Job"]
+Import them from `fnserve` (`fs.Client`); this package's modules load on first use there, so that the CLI's
+`fnserve server` and every replica run without httpx.
+"""

@@ -21,13 +21,12 @@ from rich.table import Table
 from fnserve._loop import run as run_on_uvloop
 from fnserve._units import format_duration
 from fnserve.auth import owner_key_path
-from fnserve.client.api import Client
-from fnserve.client.deployment import Deployment
-from fnserve.client.jobs import FINISHED, Job
 from fnserve.errors import FnserveError
 from fnserve.settings import Settings
 
 if TYPE_CHECKING:
+    from fnserve.client.api import Client
+    from fnserve.client.deployment import Deployment
     from fnserve.server import Server
 
 app = typer.Typer(
@@ -50,6 +49,14 @@ AssetOption = Annotated[
 ]
 
 _SAMPLE_VALUES: dict[str, Any] = {"str": "text", "int": 1, "float": 1.0, "bool": True, "list": [], "dict": {}}
+
+
+def connect(url: str | None, api_key: str | None) -> Client:
+    """A client for the server at `url`. The client (httpx) is imported here, not with the CLI, so that
+    `fnserve server`, which needs none of it, does not carry it for its whole life."""
+    from fnserve.client.api import Client
+
+    return Client(url, api_key=api_key)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -235,7 +242,7 @@ def deploy(
     A service already running keeps serving until the new version is ACTIVE, then drains and stops (blue/green).
     """
     init_kwargs = _json_object(init, "--init")
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         raise typer.Exit(
             _guard(
@@ -249,7 +256,7 @@ def deploy(
 @app.command("ls")
 def list_services(url: UrlOption = None, api_key: KeyOption = None) -> None:
     """List services with their state, replicas and URL."""
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         services = _guard(client.list_services)
     table = Table("NAME", "STATE", "REPLICAS", "URL", "ENDPOINTS")
@@ -285,8 +292,10 @@ def invoke(
 ) -> None:
     """Call an endpoint and print the result (streaming routes print chunks as they arrive)."""
     arguments = _json_object(data, "--data")
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
+        from fnserve.client.deployment import Deployment
+
         deployment = Deployment(client, _guard(lambda: client.get_service(name)))
         routes = [e for e in deployment.endpoints.values() if _matches(e["path"], path)]
         chosen = method.upper() if method else (routes[0]["method"] if routes else "POST")
@@ -308,7 +317,7 @@ def invoke(
 @app.command()
 def versions(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """List a service's versions with their states, traffic weights and ready replicas."""
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         info = _guard(lambda: client.get_service(name))
     console.print(versions_table(info))
@@ -323,8 +332,10 @@ def rollback(
     api_key: KeyOption = None,
 ) -> None:
     """Serve an earlier version again; the current one drains once it is ACTIVE (blue/green)."""
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
+        from fnserve.client.deployment import Deployment
+
         deployment = Deployment(client, _guard(lambda: client.rollback(name, to)))
         wait_with_progress(deployment, timeout)
         print_deployment(deployment._info)
@@ -334,7 +345,7 @@ def rollback(
 @app.command()
 def status(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """A service's versions, replicas, states and reasons."""
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         info = _guard(lambda: client.get_service(name))
     print_deployment(info)
@@ -380,7 +391,7 @@ def versions_table(info: dict[str, Any]) -> Table:
 @app.command()
 def teardown(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """Stop a service (calls in progress finish first); it stays listed as INACTIVE."""
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         info = _guard(lambda: client.teardown(name))
     console.print(f"[bold]{info['name']}[/] is {info['state']}")
@@ -398,7 +409,7 @@ def tokens_create(
     api_key: KeyOption = None,
 ) -> None:
     """Make a token for NAME and print it; it is stored hashed, so this is the only time it is shown."""
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         token = _guard(lambda: client.create_token(name, label))
     console.print(
@@ -415,7 +426,7 @@ def tokens_create(
 @tokens_app.command("ls")
 def tokens_list(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """List NAME's tokens (id, hint, label, state); never their secrets."""
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         tokens = _guard(lambda: client.list_tokens(name))
     if not tokens:
@@ -436,7 +447,7 @@ def tokens_revoke(
     api_key: KeyOption = None,
 ) -> None:
     """Revoke one of NAME's tokens: it stops working at once."""
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         revoked = _guard(lambda: client.revoke_token(name, token))
     console.print(f"Token {revoked['token_id']} ({revoked['hint']}…) of [bold]{revoked['service']}[/] is revoked")
@@ -546,8 +557,10 @@ def jobs_submit(
     api_key: KeyOption = None,
 ) -> None:
     """Queue a call as a job and print its id; with --wait, then the finished job (exit 1 unless COMPLETED)."""
+    from fnserve.client.jobs import FINISHED, Job
+
     arguments = _json_object(data, "--data")
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         service = _guard(lambda: client.get_service(name))
         routes = [e for e in service["endpoints"] if _matches(e["path"], path)]
@@ -577,7 +590,9 @@ def jobs_get(
     api_key: KeyOption = None,
 ) -> None:
     """Show a job: status, attempts, timings, and its output or error."""
-    with Client(url, api_key=api_key) as client:
+    from fnserve.client.jobs import Job
+
+    with connect(url, api_key) as client:
         _require_server(client)
         job = Job(client, _route_prefix(client, name), job_id)
         info = _guard(lambda: job.wait(wait) if wait > 0 else job.info())
@@ -607,7 +622,7 @@ def jobs_retry(
 
 
 def _change_job(name: str, job_id: str, action: str, url: str | None, api_key: str | None) -> None:
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         prefix = _route_prefix(client, name)
         change = client.cancel_job if action == "cancel" else client.retry_job
@@ -624,7 +639,7 @@ def jobs_list(
     api_key: KeyOption = None,
 ) -> None:
     """List jobs, newest first."""
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         jobs = _guard(lambda: client.list_jobs(service=name, status=status, limit=limit))
     if not jobs:
@@ -676,7 +691,7 @@ def assets_upload(
 ) -> None:
     """Upload a file (streamed, with a progress bar for large ones) and print its asset id."""
     size = file.stat().st_size
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         if size < _PROGRESS_FROM_BYTES:
             asset = _guard(lambda: client.upload_asset(file, content_type, description))
@@ -700,7 +715,7 @@ def assets_upload(
 @assets_app.command("ls")
 def assets_list(url: UrlOption = None, api_key: KeyOption = None) -> None:
     """List the assets this key may use."""
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         assets = _guard(client.list_assets)
     if not assets:
@@ -728,7 +743,7 @@ def assets_download(
     api_key: KeyOption = None,
 ) -> None:
     """Download an asset's bytes (an upload, or a job's result over the inline limit)."""
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         if output is None:
             data = _guard(lambda: client.download_asset(asset_id))
@@ -746,7 +761,7 @@ def assets_remove(
     api_key: KeyOption = None,
 ) -> None:
     """Delete an asset; calls naming it afterwards fail with asset_not_found."""
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         _guard(lambda: client.delete_asset(asset_id))
     console.print(f"Asset {asset_id} is deleted", highlight=False)
@@ -755,7 +770,7 @@ def assets_remove(
 @app.command()
 def info(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """What a service says of itself: start date, up time, initializer arguments and API, as JSON."""
-    with Client(url, api_key=api_key) as client:
+    with connect(url, api_key) as client:
         _require_server(client)
         service = _guard(lambda: client.get_service(name))
         described = _guard(lambda: client.service_info(service["route_prefix"]))
@@ -779,7 +794,7 @@ def run(
         announce_owner_key(app)
 
         def work() -> None:
-            with Client(server_url) as client:
+            with connect(server_url, None) as client:
                 for target in targets:
                     try:
                         deploy_target(client, target, replicas=None, init={}, timeout_s=120.0)

@@ -167,9 +167,9 @@ class Gateway:
         if connection.in_flight >= live.concurrency:
             connection = await self._wait_for_slot(live)
         if route.spec.streaming:
-            chunks = connection.stream(route.index, body, path_params, query, context)
+            batches = connection.stream(route.index, body, path_params, query, context)
             sse = b"text/event-stream" in (header(scope, b"accept") or b"")
-            await self._stream(chunks, receive, send, request_id, sse)
+            await self._stream(batches, receive, send, request_id, sse)
             return
         watch = _DisconnectWatch(receive)
         try:
@@ -279,20 +279,21 @@ class Gateway:
                 return connection
 
     async def _stream(
-        self, chunks: AsyncIterator[bytes], receive: Receive, send: Send, request_id: str, sse: bool
+        self, batches: AsyncIterator[list[bytes]], receive: Receive, send: Send, request_id: str, sse: bool
     ) -> None:
         """Send chunks as they come. Errors before the first chunk are normal error responses; after it, a
         final `event: error`. A client disconnect cancels the stream, which cancels the generator."""
         watch = _DisconnectWatch(receive, after_s=0)  # a stream may wait long for its next chunk: watch at once
         started = False
         try:
-            async for chunk in chunks:
+            async for batch in batches:
                 if not started:
                     started = True
                     await send(
                         {"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id)}
                     )
-                await send({"type": "http.response.body", "body": _sse(chunk) if sse else chunk, "more_body": True})
+                body = b"".join(map(_sse, batch)) if sse else b"".join(batch)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
         except FnserveError as exc:
             if not started:
                 raise
@@ -304,7 +305,7 @@ class Gateway:
         finally:
             watch.stop()
             with contextlib.suppress(BaseException):
-                await chunks.aclose()  # type: ignore[attr-defined]
+                await batches.aclose()  # type: ignore[attr-defined]
         if not started:
             await send({"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id)})
         await send({"type": "http.response.body", "body": b""})

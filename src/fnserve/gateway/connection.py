@@ -236,8 +236,9 @@ class ReplicaConnection(asyncio.Protocol):
         path: dict[str, str],
         query: dict[str, Any],
         context: dict[str, Any] | None = None,
-    ) -> AsyncIterator[bytes]:
-        """A streaming call: yields chunks as the replica produces them. Closing early cancels it."""
+    ) -> AsyncIterator[list[bytes]]:
+        """A streaming call: yields the chunks that have arrived, in order, as soon as there are any (several at once
+        when the replica is ahead, so the caller writes them in one go). Closing early cancels it."""
         request_id = next(self._ids)
         queue: asyncio.Queue[Any] = asyncio.Queue()
         if context is None:
@@ -247,13 +248,22 @@ class ReplicaConnection(asyncio.Protocol):
         self._streams[request_id] = queue
         self.in_flight += 1
         try:
+            item = await queue.get()
             while True:
-                item = await queue.get()
+                batch = []
+                while item is not _STREAM_END and not isinstance(item, FnserveError):
+                    batch.append(item)
+                    if queue.empty():
+                        item = None
+                        break
+                    item = queue.get_nowait()
+                if batch:
+                    yield batch
                 if item is _STREAM_END:
                     return
                 if isinstance(item, FnserveError):
                     raise item
-                yield item
+                item = await queue.get()
         finally:
             self.in_flight -= 1
             if self.on_release is not None:
