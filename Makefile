@@ -28,7 +28,8 @@ check: $(STAMP)  ## formatting, lint, types
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
 
-bench: bytecode  ## load tests, side by side with a bare ASGI app; results in benchmarks/RESULTS.md and JOBS_RESULTS.md
+# The first run installs the peers (LitServe, BentoML, Ray Serve) into venvs under ~/.cache/fnserve-bench (~1 GB).
+bench: bytecode  ## load tests beside a bare ASGI app and the peers, the job queue, cold starts: benchmarks/*RESULTS.md
 	@command -v wrk >/dev/null || sh benchmarks/setup.sh
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/jobs.py

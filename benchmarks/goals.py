@@ -15,7 +15,7 @@ from benchmarks.targets import Target
 from benchmarks.wrk import WrkResult
 
 MIB = 2**20
-MEMORY_GOAL_BYTES = 120 * MIB
+MEMORY_GOAL_BYTES = 120 * 1000**2  # the 120 MB, in decimal megabytes (114.4 MiB): the stricter reading
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,8 @@ def _idle_memory(result: SuiteResult, target: str) -> Measured | str:
     if summary is None:
         return f"{target} did not run"
     rss = summary.memory.rss_bytes
-    return Measured(f"{rss / MIB:.1f} MiB RSS ({summary.memory.process_count} processes)", rss < MEMORY_GOAL_BYTES)
+    text = f"{rss / 1000**2:.1f} MB = {rss / MIB:.1f} MiB RSS ({summary.memory.process_count} processes)"
+    return Measured(text, rss < MEMORY_GOAL_BYTES)
 
 
 def _deploy_time(result: SuiteResult, target: str) -> Measured | str:
@@ -116,13 +117,17 @@ GOALS = (
         measure=_throughput_ratio("bare", 0.5, lambda ratio: f"{ratio:.0%} of bare"),
     ),
     Goal(
-        description="No-op throughput at concurrency 16 ≥ 8× LitServe's",
+        description="No-op throughput at concurrency 16 ≥ 8× LitServe's (its default settings)",
         measure=_throughput_ratio("litserve", 8.0, lambda ratio: f"{ratio:.1f}× LitServe"),
+    ),
+    Goal(
+        description="No-op throughput at concurrency 16 ≥ 8× LitServe's with `fast_queue=True`",
+        measure=_throughput_ratio("litserve-fastq", 8.0, lambda ratio: f"{ratio:.1f}× LitServe (fast queue)"),
     ),
     Goal(description="No-op p50 at concurrency 1 < 0.5 ms", measure=_p50_at_1),
     Goal(description="No-op p99 at concurrency 64 < 4× its p50", measure=_tail_at_64),
     Goal(
-        description="Server plus one idle replica < 120 MiB RSS",
+        description="Server plus one idle replica < 120 MB RSS",
         measure=_idle_memory,
         applies=lambda target: target.replicas == 1,
     ),

@@ -1,9 +1,10 @@
 """The benchmark app for LitServe: the routes of `benchmarks/apps/noop.py`, written the LitServe way.
 
-One `LitAPI` per route (`/noop/noop`, `/noop/echo`, `/noop/stream`) in one `LitServer`, with LitServe's settings
-for production: one inference worker per device (the default), ZeroMQ queues between the HTTP server and the
-worker (`fast_queue=True`, which LitServe recommends above 100 requests/s), `log_level="warning"` (no access
-log) and no generated client file. The echo request is a pydantic model, so LitServe validates it as fnserve does.
+One `LitAPI` per route (`/noop/noop`, `/noop/echo`, `/noop/stream`) in one `LitServer`: one inference worker per
+device (the default), `log_level="warning"` (no access log) and no generated client file. Its queues between the
+HTTP server and the worker are LitServe's default (multiprocessing queues), or ZeroMQ with `--fast-queue`
+(`fast_queue=True`, which LitServe recommends above 100 requests/s). The echo request is a pydantic model, so
+LitServe validates it as fnserve does.
 Runs in LitServe's own venv (`benchmarks/peer_envs.py`):
 
     ~/.cache/fnserve-bench/peers/litserve/bin/python benchmarks/peers/litserve_app.py --port 8123
@@ -77,9 +78,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--fast-queue", action="store_true", help="ZeroMQ queues (LitServer(fast_queue=True))")
     args = parser.parse_args()
     apis = [Noop(api_path="/noop/noop"), Echo(api_path="/noop/echo"), Stream(api_path="/noop/stream", stream=True)]
-    server = ls.LitServer(apis, accelerator="cpu", fast_queue=True)
+    server = ls.LitServer(apis, accelerator="cpu", fast_queue=args.fast_queue)
     server.run(host=args.host, port=args.port, log_level="warning", generate_client_file=False)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 from _auth import owner
+from _processes import standby_workers
 from gpu_env import elastic_gpu, no_gpu
 
 import fnserve as fs
@@ -16,20 +17,8 @@ from fnserve.testing import run_server, wait_until
 
 
 def standby_pids() -> set[int]:
-    """This process's standby workers (the test server runs in a thread of it), from /proc."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == os.getpid() and b"--standby" in cmdline and stat.rsplit(")", 1)[1].split()[0] != "Z":
-            found.add(int(entry.name))
-    return found
+    """This process's standby workers (the test server runs in a thread of it)."""
+    return standby_workers(os.getpid())
 
 
 def test_a_replica_from_a_standby_worker_gets_its_own_environment_and_log(tmp_path: Path) -> None:

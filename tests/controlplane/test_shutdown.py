@@ -10,7 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
-from _processes import is_running
+from _processes import is_running, standby_workers
+from autoscaled import elastic
 from echo import echo
 from lifecycle_replicas import lifecycle_replicas
 
@@ -26,8 +27,9 @@ EXIT_ON_SIGINT = (0, 128 + signal.SIGINT)  # uvicorn re-raises the captured SIGI
 def test_sigint_on_server_leaves_no_replica_behind(tmp_path: Path) -> None:
     """
     1. Start `fnserve server --port 0` as a process of its own, as a user would in a terminal.
-    2. Deploy a two-replica service and `echo` to it; collect the three replica pids, all running.
-    3. SIGINT the server (Ctrl-C): it exits within the deadline, and every replica process is gone.
+    2. Deploy a two-replica service, `echo`, and `elastic` (autoscaled from zero, so the server keeps a standby
+       worker); collect the three replica pids and the standby's, all running.
+    3. SIGINT the server (Ctrl-C): it exits within the deadline, and every one of those processes is gone.
     """
     home = tmp_path / "home"
     env = {key: value for key, value in os.environ.items() if not key.startswith("FNSERVE_")}
@@ -54,19 +56,22 @@ def test_sigint_on_server_leaves_no_replica_behind(tmp_path: Path) -> None:
         url = found.group(1)
         key = read_owner_key(home)
         with fs.Client(url, api_key=key) as client:
-            for service, kwargs in ((lifecycle_replicas, {"init_log": str(tmp_path / "init.log")}), (echo, {})):
+            services = ((lifecycle_replicas, {"init_log": str(tmp_path / "init.log")}), (echo, {}), (elastic, {}))
+            for service, kwargs in services:
                 with fs.deploy(service, url=url, api_key=key)(**kwargs) as deployment:
                     deployment.wait(timeout_s=30)
             for name in ("lifecycle_replicas", "echo"):
                 pids += [replica["pid"] for replica in client.get_service(name)["replicas"]]
         assert len(pids) == 3
+        standby = wait_until(lambda: standby_workers(server.pid), timeout_s=30, what="a standby worker")
+        pids += standby
         assert all(is_running(pid) for pid in pids)
 
         server.send_signal(signal.SIGINT)
 
         assert server.wait(timeout=STOP_DEADLINE_S) in EXIT_ON_SIGINT
         reader.join(timeout=5)
-        wait_until(lambda: not [pid for pid in pids if is_running(pid)], timeout_s=5, what="every replica to exit")
+        wait_until(lambda: not [pid for pid in pids if is_running(pid)], timeout_s=5, what="every worker to exit")
         assert "Traceback" not in "".join(output)
     finally:
         if server.poll() is None:
