@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from _processes import is_running, standby_workers
 from autoscaled import elastic
@@ -56,7 +57,11 @@ def test_sigint_on_server_leaves_no_replica_behind(tmp_path: Path) -> None:
         url = found.group(1)
         key = read_owner_key(home)
         with fs.Client(url, api_key=key) as client:
-            services = ((lifecycle_replicas, {"init_log": str(tmp_path / "init.log")}), (echo, {}), (elastic, {}))
+            services: list[tuple[fs.Service[Any], dict[str, str]]] = [
+                (lifecycle_replicas, {"init_log": str(tmp_path / "init.log")}),
+                (echo, {}),
+                (elastic, {}),
+            ]
             for service, kwargs in services:
                 with fs.deploy(service, url=url, api_key=key)(**kwargs) as deployment:
                     deployment.wait(timeout_s=30)

@@ -19,6 +19,8 @@ from fnserve.runtime.worker import STANDBY_FLAG
 
 logger = logging.getLogger("fnserve.backends")
 
+STOP_TIMEOUT_S = 5.0  # for a standby to exit once its stdin is closed
+
 
 class WarmPool:
     def __init__(self, python: str, env: Mapping[str, str]) -> None:
@@ -26,6 +28,7 @@ class WarmPool:
         self.env = dict(env)
         self.wanted = 0
         self._standby: list[asyncio.subprocess.Process] = []
+        self._leaving: list[asyncio.subprocess.Process] = []  # told to exit; `close` waits for the last of them
         self._refill: asyncio.Task[None] | None = None
 
     def keep(self, count: int) -> None:
@@ -33,8 +36,11 @@ class WarmPool:
         if count == self.wanted:
             return
         self.wanted = count
+        self._leaving = [process for process in self._leaving if process.returncode is None]
         while len(self._standby) > count:
-            _stop(self._standby.pop())
+            process = self._standby.pop()
+            _stop(process)
+            self._leaving.append(process)
         self._refill_soon()
 
     async def take(
@@ -82,16 +88,20 @@ class WarmPool:
             self._standby.append(process)
 
     async def close(self) -> None:
+        """Stop every standby and wait until each has exited (the loop must not close on a live child)."""
         self.wanted = 0
-        if self._refill is not None:
-            self._refill.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refill
-        standby, self._standby = self._standby, []
-        for process in standby:
+        if self._refill is not None:  # not cancelled: a spawn cut short would leave a process nobody waits for
+            await self._refill
+        processes = self._standby + self._leaving
+        self._standby, self._leaving = [], []
+        for process in processes:
             _stop(process)
-        for process in standby:
-            with contextlib.suppress(ProcessLookupError):
+        for process in processes:
+            try:
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:  # still importing on a starved machine, or stuck: it runs no user code
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
                 await process.wait()
 
 
