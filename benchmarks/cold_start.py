@@ -32,6 +32,7 @@ import orjson
 if __package__ in (None, ""):  # run as `python benchmarks/cold_start.py`: import `benchmarks` from the repo root
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from benchmarks.environment import results_header
 from benchmarks.jobs import percentile
 from benchmarks.probes import request
 from benchmarks.procs import WaitTimeout, free_port, wait_until
@@ -550,16 +551,14 @@ def results_markdown(result: ColdStartResult, environment: Environment, *, comma
     """The generated part of COLD_START_RESULTS.md (everything above `NOTES_MARKER`)."""
     environment = dataclasses.replace(environment, wrk="not used")
     poll_ms = POLL_INTERVAL_S * 1000
-    return f"""# Cold-start benchmark results
-
-- **Date:** {result.started_at:%Y-%m-%d %H:%M} UTC
-- **Command:** `{command}`
-- **Machine:** {environment.cpu_count} CPUs ({environment.cpu_model}), {environment.memory_gib:.1f} GiB, \
-{environment.kernel}, {environment.python}
-- **Commit:** {environment.commit}
-
-Everything above the notes marker at the end of this file is rewritten by the next run;
-`benchmarks/cold_start.py --help` lists the options.
+    header = results_header(
+        "Cold-start benchmark results",
+        result.started_at,
+        environment,
+        command=command,
+        script="benchmarks/cold_start.py",
+    )
+    return f"""{header}
 
 ## How it was measured
 
@@ -577,7 +576,8 @@ Everything above the notes marker at the end of this file is rewritten by the ne
   `downscale_delay_s=0.2`), deployed the same way. Each of {len(result.wakes)} rounds waits until
   `GET /v1/services/hello-zero` lists no replica, then times one `POST /hello-zero/hello` to its 200. The split
   uses the new replica's `started_at` and `ready_at` (the server's wall clock, which is the harness's):
-  `cold_start_ms` = `ready_at − started_at`.
+  `cold_start_ms` = `ready_at − started_at`. The same service runs on a second server started with
+  `FNSERVE_WARM_WORKERS=0`, and the two take turns round by round: with and without a standby worker.
 - **Imports**: `python -c pass` and `python -c "import {WORKER_MODULE}"` run in turn with this venv's interpreter
   (wall and CPU time of each subprocess), then `python -X importtime -c "import {WORKER_MODULE}"` as many times;
   the tables break down the run whose modules took the least. A replica is `python -m {WORKER_MODULE}`, so this

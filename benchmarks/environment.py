@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -87,3 +88,17 @@ def machine_table(environment: Environment) -> str:
         ["commit", environment.commit],
     ] + [[package, version] for package, version in environment.versions.items()]
     return markdown_table(["", ""], machine, numeric_from=2)
+
+
+def results_header(title: str, started_at: datetime, environment: Environment, *, command: str, script: str) -> str:
+    """The top of every results file: what ran, when, where, on which commit, and that the notes are kept."""
+    return f"""# {title}
+
+- **Date:** {started_at:%Y-%m-%d %H:%M} UTC
+- **Command:** `{command}`
+- **Machine:** {environment.cpu_count} CPUs ({environment.cpu_model}), {environment.memory_gib:.1f} GiB, \
+{environment.kernel}, {environment.python}
+- **Commit:** {environment.commit}
+
+Everything above the notes marker at the end of this file is rewritten by the next run;
+`{script} --help` lists the options."""

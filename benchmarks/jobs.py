@@ -29,6 +29,7 @@ import orjson
 if __package__ in (None, ""):  # run as `python benchmarks/jobs.py`: import `benchmarks` from the repo root
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from benchmarks.environment import results_header
 from benchmarks.probes import request
 from benchmarks.procs import WaitTimeout, free_port, wait_until
 from benchmarks.report import Environment, describe_environment, machine_table, markdown_table, write_results
@@ -358,16 +359,10 @@ def results_markdown(result: JobsResult, environment: Environment, *, command: s
     """The generated part of JOBS_RESULTS.md (everything above `NOTES_MARKER`)."""
     options = result.options
     concurrency = "the default (8)" if options.max_request_concurrency is None else str(options.max_request_concurrency)
-    return f"""# Job-queue benchmark results
-
-- **Date:** {result.started_at:%Y-%m-%d %H:%M} UTC
-- **Command:** `{command}`
-- **Machine:** {environment.cpu_count} CPUs ({environment.cpu_model}), {environment.memory_gib:.1f} GiB, \
-{environment.kernel}, {environment.python}
-- **Commit:** {environment.commit}
-
-Everything above the notes marker at the end of this file is rewritten by the next run;
-`benchmarks/jobs.py --help` lists the options.
+    header = results_header(
+        "Job-queue benchmark results", result.started_at, environment, command=command, script="benchmarks/jobs.py"
+    )
+    return f"""{header}
 
 ## How it was measured
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from benchmarks.environment import Environment as Environment
 from benchmarks.environment import describe_environment as describe_environment
 from benchmarks.environment import machine_table as machine_table
+from benchmarks.environment import results_header
 from benchmarks.goals import evaluate_goals
 from benchmarks.markdown import NOTES_MARKER as NOTES_MARKER
 from benchmarks.markdown import markdown_table as markdown_table
@@ -241,15 +242,10 @@ def results_markdown(result: SuiteResult, environment: Environment, *, command: 
         f"\n- `{scenario.name}` is loaded at concurrency {_joined(scenario.loaded_at(options.concurrencies))} only."
         for scenario in streams
     )
-    return f"""# Benchmark results
-
-- **Date:** {result.started_at:%Y-%m-%d %H:%M} UTC
-- **Command:** `{command}`
-- **Machine:** {environment.cpu_count} CPUs ({environment.cpu_model}), {environment.memory_gib:.1f} GiB, \
-{environment.kernel}, {environment.python}
-
-Everything above the notes marker at the end of this file is rewritten by the next run;
-`benchmarks/run.py --help` lists the options.
+    header = results_header(
+        "Benchmark results", result.started_at, environment, command=command, script="benchmarks/run.py"
+    )
+    return f"""{header}
 
 ## How it was measured
 

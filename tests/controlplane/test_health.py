@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -15,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _deploy import deployed
 from _processes import is_gone, is_running
 from crashing import crash_after_ready, crash_in_init
 from health_checked import health_class, health_fn
@@ -45,15 +45,6 @@ def url(tmp_path: Path) -> Iterator[str]:
 def api(url: str) -> Iterator[fs.Client]:
     with fs.Client(url) as client:
         yield client
-
-
-@contextlib.contextmanager
-def deployed(service: fs.Service[Any], url: str, **init_kwargs: Any) -> Iterator[fs.Deployment]:
-    deployment = fs.deploy(service, url=url)(**init_kwargs)
-    try:
-        yield deployment.wait(timeout_s=30)
-    finally:
-        deployment.close()
 
 
 def ready_pids(api: fs.Client, name: str) -> list[int]:

@@ -3,16 +3,15 @@ replacement, teardown, redeploys, server restarts and shutdown, with real replic
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from _deploy import deployed
 from _processes import is_gone
 from broken_init import not_a_dict, raises
 from echo import echo
@@ -24,16 +23,6 @@ from fnserve.errors import DeploymentFailed
 from fnserve.testing import run_server, wait_until
 
 HTTP_TIMEOUT = httpx.Timeout(10.0)
-
-
-@contextlib.contextmanager
-def deployed(service: fs.Service[Any], url: str, **init_kwargs: Any) -> Iterator[fs.Deployment]:
-    """Deploy `service`, wait until ACTIVE, and close the handle's connections afterwards."""
-    deployment = fs.deploy(service, url=url)(**init_kwargs)
-    try:
-        yield deployment.wait(timeout_s=30)
-    finally:
-        deployment.close()
 
 
 def replica_pids(client: fs.Client, service_name: str) -> list[int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from _deploy import deployed
 from stream_ticker import stream_ticker
 from streamer import streamer
 
@@ -18,16 +18,6 @@ from fnserve.errors import FunctionError
 from fnserve.testing import wait_until
 
 READ_TIMEOUT = httpx.Timeout(5.0)
-
-
-@contextlib.contextmanager
-def deployed(service: fs.Service[Any], url: str) -> Iterator[fs.Deployment]:
-    """Deploy `service`, wait until ACTIVE, and close the handle's connections afterwards."""
-    deployment = fs.deploy(service, url=url)()
-    try:
-        yield deployment.wait(timeout_s=30)
-    finally:
-        deployment.close()
 
 
 @pytest.fixture
