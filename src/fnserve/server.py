@@ -58,6 +58,7 @@ from fnserve.gateway.http import (
     send_json,
 )
 from fnserve.gateway.jobs import JobRoutes
+from fnserve.gateway.one_write import OneWriteHttpProtocol
 from fnserve.gateway.router import FunctionRoute
 from fnserve.gateway.service_paths import swagger_page
 from fnserve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -307,7 +308,7 @@ def uvicorn_config(app: Any, settings: Settings, *, log_level: str = "warning") 
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=OneWriteHttpProtocol,  # uvicorn's httptools protocol, each response written in one piece
         lifespan="on",
         access_log=False,
         log_level=log_level,
