@@ -1,12 +1,14 @@
-"""HTTP responses written in one piece: uvicorn's httptools protocol over a transport that joins a response's
-status line and headers with its body.
+"""HTTP responses written once per loop pass: uvicorn's httptools protocol over a transport that holds what a
+connection writes until the event loop has run everything that was ready.
 
-uvicorn writes the head of a response as soon as it starts and the body with the next message: two `send` calls,
-two TCP segments and two reads for the client, per response. `OneWriteTransport` holds a write until the next one
-(which it sends with it, at once) or the end of the loop's current pass, so a response's head and body leave in
-one `send`, and a stream's chunks written in one pass go together. In an A/B run on the 2-core machine (no-op,
-wrk, one replica), it raised fnserve's throughput at 16 connections by 30–40%; latency at one connection did not
-move (benchmarks/RESULTS.md).
+uvicorn writes the head of a response as soon as it starts and the body with the next message: two `send`
+calls, two TCP segments and two reads for the client, per response, and each written the moment it is made.
+`OneWriteTransport` holds a connection's writes until the end of the loop's current pass and sends them in one
+`send`. Besides the saved system call, the server then answers in batches: it finishes every callback that was
+ready (replica results, requests read) before its answers go out, so the next poll finds more work at once.
+In an interleaved A/B run on the 2-core machine (no-op, wrk, one replica, three rounds) it served 7.5k–8.5k
+req/s at 16 connections against 4.6k–5.0k for uvicorn's own protocol; writing head and body together but at
+once gave no gain. Latency at one connection stayed within the noise (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class OneWriteTransport(asyncio.Transport):
-    """A socket transport whose writes wait for the next write or the end of the loop's pass, then go as one."""
+    """A socket transport whose writes wait for the end of the loop's current pass, then go as one."""
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
@@ -27,12 +29,9 @@ class OneWriteTransport(asyncio.Transport):
         self._held: list[bytes | bytearray | memoryview] = []
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._held:  # the body after its head (or a second chunk): both go now
-            self._held.append(data)
-            self.flush()
-            return
+        if not self._held:
+            self._loop.call_soon(self.flush)
         self._held.append(data)
-        self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
         if not self._held:
