@@ -1,4 +1,5 @@
-"""Deploying a test service from Python and closing its handle afterwards, for tests that deploy several."""
+"""Deploying a test service from Python and closing its handle afterwards: one that must come up, or one that
+must fail."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 import fnserve as fs
+from fnserve.errors import DeploymentFailed
 
 
 @contextlib.contextmanager
@@ -17,3 +21,14 @@ def deployed(service: fs.Service[Any], url: str, **init_kwargs: Any) -> Iterator
         yield deployment.wait(timeout_s=30)
     finally:
         deployment.close()
+
+
+def deploy_failure(service: fs.Service[Any], url: str, *, match: str) -> DeploymentFailed:
+    """Deploy `service`, expecting it to fail: the DeploymentFailed that `wait()` raised, its message matching."""
+    deployment = fs.deploy(service, url=url)()
+    try:
+        with pytest.raises(DeploymentFailed, match=match) as failed:
+            deployment.wait(timeout_s=30)
+    finally:
+        deployment.close()
+    return failed.value

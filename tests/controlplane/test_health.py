@@ -14,14 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from _deploy import deployed
+from _deploy import deploy_failure, deployed
 from _processes import is_gone, is_running
 from crashing import crash_after_ready, crash_in_init
 from health_checked import health_class, health_fn
 from lifecycle_replicas import lifecycle_replicas
 
 import fnserve as fs
-from fnserve.errors import DeploymentFailed
 from fnserve.testing import run_server, wait_until
 
 HEALTH_INTERVAL_S, HEALTH_TIMEOUT_S = 0.2, 1.0
@@ -303,12 +302,7 @@ def test_initializer_that_kills_its_process_puts_deployment_in_error(url: str, a
     3. No replica starts after that.
     """
     home = tmp_path / "home"
-    deployment = fs.deploy(crash_in_init, url=url)()
-    try:
-        with pytest.raises(DeploymentFailed, match="exit code 7"):
-            deployment.wait(timeout_s=30)
-    finally:
-        deployment.close()
+    deploy_failure(crash_in_init, url, match="exit code 7")
 
     info = api.get_service("crash_in_init")
     assert info["state"] == "ERROR"

@@ -14,11 +14,12 @@ from typing import Any
 import httpx
 import pytest
 from _auth import owner
+from _deploy import deploy_failure
 from gpu_env import any_gpu, four_gpus, gpu_a, gpu_b, gpu_c, h100, half_a, half_b, huge_memory, no_gpu
 from memory_hog import memory_hog, memory_hog_init
 
 import fnserve as fs
-from fnserve.errors import DeploymentFailed, ValidationFailed
+from fnserve.errors import ValidationFailed
 from fnserve.settings import Settings
 from fnserve.testing import run_server, wait_until
 
@@ -214,14 +215,9 @@ def test_replica_over_its_memory_limit_is_stopped_with_that_reason(
 def test_initializer_over_its_memory_limit_fails_the_deployment_with_that_reason(tmp_path: Path) -> None:
     settings = Settings(max_replica_failures=2)
     with run_server(home=tmp_path / "home", settings=settings, graceful_shutdown_s=2) as url:
-        deployment = fs.deploy(memory_hog_init, url=url)()
-        try:
-            with pytest.raises(DeploymentFailed, match="over its memory limit of 200 MB") as failed:
-                deployment.wait(timeout_s=30)
-        finally:
-            deployment.close()
+        failed = deploy_failure(memory_hog_init, url, match="over its memory limit of 200 MB")
 
-    assert "replica failed to start: used " in failed.value.message
+    assert "replica failed to start: used " in failed.message
 
 
 # -- a real GPU ---------------------------------------------------------------------------------------------------

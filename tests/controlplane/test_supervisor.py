@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from _deploy import deployed
+from _deploy import deploy_failure, deployed
 from _processes import is_gone
 from broken_init import not_a_dict, raises
 from echo import echo
@@ -19,7 +18,6 @@ from lifecycle_replicas import lifecycle_replicas
 from lifecycle_versions import version_one, version_two
 
 import fnserve as fs
-from fnserve.errors import DeploymentFailed
 from fnserve.testing import run_server, wait_until
 
 HTTP_TIMEOUT = httpx.Timeout(10.0)
@@ -46,21 +44,16 @@ def test_service_enters_error_when_initializer_raises(server_url: str, client: f
     3. The service is in ERROR; its reason holds the exception and the tail of its traceback.
     4. Its route answers 503 deployment_failed in the error envelope, naming the cause.
     """
-    deployment = fs.deploy(raises, url=server_url)()
-    try:
-        with pytest.raises(DeploymentFailed, match="RuntimeError: cannot load the model") as failed:
-            deployment.wait(timeout_s=30)
-    finally:
-        deployment.close()
+    failed = deploy_failure(raises, server_url, match="RuntimeError: cannot load the model")
 
-    assert failed.value.code == "deployment_failed"
+    assert failed.code == "deployment_failed"
     info = client.get_service("raises")
     assert info["state"] == "ERROR"
     reason = info["reason"]
     assert "RuntimeError: cannot load the model" in reason
     assert 'broken_init.py", line' in reason
     assert "in raises" in reason
-    assert reason in failed.value.message
+    assert reason in failed.message
 
     response = httpx.get(f"{server_url}/raises/ping", timeout=HTTP_TIMEOUT)
 
@@ -72,12 +65,7 @@ def test_service_enters_error_when_initializer_raises(server_url: str, client: f
 
 
 def test_service_enters_error_when_initializer_returns_non_dict(server_url: str, client: fs.Client) -> None:
-    deployment = fs.deploy(not_a_dict, url=server_url)()
-    try:
-        with pytest.raises(DeploymentFailed, match="must return a dict"):
-            deployment.wait(timeout_s=30)
-    finally:
-        deployment.close()
+    deploy_failure(not_a_dict, server_url, match="must return a dict")
 
     info = client.get_service("not_a_dict")
     assert info["state"] == "ERROR"

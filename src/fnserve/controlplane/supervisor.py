@@ -144,6 +144,11 @@ class LiveDeployment:
         """Replicas it should run now: `min_instances`, or what the autoscaler chose up to `max_instances`."""
         return self.target
 
+    def bounded(self, count: int) -> int:
+        """`count` replicas kept within the deployment's instance bounds."""
+        bounds = self.deployment.spec
+        return max(bounds.min_instances, min(count, bounds.max_instances))
+
     @property
     def weight(self) -> int:
         return self.deployment.spec.weight
@@ -382,8 +387,7 @@ class Supervisor:
 
     def scale_soon(self, live: LiveDeployment, count: int) -> None:
         """Scale in the background (a scale-down drains replicas, which may take a while)."""
-        bounds = live.deployment.spec
-        live.target = max(bounds.min_instances, min(count, bounds.max_instances))
+        live.target = live.bounded(count)  # at once, so that the next call does not ask again
         self._background_task(self.scale(live, live.target))
 
     def wake(self, live: LiveDeployment) -> bool:
@@ -397,8 +401,7 @@ class Supervisor:
     async def scale(self, live: LiveDeployment, count: int) -> None:
         """Run `count` replicas, kept within the deployment's instance bounds: start the missing ones; drain and
         stop the extra ones (starting ones first, then the least busy: they drain fastest)."""
-        bounds = live.deployment.spec
-        live.target = max(bounds.min_instances, min(count, bounds.max_instances))
+        live.target = live.bounded(count)
         if live.stopping:
             return
         running = [r for r in live.replicas.values() if r.state in (ReplicaState.starting, ReplicaState.ready)]
@@ -503,12 +506,16 @@ class Supervisor:
         if not on_purpose:
             await self._replace_failed(live, replica)
 
+    def _record_failure(self, live: LiveDeployment, replica: Replica) -> None:
+        """A replica failed (to start, or later): kept for `fnserve status`, and counted in the metrics."""
+        live.failed_replicas.appendleft(replica)
+        self.metrics.replica_failed(live.name)
+
     async def _replace_failed(self, live: LiveDeployment, replica: Replica) -> None:
         """A replica that was ready died, or was killed for its health: start a replacement, waiting longer each time
         it happens again soon; when it keeps happening, put the deployment in ERROR with the exit cause and the last
         lines of the replica's log, and stop restarting."""
-        live.failed_replicas.appendleft(replica)
-        self.metrics.replica_failed(live.name)
+        self._record_failure(live, replica)
         uptime_s = time.time() - (replica.ready_at or replica.started_at)
         backoff_s = live.crash_loop.record(uptime_s, self.settings)
         if backoff_s is None:
@@ -589,8 +596,7 @@ class Supervisor:
             replica.exit_code = await replica.process.wait()
         if live.stopping:
             return
-        live.failed_replicas.appendleft(replica)
-        self.metrics.replica_failed(live.name)
+        self._record_failure(live, replica)
         logger.error("%s of service [%s] failed to start: %s", replica.label, live.label, message)
         backoff_s = None if tail else live.crash_loop.record(0.0, self.settings)
         if backoff_s is None:
