@@ -11,6 +11,7 @@ import pytest
 from _postgres import postgres_unavailable_reason, start_postgres, stop_postgres
 
 from fnserve.client.api import Client
+from fnserve.settings import Settings
 from fnserve.testing import run_server
 
 APPS = Path(__file__).parent / "apps"
@@ -36,6 +37,24 @@ def server_url(tmp_path: Path) -> Iterator[str]:
 def client(server_url: str) -> Iterator[Client]:
     with Client(server_url) as api:
         yield api
+
+
+# Environments built by uv are shared by every test (and kept between runs, as CI keeps it within one run): a
+# requirement set is built once, later deploys of it are cache hits.
+SHARED_ENVS = Path(__file__).parent.parent / ".cache" / "test-envs"
+
+
+@pytest.fixture(scope="session")
+def envs_dir() -> Path:
+    SHARED_ENVS.mkdir(parents=True, exist_ok=True)
+    return SHARED_ENVS
+
+
+@pytest.fixture
+def env_server_url(tmp_path: Path, envs_dir: Path) -> Iterator[str]:
+    """A fresh server whose environments come from the shared folder."""
+    with run_server(home=tmp_path / "home", settings=Settings(envs_dir=envs_dir), graceful_shutdown_s=2) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

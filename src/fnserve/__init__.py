@@ -19,6 +19,7 @@ import typing
 
 from fnserve import errors
 from fnserve.sdk.context import JobContext
+from fnserve.sdk.environment import Environment
 from fnserve.sdk.service import Service, endpoint, service
 from fnserve.spec import Autoscaling, Resources, RetryPolicy
 
@@ -62,6 +63,7 @@ __all__ = [
     "Autoscaling",
     "Client",
     "Deployment",
+    "Environment",
     "Job",
     "JobContext",
     "Resources",

@@ -21,6 +21,7 @@ FnserveError
 ├── InternalError               500 internal_error
 ├── ReplicaCrashed              502 replica_crashed
 ├── NoReplicasAvailable         503 no_replicas_available
+├── EnvBuildFailed              422 env_build_failed: uv could not resolve or install the service's requirements
 ├── DeploymentFailed            503 deployment_failed: the service is in ERROR
 └── InvocationTimeout           504 invocation_timeout
 """
@@ -183,6 +184,11 @@ class ReplicaCrashed(FnserveError):
 class NoReplicasAvailable(FnserveError):
     code = "no_replicas_available"
     http_status = 503
+
+
+class EnvBuildFailed(FnserveError):
+    code = "env_build_failed"
+    http_status = 422
 
 
 class DeploymentFailed(FnserveError):

@@ -74,6 +74,13 @@ class Settings:
     # oversubscribed; a CPU total makes CPUs strict. `FNSERVE_CPUS=4`, `FNSERVE_MEMORY=8GB`.
     cpus: float | None = None
     memory_bytes: int | None = None
+    # Where services' environments are built (envs/builder.py); None: `home / "envs"`. Servers (and test runs) that
+    # share one folder share their builds.
+    envs_dir: Path | None = None
+
+    @property
+    def environments_dir(self) -> Path:
+        return self.envs_dir if self.envs_dir is not None else self.home / "envs"
 
     @property
     def dev_mode(self) -> bool:
@@ -114,6 +121,8 @@ class Settings:
             values["max_asset_bytes"] = int(env["FNSERVE_MAX_ASSET_BYTES"])
         if "FNSERVE_MAX_INLINE_RESULT_BYTES" in env:
             values["inline_result_bytes"] = int(env["FNSERVE_MAX_INLINE_RESULT_BYTES"])
+        if env.get("FNSERVE_ENVS_DIR"):
+            values["envs_dir"] = Path(env["FNSERVE_ENVS_DIR"]).expanduser()
         values.update({key: value for key, value in overrides.items() if value is not None})
         if "home" in values:
             values["home"] = Path(values["home"]).expanduser()

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from fnserve._units import parse_duration, parse_memory
+from fnserve.envs.requirements import check_env_name, check_python_version, check_requirements
 from fnserve.errors import SpecError
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -232,12 +233,14 @@ def check_endpoint_path(path: str) -> None:
             f"{', '.join(RESERVED_PATH_PREFIXES)}); choose another path"
         )
     if path != "/":
-        segments = path[1:].split("/")
+        # One trailing '/' is kept as written (other platforms' routes have it: '/api/v1.0/predict/'); the gateway
+        # matches paths exactly, so '/predict' and '/predict/' are two routes.
+        segments = path[1:].removesuffix("/").split("/")
         for segment in segments:
             if not _PATH_SEGMENT.match(segment):
                 raise ValueError(
                     f"endpoint path {path!r} has an invalid segment {segment!r}; use letters, digits, '-', '_', "
-                    "'.' and '{name}' placeholders, with no empty segment or trailing '/'"
+                    "'.' and '{name}' placeholders, with no empty segment (one trailing '/' is allowed)"
                 )
     names = path_parameters(path)
     if len(names) != len(set(names)):
@@ -268,6 +271,37 @@ class ServiceSpec(_Spec):
     job_timeout_s: float = Field(default=3600.0, gt=0, le=7 * 86_400)
     job_ttl_s: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
     result_retention_s: float = Field(default=1800.0, gt=0, le=30 * 86_400)
+    # Its own Python environment (docs/ENVIRONMENTS.md): pip requirements built into a venv by the server, or a named
+    # environment made beforehand; None for both: the replica runs in the server's own environment.
+    requirements: list[str] | None = Field(default=None, max_length=500)
+    env: str | None = Field(default=None, max_length=63, description="a named environment (`fnserve env create`)")
+    python: str | None = Field(default=None, max_length=16, description="e.g. '3.11'; None: the server's Python")
+
+    @field_validator("requirements", mode="before")
+    @classmethod
+    def _check_requirements(cls, value: Any) -> list[str] | None:
+        return None if value is None else check_requirements(value)
+
+    @field_validator("python")
+    @classmethod
+    def _check_python(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_python_version(value)
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _check_env_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            check_env_name(value)
+            if info.data.get("requirements") is not None:
+                raise ValueError(f"give requirements or env={value!r}, not both; put the packages in the environment")
+        return value
+
+    @property
+    def isolated(self) -> bool:
+        """Whether its replicas run in an environment of their own rather than the server's."""
+        return self.requirements is not None or self.env is not None
 
     @field_validator("name")
     @classmethod

@@ -26,6 +26,10 @@ class ReplicaLaunch:
     init_path: Path | None = None
     max_threads: int = 8
     allocation: Allocation | None = None  # the GPUs (and amounts) placement gave it; None: no GPU
+    # The interpreter of the service's own environment, and the runtime overlay it borrows (envs/runtime.py);
+    # None: the server's interpreter and packages.
+    python: Path | None = None
+    overlay: Path | None = None
 
     def worker_args(self) -> list[str]:
         args = ["--connect", self.connect, "--replica-id", self.replica_id, "--max-threads", str(self.max_threads)]

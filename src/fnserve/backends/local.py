@@ -8,11 +8,15 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO
 
 from fnserve.backends.base import ReplicaLaunch, ReplicaProcess
 from fnserve.backends.memory import session_rss_bytes
 from fnserve.backends.warm_pool import WarmPool
+from fnserve.runtime import bootstrap
+
+BOOTSTRAP = Path(bootstrap.__file__)
 
 # Numeric libraries size their thread pools from these; each gets the CPUs the replica asked for.
 THREAD_VARIABLES = (
@@ -76,15 +80,19 @@ class LocalBackend:
             "CUDA_VISIBLE_DEVICES": launch.allocation.cuda_visible_devices if launch.allocation is not None else "",
             "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
         }
-        standby = await self.warm.take(env=own_env, log_path=str(launch.log_path), argv=launch.worker_args())
-        if standby is not None:
-            return LocalReplicaProcess(standby, None)
+        if launch.python is None:
+            standby = await self.warm.take(env=own_env, log_path=str(launch.log_path), argv=launch.worker_args())
+            if standby is not None:
+                return LocalReplicaProcess(standby, None)
+            command = [self.python, "-m", "fnserve.runtime.worker", *launch.worker_args()]
+        else:
+            # Its own environment: isolated mode (no PYTHONPATH, user site or current folder from the server), the
+            # worker started through the bootstrap that keeps the runtime's packages out of the service's way.
+            assert launch.overlay is not None
+            command = [str(launch.python), "-I", "-u", str(BOOTSTRAP), str(launch.overlay), *launch.worker_args()]
         log = open(launch.log_path, "ab")  # noqa: SIM115 -- closed by LocalReplicaProcess.wait
         process = await asyncio.create_subprocess_exec(
-            self.python,
-            "-m",
-            "fnserve.runtime.worker",
-            *launch.worker_args(),
+            *command,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,

@@ -218,6 +218,34 @@ class Client:
         result: dict[str, Any] = self._json("POST", f"/v1/services/{name_or_id}/rollback", json={"to": to})
         return result
 
+    def put_environment(self, name: str, requirements: list[str], python: str | None = None) -> dict[str, Any]:
+        """Create or update the named environment `name` (services name it with `env=`)."""
+        body = {"requirements": requirements, "python": python}
+        result: dict[str, Any] = self._json("PUT", f"/v1/environments/{name}", json=body)
+        return result
+
+    def list_environments(self) -> dict[str, Any]:
+        """`{"environments": [named ones], "builds": [built venvs with size, packages and the versions using them]}`."""
+        result: dict[str, Any] = self._json("GET", "/v1/environments")
+        return result
+
+    def delete_environment(self, name_or_key: str) -> dict[str, Any]:
+        """Remove a named environment, or a built one by its key (refused while a running version uses it)."""
+        result: dict[str, Any] = self._json("DELETE", f"/v1/environments/{name_or_key}")
+        return result
+
+    def prune_environments(self) -> dict[str, Any]:
+        """Remove every built environment no running version uses, and builds left half-done."""
+        result: dict[str, Any] = self._json("POST", "/v1/environments/prune")
+        return result
+
+    def build_log(self, name_or_id: str, version: int | None = None) -> str:
+        """The environment build log of a service's version (default: its newest)."""
+        params = {} if version is None else {"version": version}
+        response = self._http.get(f"/v1/services/{name_or_id}/build-log", params=params)
+        raise_for_error(response)
+        return response.text
+
     def service_info(self, route_prefix: str) -> dict[str, Any]:
         """A service's `/info` (owner only)."""
         result: dict[str, Any] = self._json("GET", invoke_path(route_prefix, "/info"))

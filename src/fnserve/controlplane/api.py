@@ -15,6 +15,7 @@ from fnserve.auth import TOKEN_PREFIX, Authenticator, TokenGrant, digest, new_se
 from fnserve.backends.gpus import gpu_types
 from fnserve.controlplane import time_limit
 from fnserve.controlplane.assets import build_assets_router
+from fnserve.controlplane.environments import build_environments_router
 from fnserve.controlplane.instance_types import INSTANCE_TYPES, resolve_resources
 from fnserve.controlplane.placement import check_fits
 from fnserve.controlplane.schemas import (
@@ -24,6 +25,7 @@ from fnserve.controlplane.schemas import (
     DeploymentInfo,
     DeployRequest,
     EndpointInfo,
+    EnvironmentInfo,
     FunctionInfo,
     GpuInfo,
     InstanceTypeInfo,
@@ -40,10 +42,12 @@ from fnserve.controlplane.schemas import (
     VersionRequest,
 )
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
+from fnserve.envs.requirements import EnvironmentSpec
+from fnserve.envs.runtime import server_python
 from fnserve.errors import Forbidden, InvalidRequest, NotFound, PayloadTooLarge, ServiceExists
 from fnserve.sdk.loader import is_json_init
 from fnserve.settings import Settings
-from fnserve.spec import DeploymentSpec, Resources
+from fnserve.spec import DeploymentSpec, Resources, ServiceSpec
 from fnserve.store import (
     ArtifactStore,
     AssetStore,
@@ -56,6 +60,7 @@ from fnserve.store import (
     VersionRecord,
 )
 from fnserve.store.artifacts import check_sha256
+from fnserve.store.environments import EnvironmentStore
 from fnserve.store.functions import RUNNING_STATES
 
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
@@ -78,6 +83,7 @@ class ControlPlane:
         self.artifacts = artifacts
         self.authenticator = authenticator
         self.tokens = TokenStore(store.engine)
+        self.environments = EnvironmentStore(store.engine)
         self.assets = AssetStore(store.engine, settings.home)
 
     def load_tokens(self) -> None:
@@ -107,6 +113,7 @@ class ControlPlane:
             code=CodeRef(kind=version.code_kind, sha256=version.code_sha256, entrypoint=version.entrypoint),  # type: ignore[arg-type]
             api=live.version.api if live is not None else version.api,
             created_at=version.created_at,
+            environment=EnvironmentInfo.of(version.environment),
         )
 
     def function_info(self, function: FunctionRecord) -> FunctionInfo:
@@ -191,6 +198,7 @@ class ControlPlane:
                     state=self.state_of(v, deployments.get(v.version_id)).value,
                     weight=deployments[v.version_id].spec.weight if v.version_id in deployments else None,
                     replicas_ready=(lv.ready_count if (lv := self.supervisor.live(v.version_id)) else 0),
+                    environment=EnvironmentInfo.of(v.environment),
                 )
                 for v in versions
             ],
@@ -241,6 +249,7 @@ class ControlPlane:
         if body.code.kind == "archive":
             await asyncio.to_thread(self.artifacts.unpacked, body.code.sha256)
         self.supervisor.check_prefix(body.spec)
+        environment = await asyncio.to_thread(self.environment_of, body.spec)
         return await asyncio.to_thread(
             self.store.add_version,
             body.spec,
@@ -250,7 +259,18 @@ class ControlPlane:
             init_sha256=body.init_sha256,
             init_shown=body.init_shown.model_dump() if body.init_shown is not None else None,
             tags=body.tags,
+            environment=environment,
         )
+
+    def environment_of(self, spec: ServiceSpec) -> EnvironmentSpec | None:
+        """The environment a new version runs in: a copy of the named one (later changes to it do not reach this
+        version), or its own requirements; None when it names neither and runs in the server's environment."""
+        if spec.env is not None:
+            named = self.environments.get(spec.env)
+            return EnvironmentSpec(named.requirements, spec.python or named.python, env=named.name)
+        if spec.requirements is not None or spec.python is not None:
+            return EnvironmentSpec(spec.requirements or [], spec.python or server_python())
+        return None
 
     def _refuse_pickles(self, body: VersionRequest) -> None:
         """Outside dev mode the server runs source it can unpack, and arguments as JSON: never a client's pickle."""
@@ -579,4 +599,5 @@ def build_control_plane(plane: ControlPlane) -> FastAPI:
     )
     app.include_router(build_router(plane))
     app.include_router(build_assets_router(plane.assets, plane.authenticator, plane.settings), prefix="/v1")
+    app.include_router(build_environments_router(plane.settings, plane.store, plane.supervisor), prefix="/v1")
     return app

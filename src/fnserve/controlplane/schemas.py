@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from fnserve.envs.requirements import EnvironmentSpec
 from fnserve.spec import DeploymentSpec, Resources, ServiceSpec
 
 SHA256 = r"^[0-9a-f]{64}$"
@@ -88,6 +89,19 @@ class DeploymentInfo(BaseModel):
     updated_at: datetime
 
 
+class EnvironmentInfo(BaseModel):
+    """The packages a version runs with (docs/ENVIRONMENTS.md)."""
+
+    requirements: list[str]
+    python: str
+    env: str | None = Field(default=None, description="the named environment they were copied from")
+    lock: str | None = Field(default=None, description="what its first build resolved them to; null until then")
+
+    @classmethod
+    def of(cls, environment: EnvironmentSpec | None) -> EnvironmentInfo | None:
+        return None if environment is None else cls(**environment.to_json())
+
+
 class VersionInfo(BaseModel):
     version_id: str
     function_id: str
@@ -97,6 +111,7 @@ class VersionInfo(BaseModel):
     code: CodeRef
     api: dict[str, Any] | None
     created_at: datetime
+    environment: EnvironmentInfo | None = Field(default=None, description="null: the server's own environment")
 
 
 class FunctionInfo(BaseModel):
@@ -121,6 +136,7 @@ class ServiceVersionSummary(BaseModel):
     state: str
     weight: int | None
     replicas_ready: int
+    environment: EnvironmentInfo | None = None
 
 
 class ServiceInfo(BaseModel):

@@ -23,11 +23,13 @@ from typing import Any
 from fnserve.backends.base import Backend, ReplicaLaunch, ReplicaProcess
 from fnserve.backends.inventory import Inventory
 from fnserve.controlplane import time_limit
+from fnserve.controlplane.building import EnvironmentPreparer
 from fnserve.controlplane.health import CrashLoop, exit_cause, failing_checks, not_answering
 from fnserve.controlplane.instance_types import resolve_resources
 from fnserve.controlplane.memory_guard import MemoryGuard
 from fnserve.controlplane.placement import Placement
-from fnserve.errors import ServiceExists
+from fnserve.envs.builder import BuildProgress, BuiltEnv, EnvBuilder
+from fnserve.errors import EnvBuildFailed, ServiceExists
 from fnserve.gateway.connection import InitFailed, ReplicaConnection, ReplicaListener
 from fnserve.gateway.router import FunctionRoute, PrefixTable, ReplicaPicker, ServiceRoutes
 from fnserve.gateway.validation import ArgumentsValidator
@@ -131,6 +133,7 @@ class LiveDeployment:
         self.tasks: set[asyncio.Task[None]] = set()
         self.replaces: list[str] = []  # versions to retire once this one is ACTIVE (blue/green)
         self.started_at = datetime.now(UTC)  # when this server started running it (`/info`'s start date)
+        self.env: BuiltEnv | None = None  # its own environment, once built (None: the server's)
         self.validators: dict[int, ArgumentsValidator | None] = {}  # by endpoint index; the gateway fills it
         # Requests waiting for a replica with a free slot (all are at `concurrency`), oldest first.
         self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -272,6 +275,8 @@ class Supervisor:
         self._health_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.placement = Placement(Inventory.of_host(settings))  # what replicas hold of this host, and who waits
+        self.env_builder = EnvBuilder(settings.environments_dir)
+        self.environments = EnvironmentPreparer(self.env_builder, store, settings.home)
         self.memory_guard = MemoryGuard(self)
 
     # -- lifecycle of the supervisor itself --------------------------------------------------------------------
@@ -356,6 +361,35 @@ class Supervisor:
             route = FunctionRoute(function.name)
             self.prefixes.set(version.spec.route_prefix, route)
         route.add(version.number, live)
+        if version.environment is not None:
+            # The build runs before any replica starts, so it never counts against a start timeout or health check.
+            await self._set_state(live, DeploymentState.building, "preparing its environment")
+            self._spawn(live, self._build_then_start(live))
+        else:
+            await self._start_replicas(live)
+        return live
+
+    async def _build_then_start(self, live: LiveDeployment) -> None:
+        """BUILDING: build (or find) the version's environment, then start its replicas. A failed build is ERROR with
+        uv's message, and is not tried again until the next deploy."""
+
+        def show(progress: BuildProgress) -> None:
+            if live.state is DeploymentState.building:
+                live.reason = progress.text  # in memory only: `fnserve deploy` polls it many times a second
+
+        assert live.version.environment is not None
+        try:
+            live.version, live.env = await self.environments.prepare(live.name, live.version, show)
+        except EnvBuildFailed as exc:
+            live.stopping = True
+            logger.error("Deployment [%s] environment build failed: %s", live.label, exc.message)
+            await self._set_state(live, DeploymentState.error, exc.message)
+            return
+        if not live.stopping:
+            await self._start_replicas(live)
+
+    async def _start_replicas(self, live: LiveDeployment) -> None:
+        resources = live.resources
         if live.desired == 0:
             await self._set_state(live, DeploymentState.active, None)
         elif (unfit := self.placement.inventory.never_fits(resources, replicas=live.desired)) is not None:
@@ -365,7 +399,6 @@ class Supervisor:
             await self._set_state(live, DeploymentState.deploying, None)
             for _ in range(live.desired):
                 self._spawn(live, self._run_replica(live))
-        return live
 
     async def update(self, version_id: str, deployment: DeploymentRecord) -> None:
         """Apply new instance counts, concurrency and weight to a running deployment."""
@@ -402,8 +435,8 @@ class Supervisor:
         """Run `count` replicas, kept within the deployment's instance bounds: start the missing ones; drain and
         stop the extra ones (starting ones first, then the least busy: they drain fastest)."""
         live.target = live.bounded(count)
-        if live.stopping:
-            return
+        if live.stopping or live.state is DeploymentState.building:
+            return  # a build's end starts `target` replicas
         running = [r for r in live.replicas.values() if r.state in (ReplicaState.starting, ReplicaState.ready)]
         running = [r for r in running if not r.retiring]
         for _ in range(live.target - len(running)):
@@ -463,6 +496,8 @@ class Supervisor:
             # for it (made lazily, so an unused allowance costs nothing).
             "max_threads": min(max(self.settings.replica_threads, live.concurrency), MAX_REPLICA_THREADS),
             "allocation": self.placement.inventory.allocation(replica_id),
+            "python": live.env.python if live.env is not None else None,
+            "overlay": live.env.overlay if live.env is not None else None,
         }
         if version.code_kind == "pickle":
             return ReplicaLaunch(pickle_path=self.artifacts.path(version.code_sha256), **common)

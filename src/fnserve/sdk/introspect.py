@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, TypeAdapte
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
+from fnserve._runtime_modules import runtime_module
 from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER
 from fnserve.spec import EndpointSpec, ParameterSpec
 
@@ -113,7 +114,7 @@ def split_docstring(doc: str | None, *, route: str) -> tuple[str, dict[str, Any]
     lines = text.split("\n")
     for index, line in enumerate(lines):
         if line.strip() == "---":
-            import yaml  # only docstrings with OpenAPI YAML need it: replicas start faster without
+            yaml = runtime_module("yaml")  # only docstrings with OpenAPI YAML need it: replicas start faster without
 
             description = "\n".join(lines[:index]).strip()
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import io
+import pickle
 import sys
 import types
 from pathlib import Path
@@ -132,8 +133,23 @@ def _is_installed(module: Any) -> bool:
     return "site-packages" in file or name == "fnserve" or name.startswith("fnserve.")
 
 
+class _RuntimeUnpickler(pickle.Unpickler):
+    """Unpickles what cloudpickle made, with this process's own cloudpickle: in a service's own environment it is
+    set aside under a private name (runtime/bootstrap.py), and the service may have no cloudpickle, or another."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        top, dot, rest = module.partition(".")
+        if top == "cloudpickle":
+            module = cloudpickle.__name__ + dot + rest
+        return super().find_class(module, name)
+
+
+def _loads(data: bytes) -> Any:
+    return _RuntimeUnpickler(io.BytesIO(data)).load()
+
+
 def load_pickled_service(data: bytes) -> Service[Any]:
-    obj = cloudpickle.loads(data)
+    obj = _loads(data)
     if not isinstance(obj, Service):
         raise SpecError(f"the pickled object is a {type(obj).__name__}, not a service")
     return obj
@@ -160,7 +176,7 @@ def loads_init_arguments(data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if is_json_init(data):
         plain = orjson.loads(data)
         return tuple(plain["args"]), plain["kwargs"]
-    args, kwargs = cloudpickle.loads(data)
+    args, kwargs = _loads(data)
     return tuple(args), dict(kwargs)
 
 

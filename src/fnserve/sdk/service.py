@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar, cast, overload
 
 from fnserve._units import parse_duration
 from fnserve.errors import SpecError
+from fnserve.sdk.environment import Environment
 from fnserve.sdk.health import HEALTH_METHOD, HealthCheck, build_health_check
 from fnserve.sdk.introspect import (
     CallKind,
@@ -166,6 +167,9 @@ class Service(Generic[T]):
         job_timeout: float | str = 3600.0,
         job_ttl: float | str = 86_400.0,
         result_retention: float | str = 1800.0,
+        requirements: list[str] | None = None,
+        env: str | Environment | None = None,
+        python: str | None = None,
     ) -> None:
         if not callable(initializer):
             raise SpecError(f"@fs.service decorates a function or a class, got {initializer!r}")
@@ -207,7 +211,17 @@ class Service(Generic[T]):
             "job_ttl_s": job_ttl,
             "result_retention_s": result_retention,
         }
-        ServiceSpec(name=self.name, route_prefix=self.route_prefix, **self.job_options)  # SpecError now, not at deploy
+        # A named environment given as an object is created on the server when the service is deployed.
+        self.environment = env if isinstance(env, Environment) else None
+        if env is not None and not isinstance(env, str | Environment):
+            raise SpecError(f"env must be an environment's name or fs.Environment(...), got {env!r}")
+        self.environment_options: dict[str, Any] = {
+            "requirements": list(requirements) if isinstance(requirements, list | tuple) else requirements,
+            "env": env.name if isinstance(env, Environment) else env,
+            "python": python,
+        }
+        # SpecError now, not at deploy
+        ServiceSpec(name=self.name, route_prefix=self.route_prefix, **self.job_options, **self.environment_options)
         self.resources = resources or Resources()
         self.replicas = (autoscaling.min_replicas if autoscaling is not None else 1) if replicas is None else replicas
         self.auth = auth
@@ -325,6 +339,7 @@ class Service(Generic[T]):
             time_limit_s=self.time_limit_s,
             endpoints=[endpoint.spec for endpoint in self._endpoints],
             **self.job_options,
+            **self.environment_options,
         )
 
     def check_init_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -368,6 +383,9 @@ def service(
     job_timeout: float | str = 3600.0,
     job_ttl: float | str = 86_400.0,
     result_retention: float | str = 1800.0,
+    requirements: list[str] | None = None,
+    env: str | Environment | None = None,
+    python: str | None = None,
 ) -> Callable[[Callable[..., T]], Service[T]]: ...
 
 
@@ -389,6 +407,9 @@ def service(
     job_timeout: float | str = 3600.0,
     job_ttl: float | str = 86_400.0,
     result_retention: float | str = 1800.0,
+    requirements: list[str] | None = None,
+    env: str | Environment | None = None,
+    python: str | None = None,
 ) -> Service[T] | Callable[[Callable[..., T]], Service[T]]:
     """Turn an initializer function, or a class, into a service.
 
@@ -418,6 +439,13 @@ def service(
         job_timeout: how long one attempt of a job may run before it is cancelled (TIMED_OUT).
         job_ttl: how long a job may wait in the queue before it is TIMED_OUT unstarted.
         result_retention: how long a finished job and its result are kept.
+        requirements: pip requirements its replicas need, `["scikit-learn==1.9.1", "numpy>=2"]`: the server builds a
+            venv of them with uv (cached, shared by services asking for the same set), and replicas see those
+            packages and nothing of the server's. Without it, `fnserve deploy` uses the project's requirements.txt
+            or pyproject.toml dependencies, if any (docs/ENVIRONMENTS.md).
+        env: a named environment instead (`fnserve env create NAME -r requirements.txt`, or `fs.Environment(...)`,
+            which deploying creates).
+        python: the Python version of its environment, e.g. "3.11" (default: the server's).
 
     Example:
         >>> import fnserve as fs
@@ -444,6 +472,9 @@ def service(
             job_timeout=job_timeout,
             job_ttl=job_ttl,
             result_retention=result_retention,
+            requirements=requirements,
+            env=env,
+            python=python,
         )
 
     return decorate if initializer is None else decorate(initializer)

@@ -19,6 +19,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from fnserve.envs.requirements import EnvironmentSpec
 from fnserve.errors import NotFound, ServiceExists, ServiceNotFound
 from fnserve.spec import DeploymentSpec, ServiceSpec
 from fnserve.store.migrate import upgrade
@@ -29,12 +30,13 @@ class DeploymentState(enum.StrEnum):
     """States of a deployment, as NVCF names them on the wire."""
 
     inactive = "INACTIVE"
+    building = "BUILDING"  # its environment is being built; replicas start after
     deploying = "DEPLOYING"
     active = "ACTIVE"
     error = "ERROR"
 
 
-RUNNING_STATES = (DeploymentState.deploying, DeploymentState.active)
+RUNNING_STATES = (DeploymentState.building, DeploymentState.deploying, DeploymentState.active)
 
 
 def utcnow() -> datetime:
@@ -72,6 +74,7 @@ class VersionRecord:
     init_shown: dict[str, Any] | None  # {"args": [...], "kwargs": {...}} as /info shows them
     api: dict[str, Any] | None
     created_at: datetime
+    environment: EnvironmentSpec | None = None  # None: its replicas run in the server's own environment
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ def _version(row: Any) -> VersionRecord:
         init_shown=orjson.loads(row.init_shown) if row.init_shown else None,
         api=orjson.loads(row.api) if row.api else None,
         created_at=as_utc(row.created_at),
+        environment=EnvironmentSpec.from_json(orjson.loads(row.environment)) if row.environment else None,
     )
 
 
@@ -172,6 +176,7 @@ class StateStore:
         init_sha256: str | None,
         init_shown: dict[str, Any] | None = None,
         tags: list[str] | None = None,
+        environment: EnvironmentSpec | None = None,
     ) -> tuple[FunctionRecord, VersionRecord]:
         """Register a version of the function `spec.name`, creating the function on its first version."""
         # Two first registrations of one name at once both try to create the function: the unique name refuses
@@ -179,7 +184,9 @@ class StateStore:
         attempts = 0
         while True:
             try:
-                return self._add_version(spec, code_kind, code_sha256, entrypoint, init_sha256, init_shown, tags)
+                return self._add_version(
+                    spec, code_kind, code_sha256, entrypoint, init_sha256, init_shown, tags, environment
+                )
             except sa.exc.IntegrityError:
                 attempts += 1
                 if attempts == 5:
@@ -194,6 +201,7 @@ class StateStore:
         init_sha256: str | None,
         init_shown: dict[str, Any] | None,
         tags: list[str] | None,
+        environment: EnvironmentSpec | None,
     ) -> tuple[FunctionRecord, VersionRecord]:
         now = utcnow()
         with self.engine.begin() as connection:
@@ -240,6 +248,7 @@ class StateStore:
                     entrypoint=entrypoint,
                     init_sha256=init_sha256,
                     init_shown=orjson.dumps(init_shown).decode() if init_shown is not None else None,
+                    environment=orjson.dumps(environment.to_json()).decode() if environment is not None else None,
                     created_at=now,
                 )
             )

@@ -32,6 +32,9 @@ versions = sa.Table(
     sa.Column("init_sha256", sa.String(64), nullable=True),
     sa.Column("init_shown", sa.Text, nullable=True),  # JSON {"args", "kwargs"} as /info shows them
     sa.Column("api", sa.Text, nullable=True),  # the API description its replicas reported
+    # JSON {"requirements", "python", "env", "lock"}: the packages its replicas run with (None: the server's own);
+    # the lock is added by its first build, so every later replica (another server's too) gets the same packages.
+    sa.Column("environment", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("function_id", "number", name="uq_versions_function_number"),
 )
@@ -119,4 +122,15 @@ servers = sa.Table(
     sa.Column("server_id", sa.String(40), primary_key=True),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("heartbeat_at", sa.Float, nullable=False),
+)
+
+# Named, reusable environments (`fnserve env create NAME -r requirements.txt`); a version copies the one it names.
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("requirements", sa.Text, nullable=False),  # JSON list of requirement strings
+    sa.Column("python", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -1,0 +1,61 @@
+"""Start a replica inside a service's own environment, so that the service sees its own packages and only those.
+
+Run by path with the environment's interpreter, in isolated mode (`python -I bootstrap.py OVERLAY WORKER-ARGS...`),
+so nothing leaks in from the server's variables. The standard library only, until the overlay is on the path.
+
+1. The worker and everything it imports come from the overlay (envs/runtime.py): fnserve and a few packages.
+2. Those packages are then set aside under private names (`_fnserve_runtime.pydantic`, ...): the worker keeps the
+   module objects it already holds, and relative imports inside them still resolve, but `import pydantic` in the
+   service finds the environment's own copy, or nothing when the service did not ask for it. Two copies of one
+   package live side by side: the runtime's and the user's, pins included (pydantic 1, an old msgpack).
+3. The overlay leaves the path, the environment's site-packages come back, and the worker starts.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+import types
+
+PRIVATE = "_fnserve_runtime"  # as fnserve._runtime_modules names it (not imported: it is not on the path yet)
+
+
+def _set_aside(overlay: str) -> None:
+    """Rename every module loaded from the overlay, except fnserve's own, into the private namespace."""
+    prefix = os.path.join(overlay, "")
+    sys.modules[PRIVATE] = types.ModuleType(PRIVATE, "the replica runtime's own packages, set aside")
+    for name, module in list(sys.modules.items()):
+        top = name.partition(".")[0]
+        if top == "fnserve" or top == PRIVATE:
+            continue
+        location = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", None) or []), None)
+        if not isinstance(location, str) or not location.startswith(prefix):
+            continue
+        private = f"{PRIVATE}.{name}"
+        del sys.modules[name]
+        sys.modules[private] = module
+        module.__name__ = private
+        package = getattr(module, "__package__", None)
+        if package:
+            module.__package__ = f"{PRIVATE}.{package}"
+        if module.__spec__ is not None:
+            module.__spec__.name = private
+
+
+def main() -> None:
+    overlay, worker_args = sys.argv[1], sys.argv[2:]
+    environment = [path for path in sys.path if path in site.getsitepackages()]
+    base = [path for path in sys.path if path not in environment]
+    sys.path[:] = [overlay, *base]
+    from fnserve.runtime import worker
+    from fnserve.runtime.preload import preload
+
+    preload()
+    _set_aside(overlay)
+    sys.path[:] = [*base, *environment]
+    worker.main(worker_args)
+
+
+if __name__ == "__main__":
+    main()
