@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shlex
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _cli import REPO, fnserve
 from echo import echo
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from root_service import rooted
@@ -31,8 +30,7 @@ from fnserve.testing import run_server
 
 HTTP_TIMEOUT = httpx.Timeout(10.0)
 DEPLOY_TIMEOUT_S = 30.0
-FNSERVE = Path(sys.executable).parent / "fnserve"
-REPO = Path(__file__).resolve().parents[1]
+
 SECURE_APP = REPO / "tests" / "apps" / "secure.py"
 # secure_a's second initializer argument: JSON cannot hold a Path, so /info shows its str(), cut to 500 characters.
 WHERE = Path("/srv/" + "p" * 600)
@@ -98,16 +96,6 @@ def refused(response: httpx.Response, status: int, code: str) -> str:
 def ok(response: httpx.Response, status: int = 200) -> Any:
     assert response.status_code == status, response.text
     return response.json()
-
-
-def fnserve(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    """The installed `fnserve` command against `url` (a server this process runs), with its owner key."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("FNSERVE_")}
-    env.update({"COLUMNS": "200", "PYTHONUNBUFFERED": "1", "FNSERVE_URL": url})
-    env["FNSERVE_API_KEY"] = in_process_key(url) or ""
-    return subprocess.run(
-        [str(FNSERVE), *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=30, check=False
-    )
 
 
 def run_curl(command: str) -> str:

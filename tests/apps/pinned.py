@@ -62,6 +62,26 @@ def old_pins_versions(count: int) -> dict[str, object]:
     }
 
 
+@fs.service(requirements=["pydantic==2.10.6"])
+def other_pydantic() -> dict[str, object]:
+    return {}
+
+
+@other_pydantic.endpoint("/versions")
+def other_pydantic_versions(count: int) -> dict[str, object]:
+    import pydantic
+    import pydantic_core
+
+    class Item(pydantic.BaseModel):
+        count: int
+
+    return {
+        "pydantic": pydantic.VERSION,
+        "pydantic_core": pydantic_core.__version__,
+        "item": Item(count=count).model_dump_json(),
+    }
+
+
 @fs.service(requirements=["six==1.17.0"])
 def unlisted() -> dict[str, object]:
     import httpx  # in the server's environment, not in this service's: must not be found

@@ -6,48 +6,22 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import IO
 
 import httpx
 import pytest
+from _cli import COMMAND_TIMEOUT_S, FNSERVE, REPO, cli_env, fnserve
 from _processes import is_running
 
-from fnserve.auth import in_process_key, read_owner_key
+from fnserve.auth import read_owner_key
 from fnserve.client.api import Client
 from fnserve.testing import wait_until
 
-FNSERVE = Path(sys.executable).parent / "fnserve"
-REPO = Path(__file__).resolve().parents[2]
 GREETER = str(REPO / "examples" / "greeter.py")
-COMMAND_TIMEOUT_S = 30
 STOP_DEADLINE_S = 20
 EXIT_ON_SIGINT = (0, 128 + signal.SIGINT)  # uvicorn re-raises the captured SIGINT once shut down: 130
-
-
-def cli_env(url: str | None = None) -> dict[str, str]:
-    """The environment for the CLI: wide enough that Rich wraps no line, unbuffered, pointing at `url` (a server
-    this test process runs) with its owner key."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("FNSERVE_")}
-    env.update({"COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
-    if url is not None:
-        env["FNSERVE_URL"] = url
-        env["FNSERVE_API_KEY"] = in_process_key(url) or ""
-    return env
-
-
-def fnserve(*args: str, url: str | None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(FNSERVE), *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(url),
-        cwd=REPO,
-        timeout=COMMAND_TIMEOUT_S,
-        check=False,
-    )
 
 
 def curl_url(output: str, path: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from test_cli import fnserve
+from _cli import fnserve
 
 APP = """
 import fnserve as fs

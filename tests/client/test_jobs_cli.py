@@ -3,35 +3,22 @@ against a real server with tests/apps/jobs_client.py deployed."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
+from _cli import fnserve
 from jobs_client import jobs_client
 
 import fnserve as fs
-from fnserve.auth import in_process_key
 from fnserve.client.api import Client
 from fnserve.testing import run_server, wait_until
 
-FNSERVE = Path(sys.executable).parent / "fnserve"
-COMMAND_TIMEOUT_S = 30
 JOB_ID = re.compile(r"^(job-\S+)$", re.MULTILINE)
 ASSET_ID = re.compile(r"^(ast-\S+)\s", re.MULTILINE)
-
-
-def fnserve(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    """Run the CLI against `url` (a server this test process runs) with its owner key, wide enough not to wrap."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("FNSERVE_")}
-    env.update({"COLUMNS": "200", "FNSERVE_URL": url, "FNSERVE_API_KEY": in_process_key(url) or ""})
-    return subprocess.run(
-        [str(FNSERVE), *args], capture_output=True, text=True, env=env, timeout=COMMAND_TIMEOUT_S, check=False
-    )
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

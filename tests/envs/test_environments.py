@@ -11,7 +11,7 @@ import httpx
 import pytest
 from _auth import owner
 from _deploy import deploy_failure, deployed
-from pinned import old_pins, six_new, six_old, unlisted, unsatisfiable
+from pinned import old_pins, other_pydantic, six_new, six_old, unlisted, unsatisfiable
 
 import fnserve as fs
 from fnserve.errors import SpecError
@@ -52,6 +52,15 @@ def test_service_pins_win_over_the_packages_of_the_replica_runtime(env_server_ur
     assert answer["pydantic"].startswith("1.10.")
     assert answer["msgpack"] == "1.0.2"
     assert answer["item"] == {"count": 3}
+
+
+def test_service_pinning_another_pydantic_2_gets_it_while_the_runtime_keeps_its_own(env_server_url: str) -> None:
+    with deployed(other_pydantic, env_server_url) as client:
+        answer = client.versions(count="4")
+
+    assert answer["pydantic"] == "2.10.6"
+    assert answer["pydantic_core"] == "2.27.2"
+    assert answer["item"] == '{"count":4}'
 
 
 def test_import_of_a_package_the_service_did_not_list_fails_in_its_status(env_server_url: str) -> None:

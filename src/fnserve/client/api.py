@@ -239,6 +239,43 @@ class Client:
         result: dict[str, Any] = self._json("POST", "/v1/environments/prune")
         return result
 
+    def describe(
+        self,
+        code_sha256: str,
+        entrypoint: str,
+        *,
+        requirements: list[str] | None = None,
+        env: str | None = None,
+        python: str | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """The spec of an uploaded project's service, read on the server inside its environment (built first, its
+        progress and log lines passed to `on_event`). Raises the server's error: EnvBuildFailed, or SpecError with
+        the import's traceback."""
+        body = {
+            "code_sha256": code_sha256,
+            "entrypoint": entrypoint,
+            "requirements": requirements,
+            "env": env,
+            "python": python,
+        }
+        with self._http.stream("POST", "/v1/describe", json=body, timeout=httpx.Timeout(30.0, read=None)) as response:
+            if not response.is_success:
+                response.read()
+                raise_for_error(response)
+            for line in response.iter_lines():
+                if not line:
+                    continue
+                event = orjson.loads(line)
+                if event["event"] == "spec":
+                    spec: dict[str, Any] = event["spec"]
+                    return spec
+                if event["event"] == "error":
+                    raise error_from_code(event["error"]["code"], event["error"]["message"])
+                if on_event is not None:
+                    on_event(event)
+        raise InternalError("the server ended its description without a spec or an error; see its log")
+
     def build_log(self, name_or_id: str, version: int | None = None) -> str:
         """The environment build log of a service's version (default: its newest)."""
         params = {} if version is None else {"version": version}

@@ -12,15 +12,27 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
 from fnserve._loop import run as run_on_uvloop
 from fnserve._units import format_duration
 from fnserve.auth import owner_key_path
+from fnserve.client.cli_common import (
+    AssetOption,
+    KeyOption,
+    UrlOption,
+    connect,
+    console,
+    errors,
+    fail,
+    guard,
+    human_size,
+    require_server,
+)
+from fnserve.client.cli_envs import build_log, env_app, missing_package_target, print_build_event
 from fnserve.errors import FnserveError
 from fnserve.settings import Settings
 
@@ -36,32 +48,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
-
-UrlOption = Annotated[
-    str | None, typer.Option("--url", envvar="FNSERVE_URL", help="The server [default: http://127.0.0.1:8000].")
-]
-KeyOption = Annotated[str | None, typer.Option("--api-key", envvar="FNSERVE_API_KEY", help="The owner API key.")]
-AssetOption = Annotated[
-    list[str] | None,
-    typer.Option("--asset", help="An uploaded asset's id for the endpoint's `_assets` (repeat for more)."),
-]
-
 _SAMPLE_VALUES: dict[str, Any] = {"str": "text", "int": 1, "float": 1.0, "bool": True, "list": [], "dict": {}}
-
-
-def connect(url: str | None, api_key: str | None) -> Client:
-    """A client for the server at `url`. The client (httpx) is imported here, not with the CLI, so that
-    `fnserve server`, which needs none of it, does not carry it for its whole life."""
-    from fnserve.client.api import Client
-
-    return Client(url, api_key=api_key)
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[bold red]Error:[/] {message}")
-    return typer.Exit(code)
 
 
 def sample_body(endpoint: dict[str, Any], api: dict[str, Any] | None) -> dict[str, Any]:
@@ -153,14 +140,26 @@ def announce_owner_key(app: Server) -> None:
 
 
 def wait_with_progress(deployment: Deployment, timeout_s: float) -> Deployment:
+    """Poll until ACTIVE, ERROR or INACTIVE: a spinner with the state, and while the environment builds, a bar of its
+    packages with uv's own lines printed above it."""
+    from fnserve.client.cli_envs import BuildFollower
+
     deadline = time.monotonic() + timeout_s
-    with console.status(f"Deploying [bold]{deployment.name}[/]…") as status:
+    follower = BuildFollower(deployment._client, deployment.name)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"))
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(f"Deploying [bold]{deployment.name}[/]", total=None, detail="")
         while True:
             info = deployment.refresh()._info
-            status.update(
-                f"Deploying [bold]{deployment.name}[/]: {info['state']}, "
-                f"{info['replicas_ready']}/{info['replicas_desired']} replicas ready"
-            )
+            build = info.get("build")
+            follower.follow(info)
+            if info["state"] == "BUILDING" and build is not None:
+                total = build["total"] or None
+                detail = escape(build["text"])
+                progress.update(task, total=total, completed=build["done"], detail=detail)
+            else:
+                ready = f"{info['replicas_ready']}/{info['replicas_desired']} replicas ready"
+                progress.update(task, total=None, detail=f"{info['state']}, {ready}")
             if info["state"] in ("ACTIVE", "ERROR", "INACTIVE") or time.monotonic() > deadline:
                 return deployment
             time.sleep(0.05)
@@ -176,18 +175,35 @@ def deploy_target(
     keep_old: bool = False,
 ) -> int:
     """Deploy one `file.py[:service]` and print its panel; returns 0 on ACTIVE, 1 otherwise."""
-    from fnserve.sdk.deploy import deploy_project
+    from fnserve.sdk.deploy import deploy_described, deploy_project
     from fnserve.sdk.loader import load_target
 
-    service, root, entrypoint = load_target(target)
-    with console.status(f"Uploading [bold]{service.name}[/] from {root}…"):
-        deployment = deploy_project(
-            service, root, entrypoint, client=client, init_kwargs=init, replicas=replicas, keep_old=keep_old
+    try:
+        service, root, entrypoint = load_target(target)
+    except ModuleNotFoundError as exc:
+        path, attribute = missing_package_target(target, exc)
+        console.print(
+            f"[yellow]{escape(str(exc.name))} is not installed here[/]: the server reads {escape(path.name)} inside "
+            "the service's own environment"
         )
+        deployment = deploy_described(
+            path,
+            attribute,
+            client=client,
+            init_kwargs=init,
+            replicas=replicas,
+            keep_old=keep_old,
+            on_event=print_build_event,
+        )
+    else:
+        with console.status(f"Uploading [bold]{service.name}[/] from {root}…"):
+            deployment = deploy_project(
+                service, root, entrypoint, client=client, init_kwargs=init, replicas=replicas, keep_old=keep_old
+            )
     wait_with_progress(deployment, timeout_s)
     print_deployment({**deployment._info, "token": deployment.token})
     if deployment.state != "ACTIVE":
-        errors.print(f"[red]{service.name} is {deployment.state}[/]; its replica logs are under $FNSERVE_HOME/logs")
+        errors.print(f"[red]{deployment.name} is {deployment.state}[/]; its replica logs are under $FNSERVE_HOME/logs")
         return 1
     return 0
 
@@ -243,9 +259,9 @@ def deploy(
     """
     init_kwargs = _json_object(init, "--init")
     with connect(url, api_key) as client:
-        _require_server(client)
+        require_server(client)
         raise typer.Exit(
-            _guard(
+            guard(
                 lambda: deploy_target(
                     client, target, replicas=replicas, init=init_kwargs, timeout_s=timeout, keep_old=keep_old
                 )
@@ -257,8 +273,8 @@ def deploy(
 def list_services(url: UrlOption = None, api_key: KeyOption = None) -> None:
     """List services with their state, replicas and URL."""
     with connect(url, api_key) as client:
-        _require_server(client)
-        services = _guard(client.list_services)
+        require_server(client)
+        services = guard(client.list_services)
     table = Table("NAME", "STATE", "REPLICAS", "URL", "ENDPOINTS")
     limited = any(info.get("time_left_s") is not None for info in services)
     if limited:  # only then: most services have no time limit
@@ -293,10 +309,10 @@ def invoke(
     """Call an endpoint and print the result (streaming routes print chunks as they arrive)."""
     arguments = _json_object(data, "--data")
     with connect(url, api_key) as client:
-        _require_server(client)
+        require_server(client)
         from fnserve.client.deployment import Deployment
 
-        deployment = Deployment(client, _guard(lambda: client.get_service(name)))
+        deployment = Deployment(client, guard(lambda: client.get_service(name)))
         routes = [e for e in deployment.endpoints.values() if _matches(e["path"], path)]
         chosen = method.upper() if method else (routes[0]["method"] if routes else "POST")
         streaming = any(e["streaming"] and e["method"] == chosen for e in routes)
@@ -311,15 +327,15 @@ def invoke(
                 result = client.invoke(deployment._info["route_prefix"], path, chosen, arguments, assets=asset)
                 print_result(result)
 
-        _guard(run)
+        guard(run)
 
 
 @app.command()
 def versions(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """List a service's versions with their states, traffic weights and ready replicas."""
     with connect(url, api_key) as client:
-        _require_server(client)
-        info = _guard(lambda: client.get_service(name))
+        require_server(client)
+        info = guard(lambda: client.get_service(name))
     console.print(versions_table(info))
 
 
@@ -333,10 +349,10 @@ def rollback(
 ) -> None:
     """Serve an earlier version again; the current one drains once it is ACTIVE (blue/green)."""
     with connect(url, api_key) as client:
-        _require_server(client)
+        require_server(client)
         from fnserve.client.deployment import Deployment
 
-        deployment = Deployment(client, _guard(lambda: client.rollback(name, to)))
+        deployment = Deployment(client, guard(lambda: client.rollback(name, to)))
         wait_with_progress(deployment, timeout)
         print_deployment(deployment._info)
     raise typer.Exit(0 if deployment.state == "ACTIVE" else 1)
@@ -346,8 +362,8 @@ def rollback(
 def status(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """A service's versions, replicas, states and reasons."""
     with connect(url, api_key) as client:
-        _require_server(client)
-        info = _guard(lambda: client.get_service(name))
+        require_server(client)
+        info = guard(lambda: client.get_service(name))
     print_deployment(info)
     console.print(versions_table(info))
     replicas = Table(
@@ -392,8 +408,8 @@ def versions_table(info: dict[str, Any]) -> Table:
 def teardown(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """Stop a service (calls in progress finish first); it stays listed as INACTIVE."""
     with connect(url, api_key) as client:
-        _require_server(client)
-        info = _guard(lambda: client.teardown(name))
+        require_server(client)
+        info = guard(lambda: client.teardown(name))
     console.print(f"[bold]{info['name']}[/] is {info['state']}")
 
 
@@ -410,8 +426,8 @@ def tokens_create(
 ) -> None:
     """Make a token for NAME and print it; it is stored hashed, so this is the only time it is shown."""
     with connect(url, api_key) as client:
-        _require_server(client)
-        token = _guard(lambda: client.create_token(name, label))
+        require_server(client)
+        token = guard(lambda: client.create_token(name, label))
     console.print(
         Panel(
             f"{token['token']}\n\n[dim]Send it as 'Authorization: Bearer <token>' or 'x-api-key: <token>'. "
@@ -427,8 +443,8 @@ def tokens_create(
 def tokens_list(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """List NAME's tokens (id, hint, label, state); never their secrets."""
     with connect(url, api_key) as client:
-        _require_server(client)
-        tokens = _guard(lambda: client.list_tokens(name))
+        require_server(client)
+        tokens = guard(lambda: client.list_tokens(name))
     if not tokens:
         console.print(f"{escape(name)} has no tokens; make one with `fnserve tokens create {escape(name)}`")
         return
@@ -448,8 +464,8 @@ def tokens_revoke(
 ) -> None:
     """Revoke one of NAME's tokens: it stops working at once."""
     with connect(url, api_key) as client:
-        _require_server(client)
-        revoked = _guard(lambda: client.revoke_token(name, token))
+        require_server(client)
+        revoked = guard(lambda: client.revoke_token(name, token))
     console.print(f"Token {revoked['token_id']} ({revoked['hint']}…) of [bold]{revoked['service']}[/] is revoked")
 
 
@@ -530,7 +546,7 @@ def job_panel(job: dict[str, Any]) -> Panel:
 
 
 def _route_prefix(client: Client, name: str) -> str:
-    return str(_guard(lambda: client.get_service(name))["route_prefix"])
+    return str(guard(lambda: client.get_service(name))["route_prefix"])
 
 
 def _print_job(job: dict[str, Any], as_json: bool) -> None:
@@ -561,11 +577,11 @@ def jobs_submit(
 
     arguments = _json_object(data, "--data")
     with connect(url, api_key) as client:
-        _require_server(client)
-        service = _guard(lambda: client.get_service(name))
+        require_server(client)
+        service = guard(lambda: client.get_service(name))
         routes = [e for e in service["endpoints"] if _matches(e["path"], path)]
         chosen = method.upper() if method else (routes[0]["method"] if routes else "POST")
-        queued = _guard(lambda: client.submit(service["route_prefix"], path, chosen, arguments, assets=asset))
+        queued = guard(lambda: client.submit(service["route_prefix"], path, chosen, arguments, assets=asset))
         if not wait:
             console.print(queued["id"], highlight=False, soft_wrap=True)
             return
@@ -573,7 +589,7 @@ def jobs_submit(
             console.print(queued["id"], highlight=False, soft_wrap=True)
         job = Job(client, service["route_prefix"], queued["id"], queued)
         with console.status(f"Waiting for job {queued['id']}…"):
-            finished = _guard(lambda: job.wait(timeout))
+            finished = guard(lambda: job.wait(timeout))
     _print_job(finished, as_json)
     if finished["status"] not in FINISHED:
         errors.print(f"[yellow]Job {finished['id']} is still {finished['status']} after {timeout:g} s[/]")
@@ -593,9 +609,9 @@ def jobs_get(
     from fnserve.client.jobs import Job
 
     with connect(url, api_key) as client:
-        _require_server(client)
+        require_server(client)
         job = Job(client, _route_prefix(client, name), job_id)
-        info = _guard(lambda: job.wait(wait) if wait > 0 else job.info())
+        info = guard(lambda: job.wait(wait) if wait > 0 else job.info())
     _print_job(info, as_json)
 
 
@@ -623,10 +639,10 @@ def jobs_retry(
 
 def _change_job(name: str, job_id: str, action: str, url: str | None, api_key: str | None) -> None:
     with connect(url, api_key) as client:
-        _require_server(client)
+        require_server(client)
         prefix = _route_prefix(client, name)
         change = client.cancel_job if action == "cancel" else client.retry_job
-        job = _guard(lambda: change(prefix, job_id))
+        job = guard(lambda: change(prefix, job_id))
     console.print(f"Job {job['id']} is {_status(job['status'])}", highlight=False)
 
 
@@ -640,8 +656,8 @@ def jobs_list(
 ) -> None:
     """List jobs, newest first."""
     with connect(url, api_key) as client:
-        _require_server(client)
-        jobs = _guard(lambda: client.list_jobs(service=name, status=status, limit=limit))
+        require_server(client)
+        jobs = guard(lambda: client.list_jobs(service=name, status=status, limit=limit))
     if not jobs:
         console.print(
             "No " + (f"{status.upper()} " if status else "") + "jobs" + (f" of {escape(name)}" if name else "")
@@ -662,21 +678,13 @@ def jobs_list(
     console.print(table)
 
 
+app.add_typer(env_app, name="env")
+app.command("build-log")(build_log)
+
 assets_app = typer.Typer(help="Assets: files uploaded once, then named by id in calls (`--asset ID`).")
 app.add_typer(assets_app, name="assets")
 
 _PROGRESS_FROM_BYTES = 1024 * 1024
-
-
-def _size(size: int | None) -> str:
-    if size is None:
-        return ""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # not reached
 
 
 @assets_app.command("upload")
@@ -692,20 +700,20 @@ def assets_upload(
     """Upload a file (streamed, with a progress bar for large ones) and print its asset id."""
     size = file.stat().st_size
     with connect(url, api_key) as client:
-        _require_server(client)
+        require_server(client)
         if size < _PROGRESS_FROM_BYTES:
-            asset = _guard(lambda: client.upload_asset(file, content_type, description))
+            asset = guard(lambda: client.upload_asset(file, content_type, description))
         else:
             columns = (BarColumn(), DownloadColumn(binary_units=True), TransferSpeedColumn())
             with Progress(*Progress.get_default_columns()[:1], *columns, console=errors, transient=True) as progress:
                 task = progress.add_task(f"Uploading {escape(file.name)}", total=size)
-                asset = _guard(
+                asset = guard(
                     lambda: client.upload_asset(
                         file, content_type, description, on_progress=lambda sent: progress.advance(task, sent)
                     )
                 )
     console.print(
-        f"{asset['asset_id']}  [dim]{escape(file.name)}, {_size(asset.get('size'))}, "
+        f"{asset['asset_id']}  [dim]{escape(file.name)}, {human_size(asset.get('size'))}, "
         f"sha256 {str(asset.get('sha256', ''))[:16]}…[/]",
         highlight=False,
         soft_wrap=True,
@@ -716,8 +724,8 @@ def assets_upload(
 def assets_list(url: UrlOption = None, api_key: KeyOption = None) -> None:
     """List the assets this key may use."""
     with connect(url, api_key) as client:
-        _require_server(client)
-        assets = _guard(client.list_assets)
+        require_server(client)
+        assets = guard(client.list_assets)
     if not assets:
         console.print("No assets yet; upload one with `fnserve assets upload FILE`")
         return
@@ -727,7 +735,7 @@ def assets_list(url: UrlOption = None, api_key: KeyOption = None) -> None:
             asset["asset_id"],
             str(asset.get("kind", "")),
             str(asset.get("state", "")),
-            _size(asset.get("size")),
+            human_size(asset.get("size")),
             escape(str(asset.get("content_type", ""))),
             escape(str(asset.get("description", ""))),
             _when(asset.get("created_at")),
@@ -744,13 +752,13 @@ def assets_download(
 ) -> None:
     """Download an asset's bytes (an upload, or a job's result over the inline limit)."""
     with connect(url, api_key) as client:
-        _require_server(client)
+        require_server(client)
         if output is None:
-            data = _guard(lambda: client.download_asset(asset_id))
+            data = guard(lambda: client.download_asset(asset_id))
             sys.stdout.buffer.write(data)
             sys.stdout.flush()
             return
-        written = _guard(lambda: client.download_asset(asset_id, output))
+        written = guard(lambda: client.download_asset(asset_id, output))
     errors.print(f"Wrote {asset_id} to {escape(str(written))}", highlight=False)
 
 
@@ -762,8 +770,8 @@ def assets_remove(
 ) -> None:
     """Delete an asset; calls naming it afterwards fail with asset_not_found."""
     with connect(url, api_key) as client:
-        _require_server(client)
-        _guard(lambda: client.delete_asset(asset_id))
+        require_server(client)
+        guard(lambda: client.delete_asset(asset_id))
     console.print(f"Asset {asset_id} is deleted", highlight=False)
 
 
@@ -771,9 +779,9 @@ def assets_remove(
 def info(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """What a service says of itself: start date, up time, initializer arguments and API, as JSON."""
     with connect(url, api_key) as client:
-        _require_server(client)
-        service = _guard(lambda: client.get_service(name))
-        described = _guard(lambda: client.service_info(service["route_prefix"]))
+        require_server(client)
+        service = guard(lambda: client.get_service(name))
+        described = guard(lambda: client.service_info(service["route_prefix"]))
     console.print_json(orjson.dumps(described).decode())
 
 
@@ -826,18 +834,6 @@ def _json_object(text: str, flag: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise fail(f"{flag} must be a JSON object, got {type(value).__name__}")
     return value
-
-
-def _require_server(client: Client) -> None:
-    if not client.health():
-        raise fail(f"no fnserve server answers at {client.url}; start one with `fnserve server` or pass --url")
-
-
-def _guard(action: Any) -> Any:
-    try:
-        return action()
-    except FnserveError as exc:
-        raise fail(f"{escape(exc.message)} [dim]({exc.code})[/]") from None
 
 
 def _matches(template: str, path: str) -> bool:

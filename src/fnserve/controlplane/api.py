@@ -15,12 +15,14 @@ from fnserve.auth import TOKEN_PREFIX, Authenticator, TokenGrant, digest, new_se
 from fnserve.backends.gpus import gpu_types
 from fnserve.controlplane import time_limit
 from fnserve.controlplane.assets import build_assets_router
+from fnserve.controlplane.describe import build_describe_router
 from fnserve.controlplane.environments import build_environments_router
 from fnserve.controlplane.instance_types import INSTANCE_TYPES, resolve_resources
 from fnserve.controlplane.placement import check_fits
 from fnserve.controlplane.schemas import (
     ERROR_RESPONSES,
     ArtifactInfo,
+    BuildInfo,
     CodeRef,
     DeploymentInfo,
     DeployRequest,
@@ -181,6 +183,7 @@ class ControlPlane:
             replicas_desired=(live.desired if live is not None else deployment.spec.min_instances) if deployment else 0,
             replicas_ready=live.ready_count if live is not None else 0,
             replicas=_replicas(live),
+            build=BuildInfo.of(live.build) if live is not None and live.build is not None else None,
             endpoints=[
                 EndpointInfo(
                     method=e.method,
@@ -600,4 +603,5 @@ def build_control_plane(plane: ControlPlane) -> FastAPI:
     app.include_router(build_router(plane))
     app.include_router(build_assets_router(plane.assets, plane.authenticator, plane.settings), prefix="/v1")
     app.include_router(build_environments_router(plane.settings, plane.store, plane.supervisor), prefix="/v1")
+    app.include_router(build_describe_router(plane.supervisor, plane.artifacts), prefix="/v1")
     return app

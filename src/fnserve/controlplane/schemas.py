@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from fnserve.envs.builder import BuildProgress
 from fnserve.envs.requirements import EnvironmentSpec
 from fnserve.spec import DeploymentSpec, Resources, ServiceSpec
 
@@ -102,6 +103,19 @@ class EnvironmentInfo(BaseModel):
         return None if environment is None else cls(**environment.to_json())
 
 
+class BuildInfo(BaseModel):
+    """Where the build of a BUILDING deployment's environment stands."""
+
+    phase: str = Field(description="resolving, installing or done")
+    done: int
+    total: int
+    text: str
+
+    @classmethod
+    def of(cls, progress: BuildProgress) -> BuildInfo:
+        return cls(phase=progress.phase, done=progress.done, total=progress.total, text=progress.text)
+
+
 class VersionInfo(BaseModel):
     version_id: str
     function_id: str
@@ -155,6 +169,7 @@ class ServiceInfo(BaseModel):
     replicas_desired: int
     replicas_ready: int
     replicas: list[ReplicaInfo]
+    build: BuildInfo | None = Field(default=None, description="its environment's build, while BUILDING")
     endpoints: list[EndpointInfo]
     versions: list[ServiceVersionSummary]
     api: dict[str, Any] | None

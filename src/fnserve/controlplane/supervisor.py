@@ -134,6 +134,7 @@ class LiveDeployment:
         self.replaces: list[str] = []  # versions to retire once this one is ACTIVE (blue/green)
         self.started_at = datetime.now(UTC)  # when this server started running it (`/info`'s start date)
         self.env: BuiltEnv | None = None  # its own environment, once built (None: the server's)
+        self.build: BuildProgress | None = None  # its environment's build while BUILDING
         self.validators: dict[int, ArgumentsValidator | None] = {}  # by endpoint index; the gateway fills it
         # Requests waiting for a replica with a free slot (all are at `concurrency`), oldest first.
         self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -375,6 +376,7 @@ class Supervisor:
 
         def show(progress: BuildProgress) -> None:
             if live.state is DeploymentState.building:
+                live.build = progress
                 live.reason = progress.text  # in memory only: `fnserve deploy` polls it many times a second
 
         assert live.version.environment is not None
@@ -385,6 +387,7 @@ class Supervisor:
             logger.error("Deployment [%s] environment build failed: %s", live.label, exc.message)
             await self._set_state(live, DeploymentState.error, exc.message)
             return
+        live.build = None
         if not live.stopping:
             await self._start_replicas(live)
 

@@ -9,9 +9,30 @@ from typing import Any
 from fnserve.archive import pack_project
 from fnserve.client.api import Client
 from fnserve.client.deployment import Deployment
+from fnserve.envs.requirements import project_requirements
+from fnserve.errors import SpecError
 from fnserve.sdk.introspect import json_default
-from fnserve.sdk.loader import dumps_by_value, dumps_init_arguments
+from fnserve.sdk.loader import dumps_by_value, dumps_init_arguments, module_name_for
 from fnserve.sdk.service import Service
+from fnserve.sdk.source_scan import pick_scanned
+from fnserve.spec import ServiceSpec
+
+
+def with_project_requirements(spec: ServiceSpec, root: Path) -> ServiceSpec:
+    """`spec`, with the project's requirements when it names neither requirements nor an environment."""
+    if spec.isolated:
+        return spec
+    found = read_project_requirements(root)
+    return spec if found is None else spec.model_copy(update={"requirements": found})
+
+
+def read_project_requirements(root: Path) -> list[str] | None:
+    """The project's requirements.txt, else its pyproject.toml dependencies; SpecError when they are invalid."""
+    try:
+        found = project_requirements(root)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    return None if found is None else found[0]
 
 
 def deploy(service: Service[Any], *, url: str | None = None, api_key: str | None = None) -> Callable[..., Deployment]:
@@ -58,12 +79,14 @@ def deploy_project(
     keep_old: bool = False,
 ) -> Deployment:
     """Deploy a service from a project folder: the folder is zipped, uploaded (once per content) and imported
-    on the replica as `entrypoint`. What `fnserve deploy app.py:service` does."""
+    on the replica as `entrypoint`. What `fnserve deploy app.py:service` does. A service that names no requirements
+    gets the project's own (requirements.txt, else pyproject.toml's dependencies), if it has any."""
     init_kwargs = init_kwargs or {}
     service.check_init_arguments(init_args, init_kwargs)
     return submit(
         service,
         client,
+        spec=with_project_requirements(service.spec, root),
         code_kind="archive",
         code=pack_project(root),
         init_args=init_args,
@@ -74,8 +97,60 @@ def deploy_project(
     )
 
 
+def deploy_described(
+    path: Path,
+    attribute: str | None,
+    *,
+    client: Client,
+    init_kwargs: dict[str, Any] | None = None,
+    replicas: int | None = None,
+    keep_old: bool = False,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> Deployment:
+    """Deploy the service of a file that cannot be imported here (its packages are not installed on this machine):
+    its options are read from the source, its project uploaded, and the server builds its environment and imports it
+    there to read its spec (streaming the build to `on_event`); the deploy that follows finds the environment built.
+    """
+    root = path.resolve().parent
+    scanned = pick_scanned(path, attribute)
+    requirements = scanned.requirements
+    if requirements is None and scanned.env is None:
+        requirements = read_project_requirements(root)
+    if requirements is None and scanned.env is None:
+        raise SpecError(
+            f"{path.name} imports packages this machine lacks, and its service names none: list them in "
+            "@fs.service(requirements=[...]) or in a requirements.txt beside it, so the server can install them"
+        )
+    code = pack_project(root)
+    code_sha256 = client.upload(code)
+    entrypoint = f"{module_name_for(path, root)}:{scanned.attribute}"
+    spec = ServiceSpec.model_validate(
+        client.describe(
+            code_sha256,
+            entrypoint,
+            requirements=requirements,
+            env=scanned.env,
+            python=scanned.python,
+            on_event=on_event,
+        )
+    )
+    if not spec.isolated:
+        spec = spec.model_copy(update={"requirements": requirements})
+    return submit(
+        None,
+        client,
+        code_kind="archive",
+        code=code,
+        init_kwargs=init_kwargs,
+        entrypoint=entrypoint,
+        replicas=replicas,
+        keep_old=keep_old,
+        spec=spec,
+    )
+
+
 def submit(
-    service: Service[Any],
+    service: Service[Any] | None,
     client: Client,
     *,
     code_kind: str,
@@ -85,14 +160,20 @@ def submit(
     entrypoint: str | None = None,
     replicas: int | None = None,
     keep_old: bool = False,
+    spec: ServiceSpec | None = None,
 ) -> Deployment:
     """Upload the code (skipped when the server has it), add a version and deploy it. Unless `keep_old`, the
-    versions already running keep serving until this one is ACTIVE, then stop (blue/green)."""
-    spec = (
-        service.spec
-        if replicas is None
-        else service.spec.model_copy(update={"replicas": replicas, "autoscaling": None})
-    )
+    versions already running keep serving until this one is ACTIVE, then stop (blue/green). `spec`: what to deploy,
+    when it differs from the service's own (or the service could not be imported here: the server described it)."""
+    if spec is None:
+        assert service is not None, "give the service, or its spec"
+        spec = service.spec
+    if replicas is not None:
+        spec = spec.model_copy(update={"replicas": replicas, "autoscaling": None})
+    if (
+        service is not None and service.environment is not None
+    ):  # a named environment given as an object: made (or updated) first
+        client.put_environment(service.environment.name, service.environment.requirements, service.environment.python)
     init_kwargs = init_kwargs or {}
     code_sha256 = client.upload(code)
     has_init = bool(init_args or init_kwargs)
