@@ -31,6 +31,7 @@ PUBLISHED_CODES = {
     "replica_crashed": 502,
     "no_replicas_available": 503,
     "deployment_failed": 503,
+    "service_disabled": 503,
     "invocation_timeout": 504,
 }
 

@@ -22,6 +22,7 @@ FnserveError
 ├── ReplicaCrashed              502 replica_crashed
 ├── NoReplicasAvailable         503 no_replicas_available
 ├── DeploymentFailed            503 deployment_failed: the service is in ERROR
+├── ServiceDisabled             503 service_disabled: its owner disabled it (`fnserve enable NAME` starts it)
 └── InvocationTimeout           504 invocation_timeout
 """
 
@@ -187,6 +188,11 @@ class NoReplicasAvailable(FnserveError):
 
 class DeploymentFailed(FnserveError):
     code = "deployment_failed"
+    http_status = 503
+
+
+class ServiceDisabled(FnserveError):
+    code = "service_disabled"
     http_status = 503
 
 
