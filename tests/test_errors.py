@@ -32,6 +32,7 @@ PUBLISHED_CODES = {
     "no_replicas_available": 503,
     "deployment_failed": 503,
     "env_build_failed": 422,
+    "service_disabled": 503,
     "invocation_timeout": 504,
 }
 

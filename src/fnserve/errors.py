@@ -23,6 +23,7 @@ FnserveError
 ├── NoReplicasAvailable         503 no_replicas_available
 ├── EnvBuildFailed              422 env_build_failed: uv could not resolve or install the service's requirements
 ├── DeploymentFailed            503 deployment_failed: the service is in ERROR
+├── ServiceDisabled             503 service_disabled: its owner disabled it (`fnserve enable NAME` starts it)
 └── InvocationTimeout           504 invocation_timeout
 """
 
@@ -193,6 +194,11 @@ class EnvBuildFailed(FnserveError):
 
 class DeploymentFailed(FnserveError):
     code = "deployment_failed"
+    http_status = 503
+
+
+class ServiceDisabled(FnserveError):
+    code = "service_disabled"
     http_status = 503
 
 

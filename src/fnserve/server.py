@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from fnserve.auth import Authenticator, forget_in_process, load_or_create_owner_key, remember_in_process
 from fnserve.backends.base import Backend
 from fnserve.backends.local import LocalBackend
+from fnserve.controlplane import disabling
 from fnserve.controlplane.api import ControlPlane, build_control_plane
 from fnserve.controlplane.autoscaler import Autoscaler
 from fnserve.controlplane.jobs import build_jobs_router
@@ -65,7 +66,7 @@ from fnserve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from fnserve.metrics import Metrics
 from fnserve.queue.dispatcher import Dispatcher, server_id
 from fnserve.settings import Settings
-from fnserve.store import ArtifactStore, StateStore
+from fnserve.store import ArtifactStore, DeploymentState, StateStore
 from fnserve.store.jobs import JobStore
 
 logger = logging.getLogger("fnserve.server")
@@ -169,6 +170,7 @@ class Server:
     async def startup(self) -> None:
         await asyncio.to_thread(self.plane.load_tokens)
         await self.listener.start()
+        await disabling.keep_disabled(self.store, self.supervisor)
         await self.supervisor.start()
         await self.dispatcher.start()
         self.autoscaler.start()
@@ -279,10 +281,11 @@ def is_token_api(path: str) -> bool:
 def route_summary(prefix: str, function: FunctionRoute[LiveDeployment]) -> dict[str, Any]:
     """What `/-/routes` says of one prefix: the function, its deployed versions, the newest one's endpoints."""
     newest = function.newest
-    assert newest is not None  # a prefix is removed with its last version
+    if newest is None:  # a prefix is removed with its last version, unless its service is disabled
+        return {"service": function.name, "state": DeploymentState.disabled.value, "versions": {}, "endpoints": []}
     return {
         "service": function.name,
-        "state": newest.state.value,
+        "state": DeploymentState.disabled.value if function.disabled else newest.state.value,
         "versions": {str(number): live.state.value for number, live in sorted(function.by_number.items())},
         "endpoints": [f"{e.method} {prefix.rstrip('/')}{e.path}" for e in newest.spec.endpoints],
     }

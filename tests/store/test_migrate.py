@@ -110,6 +110,34 @@ def test_an_older_database_is_migrated_to_the_newest_revision(new_url: str) -> N
         engine.dispose()
 
 
+def test_functions_from_before_0005_are_enabled(tmp_path: Path) -> None:
+    from alembic import command
+
+    from fnserve.store import StateStore
+
+    url = f"sqlite:///{tmp_path / 'fnserve.db'}"
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0003")
+            connection.execute(
+                sa.text(
+                    "INSERT INTO functions (function_id, name, description, tags, versions_created, created_at, "
+                    "updated_at) VALUES ('fn-1', 'greeter', '', '[]', 0, :now, :now)"
+                ),
+                {"now": "2025-01-31 12:00:00"},
+            )
+    finally:
+        engine.dispose()
+    store = StateStore(url)  # migrates to the head
+    try:
+        function = store.get_function("greeter")
+        assert (function.disabled, function.disabled_at) == (False, None)
+        assert store.disable_function("fn-1", "disabled by the owner").disabled
+    finally:
+        store.close()
+
+
 def test_a_new_or_current_database_never_loads_alembic(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fnserve.db'}"
     script = (

@@ -86,6 +86,53 @@ def test_deployment_lifecycle_and_conflicts(store: StateStore) -> None:
     assert store.get_version(function_id, replacement).number == 2  # numbers are never reused
 
 
+def test_disabling_keeps_each_deployed_version_as_disabled_with_its_spec(store: StateStore) -> None:
+    """
+    1. Versions 1 (deployed, 2 to 3 instances), 2 (undeployed) and 3 (never deployed) of one function.
+    2. Disabling it marks version 1 DISABLED with the reason and its spec, leaves 2 INACTIVE; again, nothing changes.
+    3. A version deployed while it is disabled is registered DISABLED.
+    4. Enabling clears the flag and leaves the DISABLED deployments for the supervisor to start.
+    """
+    function_id, first = add(store)
+    _, second = add(store)
+    _, third = add(store)
+    store.create_deployment(store.get_version(function_id, first), DeploymentSpec(min_instances=2, max_instances=3))
+    store.create_deployment(store.get_version(function_id, second), DeploymentSpec())
+    store.set_deployment_state(second, DeploymentState.inactive, "undeployed")
+    assert store.get_function(function_id).disabled_at is None
+
+    disabled = store.disable_function(function_id, "disabled by the owner")
+    assert disabled.disabled
+    assert disabled.disabled_at is not None
+    kept = store.get_deployment(first)
+    assert kept is not None
+    assert (kept.state, kept.reason, kept.spec.min_instances, kept.spec.max_instances) == (
+        DeploymentState.disabled,
+        "disabled by the owner",
+        2,
+        3,
+    )
+    assert {d.version_id: d.state for d in store.list_deployments(function_id)} == {
+        first: DeploymentState.disabled,
+        second: DeploymentState.inactive,
+    }
+    assert store.disable_function(function_id, "again").disabled_at == disabled.disabled_at
+    assert store.get_deployment(first) == kept
+
+    later = store.create_deployment(
+        store.get_version(function_id, third), DeploymentSpec(), state=DeploymentState.disabled, reason="later"
+    )
+    assert (later.state, later.reason) == (DeploymentState.disabled, "later")
+
+    enabled = store.enable_function(function_id)
+    assert (enabled.disabled, enabled.disabled_at) == (False, None)
+    assert [d.state for d in store.list_deployments(function_id)] == [
+        DeploymentState.disabled,
+        DeploymentState.inactive,
+        DeploymentState.disabled,
+    ]
+
+
 def test_store_reopens_with_everything_kept(store_url: str, store: StateStore) -> None:
     function_id, version_id = add(store)
     store.create_deployment(store.get_version(function_id, version_id), DeploymentSpec())

@@ -213,6 +213,23 @@ class Client:
         result: dict[str, Any] = self._json("DELETE", f"/v1/services/{name_or_id}")
         return result
 
+    def disable(self, name_or_id: str) -> dict[str, Any]:
+        """Stop a service's replicas and refuse its calls (503 `service_disabled`) until `enable`; it keeps its
+        versions, tokens and queued jobs. Returns once its replicas have stopped, its info in state DISABLED.
+
+        Example:
+            >>> client.disable("greeter")["state"]
+            'DISABLED'
+        """
+        result: dict[str, Any] = self._json("POST", f"/v1/services/{name_or_id}/disable")
+        return result
+
+    def enable(self, name_or_id: str) -> dict[str, Any]:
+        """Start a disabled service again as it was (same versions, replicas, autoscaling). Returns at once, its info
+        in state DEPLOYING; `fs.get_deployment(name, wait=True)` waits for ACTIVE."""
+        result: dict[str, Any] = self._json("POST", f"/v1/services/{name_or_id}/enable")
+        return result
+
     def rollback(self, name_or_id: str, to: int | None = None) -> dict[str, Any]:
         """Serve an earlier version again (default: the previous one), blue/green."""
         result: dict[str, Any] = self._json("POST", f"/v1/services/{name_or_id}/rollback", json={"to": to})
@@ -577,6 +594,16 @@ class AsyncClient:
 
     async def teardown(self, name_or_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._json("DELETE", f"/v1/services/{name_or_id}")
+        return result
+
+    async def disable(self, name_or_id: str) -> dict[str, Any]:
+        """The async twin of `Client.disable`."""
+        result: dict[str, Any] = await self._json("POST", f"/v1/services/{name_or_id}/disable")
+        return result
+
+    async def enable(self, name_or_id: str) -> dict[str, Any]:
+        """The async twin of `Client.enable`."""
+        result: dict[str, Any] = await self._json("POST", f"/v1/services/{name_or_id}/enable")
         return result
 
     async def invoke(

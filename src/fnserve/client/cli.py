@@ -89,7 +89,9 @@ def time_left(info: dict[str, Any]) -> str:
 
 
 def deployment_panel(info: dict[str, Any]) -> Panel:
-    state_style = {"ACTIVE": "green", "ERROR": "red", "DEPLOYING": "yellow"}.get(info["state"], "white")
+    state_style = {"ACTIVE": "green", "ERROR": "red", "DEPLOYING": "yellow", "DISABLED": "magenta"}.get(
+        info["state"], "white"
+    )
     lines = [
         f"[bold]URL[/]       {info['url']}",
         f"[bold]State[/]     [{state_style}]{info['state']}[/]  ({info['replicas_ready']}/{info['replicas_desired']}"
@@ -139,7 +141,7 @@ def announce_owner_key(app: Server) -> None:
         )
 
 
-def wait_with_progress(deployment: Deployment, timeout_s: float) -> Deployment:
+def wait_with_progress(deployment: Deployment, timeout_s: float, action: str = "Deploying") -> Deployment:
     """Poll until ACTIVE, ERROR or INACTIVE: a spinner with the state, and while the environment builds, a bar of its
     packages with uv's own lines printed above it."""
     from fnserve.client.cli_envs import BuildFollower
@@ -148,7 +150,7 @@ def wait_with_progress(deployment: Deployment, timeout_s: float) -> Deployment:
     follower = BuildFollower(deployment._client, deployment.name)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"))
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(f"Deploying [bold]{deployment.name}[/]", total=None, detail="")
+        task = progress.add_task(f"{action} [bold]{deployment.name}[/]", total=None, detail="")
         while True:
             info = deployment.refresh()._info
             build = info.get("build")
@@ -160,7 +162,7 @@ def wait_with_progress(deployment: Deployment, timeout_s: float) -> Deployment:
             else:
                 ready = f"{info['replicas_ready']}/{info['replicas_desired']} replicas ready"
                 progress.update(task, total=None, detail=f"{info['state']}, {ready}")
-            if info["state"] in ("ACTIVE", "ERROR", "INACTIVE") or time.monotonic() > deadline:
+            if info["state"] in ("ACTIVE", "ERROR", "INACTIVE", "DISABLED") or time.monotonic() > deadline:
                 return deployment
             time.sleep(0.05)
 
@@ -202,6 +204,12 @@ def deploy_target(
             )
     wait_with_progress(deployment, timeout_s)
     print_deployment({**deployment._info, "token": deployment.token})
+    if deployment.state == "DISABLED":
+        errors.print(
+            f"[yellow]{service.name} is disabled[/]: version {deployment._info['version']} is registered but not "
+            f"started; `fnserve enable {service.name}` starts it"
+        )
+        return 1
     if deployment.state != "ACTIVE":
         errors.print(f"[red]{deployment.name} is {deployment.state}[/]; its replica logs are under $FNSERVE_HOME/logs")
         return 1
@@ -411,6 +419,39 @@ def teardown(name: str, url: UrlOption = None, api_key: KeyOption = None) -> Non
         require_server(client)
         info = guard(lambda: client.teardown(name))
     console.print(f"[bold]{info['name']}[/] is {info['state']}")
+
+
+@app.command()
+def disable(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
+    """Stop a service's replicas (calls in progress finish first) and refuse its calls until `fnserve enable`; it
+    keeps its versions, tokens and queued jobs, across server restarts too."""
+    with connect(url, api_key) as client:
+        require_server(client)
+        with console.status(f"Disabling [bold]{escape(name)}[/]: its replicas drain…"):
+            info = guard(lambda: client.disable(name))
+    console.print(
+        f"[bold]{info['name']}[/] is {info['state']}: no replica runs, and its calls answer 503 service_disabled; "
+        f"`fnserve enable {info['name']}` starts it again"
+    )
+
+
+@app.command()
+def enable(
+    name: str,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for ACTIVE.")] = 120.0,
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
+    """Start a disabled service again as it was (same versions, replicas and autoscaling); shows progress, then
+    its panel."""
+    with connect(url, api_key) as client:
+        require_server(client)
+        from fnserve.client.deployment import Deployment
+
+        deployment = Deployment(client, guard(lambda: client.enable(name)))
+        wait_with_progress(deployment, timeout, action="Enabling")
+        print_deployment(deployment._info)
+    raise typer.Exit(0 if deployment.state == "ACTIVE" else 1)
 
 
 tokens_app = typer.Typer(help="Invocation tokens: each lets its holder call one service, and nothing else.")

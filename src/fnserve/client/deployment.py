@@ -14,7 +14,7 @@ from typing import Any
 
 from fnserve.client.api import AsyncClient, Client
 from fnserve.client.jobs import AsyncJob, Job
-from fnserve.errors import DeploymentFailed
+from fnserve.errors import DeploymentFailed, ServiceDisabled
 
 _NOT_IDENTIFIER = re.compile(r"[^0-9A-Za-z_]+")
 _POLL_INTERVAL_S = 0.05
@@ -109,7 +109,8 @@ class Deployment:
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
     def wait(self, timeout_s: float | None = 60.0) -> Deployment:
-        """Block until ACTIVE. Raises DeploymentFailed with the reason on ERROR, TimeoutError on time-out."""
+        """Block until ACTIVE. Raises DeploymentFailed with the reason on ERROR, ServiceDisabled when the service is
+        disabled (a version deployed to it waits for `enable()`), TimeoutError on time-out."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             self.refresh()
@@ -119,6 +120,11 @@ class Deployment:
                 raise DeploymentFailed(f"Service {self.name!r} failed to deploy: {self.reason}")
             if self.state == "INACTIVE":
                 raise DeploymentFailed(f"Service {self.name!r} is INACTIVE ({self.reason}); deploy it again")
+            if self.state == "DISABLED":
+                raise ServiceDisabled(
+                    f"Service {self.name!r} is disabled by its owner, so its version {self._info['version']} does not "
+                    f"run; `fnserve enable {self.name}` (or `.enable()`) starts it"
+                )
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(
                     f"Service {self.name!r} is still {self.state} after {timeout_s:g} s; "
@@ -129,6 +135,22 @@ class Deployment:
     def teardown(self) -> Deployment:
         """Stop the service (calls in progress finish first); it becomes INACTIVE."""
         self._info = self._client.teardown(self.service_id)
+        return self
+
+    def disable(self) -> Deployment:
+        """Stop the service's replicas (calls in progress finish first) and refuse its calls with `ServiceDisabled`
+        until `enable()`; it keeps its versions, tokens and queued jobs. It becomes DISABLED."""
+        self._info = self._client.disable(self.service_id)
+        return self
+
+    def enable(self) -> Deployment:
+        """Start a disabled service again as it was; `wait()` then blocks until it is ACTIVE.
+
+        Example:
+            >>> deployment.disable().enable().wait().hello(number=7)
+            'Hello, world! My favorite number is 7'
+        """
+        self._info = self._client.enable(self.service_id)
         return self
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 
 from fnserve.auth import TOKEN_PREFIX, Authenticator, TokenGrant, digest, new_secret
 from fnserve.backends.gpus import gpu_types
-from fnserve.controlplane import time_limit
+from fnserve.controlplane import disabling, time_limit
 from fnserve.controlplane.assets import build_assets_router
 from fnserve.controlplane.describe import build_describe_router
 from fnserve.controlplane.environments import build_environments_router
@@ -169,11 +169,17 @@ class ControlPlane:
             expires_at = time_limit.expires_at(current.spec, deployment)
         prefix = current.spec.route_prefix
         service_url = base_url.rstrip("/") + (prefix if prefix != "/" else "")
+        state = self.state_of(current, deployment)
+        reason = live.reason if live is not None else (deployment.reason if deployment else None)
+        if function.disabled:  # whatever its versions' states: it serves nothing until it is enabled
+            state, reason = DeploymentState.disabled, disabling.disabled_reason(function.name)
         return ServiceInfo(
             service_id=function.function_id,
             name=function.name,
-            state=self.state_of(current, deployment).value,
-            reason=live.reason if live is not None else (deployment.reason if deployment else None),
+            state=state.value,
+            reason=reason,
+            disabled=function.disabled,
+            disabled_at=function.disabled_at,
             description=function.description,
             version=current.number,
             version_id=current.version_id,
@@ -296,10 +302,33 @@ class ControlPlane:
         *,
         replaces: Sequence[str] = (),
     ) -> DeploymentRecord:
+        """Deploy a version; `replaces` (version ids) retire once it is ACTIVE (blue/green). A disabled service's
+        version is registered DISABLED instead, to start when the service is enabled, and what it replaces retires
+        at once (nothing of it runs)."""
         self.check_fits(version.spec.name, spec, version.spec.resources)  # fails before anything changes
+        if function.disabled:
+            reason = disabling.disabled_reason(function.name)
+            deployment = await asyncio.to_thread(
+                self.store.create_deployment, version, spec, state=DeploymentState.disabled, reason=reason
+            )
+            for version_id in replaces:
+                await asyncio.to_thread(
+                    self.store.set_deployment_state,
+                    version_id,
+                    DeploymentState.inactive,
+                    f"replaced by version {version.number}",
+                )
+            return deployment
         deployment = await asyncio.to_thread(self.store.create_deployment, version, spec)
         await self.supervisor.deploy(function, version, deployment, replaces=replaces)
         return deployment
+
+    async def deployed_versions(self, function: FunctionRecord) -> list[str]:
+        """The version ids a new deploy of `function` replaces: those running, and those that enabling it starts."""
+        running = [live.version.version_id for live in self.supervisor.live_of(function.function_id)]
+        deployments = await asyncio.to_thread(self.store.list_deployments, function.function_id)
+        kept = [d.version_id for d in deployments if d.state is DeploymentState.disabled]
+        return running + [version_id for version_id in kept if version_id not in running]
 
     async def update(
         self, version: VersionRecord, deployment: DeploymentRecord, spec: DeploymentSpec
@@ -368,12 +397,13 @@ def build_router(plane: ControlPlane) -> APIRouter:
         """Add a version of the function `spec.name` (created on first use) and deploy it with `spec.replicas`
         instances. Answers at once in DEPLOYING; poll `GET /v1/services/{name}` until ACTIVE or ERROR. The
         versions already deployed keep serving until the new one is ACTIVE, then drain and stop (blue/green),
-        unless `keep_old` (traffic split). When the service needs auth and has no active token, one is made and
+        unless `keep_old` (traffic split). A disabled service registers the version without starting it (DISABLED);
+        enabling the service starts it. When the service needs auth and has no active token, one is made and
         shown in `token`, this once. 404 when the code was not uploaded, 409 when another function owns the route
         prefix."""
         plane.check_fits(body.spec.name, DeploymentSpec.for_service(body.spec), body.spec.resources)
         function, version = await plane.add_version(body)
-        old = [live.version.version_id for live in supervisor.live_of(function.function_id)]
+        old = await plane.deployed_versions(function)
         spec = DeploymentSpec.for_service(body.spec)
         await plane.deploy(function, version, spec, replaces=[] if body.keep_old else old)
         info = await asyncio.to_thread(plane.service_info, function, str(request.base_url))
@@ -413,17 +443,36 @@ def build_router(plane: ControlPlane) -> APIRouter:
         else:
             target = body.to
         version = await asyncio.to_thread(store.get_version, function.function_id, target)
-        live_now = supervisor.live_of(function.function_id)
-        if any(live.version.version_id == version.version_id for live in live_now):
+        deployed = await plane.deployed_versions(function)
+        if version.version_id in deployed:
             raise ServiceExists(f"version {target} is already deployed; nothing to roll back")
         spec = DeploymentSpec.for_service(version.spec)
-        await plane.deploy(function, version, spec, replaces=[live.version.version_id for live in live_now])
+        await plane.deploy(function, version, spec, replaces=deployed)
+        return await asyncio.to_thread(plane.service_info, function, str(request.base_url))
+
+    @router.post("/services/{name_or_id}/disable", response_model=ServiceInfo, tags=["services"])
+    async def disable_service(name_or_id: str, request: Request) -> ServiceInfo:
+        """Stop the service's replicas (calls in flight finish first) and answer its calls, job submissions included,
+        with 503 `service_disabled` until it is enabled. Its versions, tokens, deployment specs and queued jobs are
+        kept, and it stays disabled across server restarts; a version deployed meanwhile is registered, not started.
+        Answers once the replicas have stopped, in state DISABLED. Disabling twice is harmless."""
+        function = await asyncio.to_thread(store.get_function, name_or_id)
+        function = await disabling.disable(store, supervisor, function)
+        return await asyncio.to_thread(plane.service_info, function, str(request.base_url))
+
+    @router.post("/services/{name_or_id}/enable", response_model=ServiceInfo, tags=["services"])
+    async def enable_service(name_or_id: str, request: Request) -> ServiceInfo:
+        """Start what the service ran when it was disabled, as it was (the same versions, instance counts,
+        autoscaling and weights), and let its calls through again. Answers at once in DEPLOYING; poll
+        `GET /v1/services/{name}` until ACTIVE. Enabling a service that is not disabled changes nothing."""
+        function = await asyncio.to_thread(store.get_function, name_or_id)
+        function = await disabling.enable(store, supervisor, function)
         return await asyncio.to_thread(plane.service_info, function, str(request.base_url))
 
     @router.delete("/services/{name_or_id}", response_model=ServiceInfo, tags=["services"])
     async def teardown_service(name_or_id: str, request: Request) -> ServiceInfo:
         """Undeploy every version of the function (calls in flight finish first): it becomes INACTIVE and stays
-        registered, so it can be deployed again."""
+        registered, so it can be deployed again. A disabled service stays disabled, with nothing left to enable."""
         function = await asyncio.to_thread(store.get_function, name_or_id)
         for live in supervisor.live_of(function.function_id):
             await supervisor.undeploy(live.version.version_id, reason="torn down")

@@ -160,6 +160,10 @@ class ServiceInfo(BaseModel):
     name: str
     state: str
     reason: str | None
+    disabled: bool = Field(
+        default=False, description="disabled by the owner: state DISABLED, no replicas, calls answer 503"
+    )
+    disabled_at: datetime | None = Field(default=None, description="when it was disabled; null: enabled")
     description: str
     version: int
     version_id: str

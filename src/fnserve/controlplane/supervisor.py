@@ -288,27 +288,7 @@ class Supervisor:
             if deployment.state not in RUNNING_STATES:
                 continue
             try:
-                function = await asyncio.to_thread(self.store.get_function, deployment.function_id)
-                version = await asyncio.to_thread(self.store.get_version, function.function_id, deployment.version_id)
-                if time_limit.time_left_s(time_limit.expires_at(version.spec, deployment)) == 0:
-                    reason = time_limit.expired_reason(version.spec, deployment)
-                    logger.info(
-                        "Deployment [%s v%s] expired while the server was down: %s",
-                        function.name,
-                        version.number,
-                        reason,
-                    )
-                    await asyncio.to_thread(
-                        self.store.set_deployment_state, deployment.version_id, DeploymentState.inactive, reason
-                    )
-                    continue
-                logger.info(
-                    "Deployment [%s v%s] was %s; starting it again",
-                    function.name,
-                    version.number,
-                    deployment.state.value,
-                )
-                await self.deploy(function, version, deployment)
+                await self.restore(deployment)
             except Exception:
                 logger.exception("Deployment [%s] could not be restored", deployment.deployment_id)
         self._health_task = asyncio.create_task(self._health_loop())
@@ -327,6 +307,23 @@ class Supervisor:
         self.placement.close()
 
     # -- deploy, update, undeploy ----------------------------------------------------------------------------
+
+    async def restore(self, deployment: DeploymentRecord) -> None:
+        """Run a stored deployment again as it was (at start, or when its service is enabled); one whose time limit
+        passed meanwhile (counted from `deployed_at`) becomes INACTIVE with the reason instead."""
+        function = await asyncio.to_thread(self.store.get_function, deployment.function_id)
+        version = await asyncio.to_thread(self.store.get_version, function.function_id, deployment.version_id)
+        if time_limit.time_left_s(time_limit.expires_at(version.spec, deployment)) == 0:
+            reason = time_limit.expired_reason(version.spec, deployment)
+            logger.info("Deployment [%s v%s] expired meanwhile: %s", function.name, version.number, reason)
+            await asyncio.to_thread(
+                self.store.set_deployment_state, deployment.version_id, DeploymentState.inactive, reason
+            )
+            return
+        logger.info(
+            "Deployment [%s v%s] was %s; starting it again", function.name, version.number, deployment.state.value
+        )
+        await self.deploy(function, version, deployment)
 
     def check_prefix(self, spec: ServiceSpec) -> None:
         """Raise ServiceExists when another function owns `spec`'s route prefix."""
@@ -452,18 +449,26 @@ class Supervisor:
             live.refresh_ready()
             await asyncio.gather(*(self._stop_replica(replica) for replica in victims), return_exceptions=True)
 
-    async def undeploy(self, version_id: str, *, reason: str = "undeployed", graceful: bool = True) -> None:
-        """Stop a version's replicas and mark it INACTIVE. `graceful`: calls in flight finish first."""
+    async def undeploy(
+        self,
+        version_id: str,
+        *,
+        reason: str = "undeployed",
+        graceful: bool = True,
+        state: DeploymentState = DeploymentState.inactive,
+    ) -> None:
+        """Stop a version's replicas and mark it INACTIVE (or DISABLED: kept to start again when its service is
+        enabled). `graceful`: calls in flight finish first."""
         live = self.deployments.pop(version_id, None)
         if live is not None:
             route = self.prefixes.get(live.spec.route_prefix)
             if route is not None:
                 route.remove(live.version.number)
-                if route.empty:
+                if route.empty and not route.disabled:  # a disabled service keeps its prefix
                     self.prefixes.remove(live.spec.route_prefix)
-            # INACTIVE from the moment it leaves the route, while its replicas drain.
-            live.state, live.reason = DeploymentState.inactive, reason
-        await asyncio.to_thread(self.store.set_deployment_state, version_id, DeploymentState.inactive, reason)
+            # INACTIVE (or DISABLED) from the moment it leaves the route, while its replicas drain.
+            live.state, live.reason = state, reason
+        await asyncio.to_thread(self.store.set_deployment_state, version_id, state, reason)
         if live is not None:
             await self._stop_deployment(live, graceful=graceful)
 

@@ -24,6 +24,7 @@ from fnserve.errors import (
     InvocationTimeout,
     NoReplicasAvailable,
     NotFound,
+    ServiceDisabled,
 )
 from fnserve.gateway.connection import ReplicaConnection
 from fnserve.gateway.http import (
@@ -116,6 +117,12 @@ class Gateway:
         if resolved is None:
             raise NotFound(f"No service at {scope['path']!r}; GET /-/routes lists the route prefixes")
         function, rest = resolved
+        if function.disabled:  # every path, `/ping` and `/docs` too: a load balancer must not take it for healthy
+            scope[SERVICE_SCOPE_KEY] = function.name
+            raise ServiceDisabled(
+                f"Service {function.name!r} is disabled by its owner, so it takes no calls and no jobs; "
+                f"`fnserve enable {function.name}` starts it again"
+            )
         live, rest, pinned = self._version(function, rest, scope)
         scope[SERVICE_SCOPE_KEY] = live.name
         method = scope["method"]

@@ -150,11 +150,13 @@ class FunctionRoute(Generic[S]):
     """The deployed versions of one function behind its route prefix, and which one gets the next call.
 
     Function-level calls are spread over the ACTIVE versions by weight (smooth weighted round-robin, as
-    nginx does); a call pinned to a version only reaches that version.
+    nginx does); a call pinned to a version only reaches that version. A disabled function keeps its route, with no
+    versions, so that its prefix stays its own and every call learns why it is not served.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.disabled = False
         self.by_number: dict[int, S] = {}
         self._serving: list[S] = []
         self._credit: dict[int, int] = {}

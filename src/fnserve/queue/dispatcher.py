@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from fnserve.controlplane.disabling import is_disabled
 from fnserve.controlplane.supervisor import LiveDeployment, ReplicaState, Supervisor
 from fnserve.errors import (
     FnserveError,
@@ -319,6 +320,8 @@ class Dispatcher:
             return "held by another server"
         queue = self.queues.get(job.version_id)
         if queue is None or self.supervisor.live(job.version_id) is None:
+            if is_disabled(self.supervisor, job.service):
+                return f"{job.service} is disabled by its owner; it runs once `fnserve enable {job.service}` starts it"
             return f"no deployed version of {job.service} can run it; deploy the service, or cancel the job"
         live = queue.live
         if live.ready_count == 0:

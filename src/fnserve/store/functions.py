@@ -1,9 +1,10 @@
 """Functions, versions and deployments as the store keeps them.
 
 A function is a name; each upload adds an immutable version; a version runs when it has a
-deployment that is not INACTIVE. `StateStore` is synchronous SQLAlchemy (async callers run it in a
-thread): SQLite in WAL mode by default, PostgreSQL (or any SQLAlchemy URL) otherwise. The schema is
-brought up to date by the Alembic migrations when the store opens.
+deployment that is not INACTIVE (nor DISABLED: kept, not run, while its owner has disabled the function).
+`StateStore` is synchronous SQLAlchemy (async callers run it in a thread): SQLite in WAL mode by default,
+PostgreSQL (or any SQLAlchemy URL) otherwise. The schema is brought up to date by the Alembic migrations when the
+store opens.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class DeploymentState(enum.StrEnum):
     deploying = "DEPLOYING"
     active = "ACTIVE"
     error = "ERROR"
+    disabled = "DISABLED"  # its function is disabled: no replicas, its spec kept; enabling starts it as it was
 
 
 RUNNING_STATES = (DeploymentState.building, DeploymentState.deploying, DeploymentState.active)
@@ -59,6 +61,11 @@ class FunctionRecord:
     tags: list[str]
     created_at: datetime
     updated_at: datetime
+    disabled_at: datetime | None  # disabled by its owner since then; None: enabled
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,7 @@ def _function(row: Any) -> FunctionRecord:
         tags=orjson.loads(row.tags),
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
+        disabled_at=as_utc(row.disabled_at) if row.disabled_at is not None else None,
     )
 
 
@@ -265,6 +273,34 @@ class StateStore:
             raise ServiceNotFound(f"No function named {name_or_id!r}; list them with `fnserve ls`")
         return _function(row)
 
+    def disable_function(self, function_id: str, reason: str) -> FunctionRecord:
+        """Disable a function, and mark each of its deployments that is not INACTIVE as DISABLED with `reason`, in one
+        transaction: a server that stops halfway never brings one back. Idempotent (`disabled_at` stays the first)."""
+        now = utcnow()
+        with self.engine.begin() as connection:
+            connection.execute(
+                functions.update()
+                .where(functions.c.function_id == function_id, functions.c.disabled_at.is_(None))
+                .values(disabled_at=now)
+            )
+            connection.execute(
+                deployments.update()
+                .where(
+                    deployments.c.function_id == function_id,
+                    deployments.c.state.not_in([DeploymentState.inactive.value, DeploymentState.disabled.value]),
+                )
+                .values(state=DeploymentState.disabled.value, reason=reason, updated_at=now)
+            )
+        return self.get_function(function_id)
+
+    def enable_function(self, function_id: str) -> FunctionRecord:
+        """Enable a function again. Its DISABLED deployments stay so until the supervisor starts them."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                functions.update().where(functions.c.function_id == function_id).values(disabled_at=None)
+            )
+        return self.get_function(function_id)
+
     def list_functions(self) -> list[FunctionRecord]:
         with self.engine.connect() as connection:
             rows = connection.execute(sa.select(functions).order_by(functions.c.created_at)).all()
@@ -314,12 +350,20 @@ class StateStore:
 
     # -- deployments ---------------------------------------------------------------------------------------------
 
-    def create_deployment(self, version: VersionRecord, spec: DeploymentSpec) -> DeploymentRecord:
-        """Deploy a version: DEPLOYING. A version already deployed (not INACTIVE) is a conflict (409)."""
+    def create_deployment(
+        self,
+        version: VersionRecord,
+        spec: DeploymentSpec,
+        *,
+        state: DeploymentState = DeploymentState.deploying,
+        reason: str | None = None,
+    ) -> DeploymentRecord:
+        """Deploy a version: DEPLOYING (or DISABLED, to start when its function is enabled). A version already
+        deployed (not INACTIVE) is a conflict (409)."""
         now = utcnow()
         values = {
-            "state": DeploymentState.deploying.value,
-            "reason": None,
+            "state": state.value,
+            "reason": reason,
             "spec": spec.model_dump_json(),
             "deployed_at": now,
         }

@@ -18,7 +18,7 @@ from fnserve.store.tables import metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration in migrations/versions; tests/store/test_migrate.py checks it against Alembic's head.
-HEAD = "0004"
+HEAD = "0005"
 VERSION_TABLE = "alembic_version"  # Alembic's own bookkeeping table and column
 
 

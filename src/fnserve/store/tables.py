@@ -17,6 +17,7 @@ functions = sa.Table(
     sa.Column("versions_created", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),  # disabled by its owner since; null: enabled
 )
 
 versions = sa.Table(
