@@ -28,6 +28,7 @@ if typing.TYPE_CHECKING:
     from fnserve.client.deployment import Deployment
     from fnserve.client.jobs import AsyncJob, Job
     from fnserve.sdk.deploy import deploy, get_deployment
+    from fnserve.sdk.model_deploy import deploy_model
 
 __version__ = "0.1.0"
 
@@ -40,6 +41,7 @@ _LAZY = {
     "AsyncJob": "fnserve.client.jobs",
     "Job": "fnserve.client.jobs",
     "deploy": "fnserve.sdk.deploy",
+    "deploy_model": "fnserve.sdk.model_deploy",
     "get_deployment": "fnserve.sdk.deploy",
 }
 
@@ -71,6 +73,7 @@ __all__ = [
     "Service",
     "__version__",
     "deploy",
+    "deploy_model",
     "endpoint",
     "errors",
     "get_deployment",

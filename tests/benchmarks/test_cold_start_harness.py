@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 # `benchmarks/` sits next to `tests/` at the repo root, outside the installed package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from benchmarks.cold_start import NOTES_MARKER, imported_by, main, options_from_args, parse_args, parse_importtime
 
 

@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 
 # `benchmarks/` sits next to `tests/` at the repo root, outside the installed package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from benchmarks.goals import evaluate_goals
 from benchmarks.peer_envs import PeerInstallError
 from benchmarks.peer_targets import PEERS

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 # `benchmarks/` sits next to `tests/` at the repo root, outside the installed package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from benchmarks.jobs import NOTES_MARKER, main, options_from_args, parse_args
 
 pytestmark = pytest.mark.skipif(

@@ -32,7 +32,8 @@ from fnserve.client.cli_common import (
     human_size,
     require_server,
 )
-from fnserve.client.cli_envs import build_log, env_app, missing_package_target, print_build_event
+from fnserve.client.cli_envs import BuildFollower, build_log, env_app, missing_package_target, print_build_event
+from fnserve.client.cli_models import deploy_model
 from fnserve.errors import FnserveError
 from fnserve.settings import Settings
 
@@ -144,7 +145,6 @@ def announce_owner_key(app: Server) -> None:
 def wait_with_progress(deployment: Deployment, timeout_s: float, action: str = "Deploying") -> Deployment:
     """Poll until ACTIVE, ERROR or INACTIVE: a spinner with the state, and while the environment builds, a bar of its
     packages with uv's own lines printed above it."""
-    from fnserve.client.cli_envs import BuildFollower
 
     deadline = time.monotonic() + timeout_s
     follower = BuildFollower(deployment._client, deployment.name)
@@ -721,6 +721,7 @@ def jobs_list(
 
 app.add_typer(env_app, name="env")
 app.command("build-log")(build_log)
+app.command("deploy-model")(deploy_model)
 
 assets_app = typer.Typer(help="Assets: files uploaded once, then named by id in calls (`--asset ID`).")
 app.add_typer(assets_app, name="assets")

@@ -18,6 +18,7 @@ import os
 import site
 import sys
 import types
+from collections.abc import Callable
 
 PRIVATE = "_fnserve_runtime"  # as fnserve._runtime_modules names it (not imported: it is not on the path yet)
 
@@ -58,6 +59,24 @@ def _set_aside(overlay: str, provided: set[str]) -> None:
             module.__package__ = f"{PRIVATE}.{package}"
         if module.__spec__ is not None:
             module.__spec__.name = private
+        lookup = module.__dict__.get("__getattr__")
+        if callable(lookup):  # a lazy package (pydantic) may look itself up by its old name: a miss, not a crash
+            module.__getattr__ = _missing_as_attribute_error(lookup, private)  # type: ignore[method-assign]
+
+
+def _missing_as_attribute_error(lookup: Callable[[str], object], name: str) -> Callable[[str], object]:
+    """Tools that walk every loaded module (skops, inspect) probe attributes with getattr: they must get an
+    AttributeError for what a set-aside package cannot find, whatever its own `__getattr__` raises."""
+
+    def attribute(attribute_name: str) -> object:
+        try:
+            return lookup(attribute_name)
+        except AttributeError:
+            raise
+        except Exception:
+            raise AttributeError(f"module {name!r} has no attribute {attribute_name!r}") from None
+
+    return attribute
 
 
 def main() -> None:
