@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from fnserve.settings import Settings
 from fnserve.testing import run_server
 
 README = Path(__file__).parent.parent / "README.md"
@@ -79,3 +80,33 @@ def test_readme_quickstart_runs(tmp_path: Path) -> None:
         assert "Hi My favorite number is 7" in python.stdout
         assert "ACTIVE" in python.stdout
         assert "{'message': 'Hi'}" in python.stdout
+
+
+def test_readme_model_in_three_commands(tmp_path: Path, envs_dir: Path) -> None:
+    """The README's model: train.py saves iris.skops, `fnserve deploy-model` serves it (its environment built by uv),
+    and the README's curl gets the README's output."""
+    blocks = readme_blocks()
+    (tmp_path / "train.py").write_text(blocks["model-train"])
+    commands = [line.split("#")[0].strip() for line in blocks["model-shell"].splitlines()]
+    train, deploy, curl = commands
+    home = tmp_path / "home"
+    with run_server(home=home, settings=Settings(envs_dir=envs_dir), graceful_shutdown_s=2) as url:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("FNSERVE_")}
+        env.update({"FNSERVE_URL": url, "FNSERVE_HOME": str(home), "COLUMNS": "200"})
+        trained = subprocess.run(
+            [sys.executable, *shlex.split(train)[1:]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90
+        )
+        assert trained.returncode == 0, trained.stderr
+        fnserve = str(Path(sys.executable).parent / "fnserve")
+        result = subprocess.run(
+            [fnserve, *shlex.split(deploy)[1:]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr + result.stdout
+        token = re.search(r"Token\s+(fst_[A-Za-z0-9_-]+)", result.stdout)
+        assert token, result.stdout
+
+        args = shlex.split(curl.replace("$TOKEN", token.group(1)))
+        target = next(a for a in args if a.startswith(DEFAULT_URL)).replace(DEFAULT_URL, url)
+        headers = dict(args[i + 1].split(": ", 1) for i, flag in enumerate(args) if flag == "-H")
+        response = httpx.post(target, headers=headers, content=args[args.index("-d") + 1], timeout=30)
+        assert response.text == blocks["model-output"].strip()

@@ -212,3 +212,34 @@ def test_invalid_requirements_fail_at_decoration_naming_the_entry(requirements: 
 def test_requirements_and_a_named_environment_together_are_refused() -> None:
     with pytest.raises(SpecError, match="give requirements or env='ml', not both"):
         fs.service(requirements=["six"], env="ml")(no_state)
+
+
+def test_a_named_environment_given_as_an_object_is_created_when_the_service_deploys(env_server_url: str) -> None:
+    """1. `fs.Environment(...)` as `env=`: deploying creates it on the server, and the version copies its packages.
+    2. Changing the environment later does not change the version already deployed."""
+    sixes = fs.Environment(name="old-six", requirements=["six==1.16.0"])
+
+    def version() -> str:
+        import six
+
+        return str(six.__version__)
+
+    named = fs.service(name="named_env", env=sixes)(no_state)
+    named.endpoint("/version", method="GET")(version)
+    with deployed(named, env_server_url) as client:
+        assert client.version() == "1.16.0"
+        fs.Environment(name="old-six", requirements=["six==1.17.0"]).create(url=env_server_url)
+        assert client.version() == "1.16.0"
+        environment = service(env_server_url, "named_env")["versions"][-1]["environment"]
+
+    assert environment["env"] == "old-six"
+    assert environment["requirements"] == ["six==1.16.0"]
+    listing = httpx.get(f"{env_server_url}/v1/environments", headers=owner(env_server_url), timeout=10).json()
+    assert {"name": "old-six", "requirements": ["six==1.17.0"]}.items() <= listing["environments"][0].items()
+
+
+def test_deploying_a_service_that_names_an_unknown_environment_says_how_to_create_it(env_server_url: str) -> None:
+    unknown = fs.service(name="unknown_env", env="nowhere")(no_state)
+
+    with pytest.raises(fs.errors.NotFound, match="fnserve env create nowhere"):
+        fs.deploy(unknown, url=env_server_url)()
