@@ -201,13 +201,22 @@ def report(results: Results, *, command: str, started_at: datetime) -> str:
         ["measure", "median", "min", "max", "runs", "goal", "met"],
         [
             [
-                "deploy → ACTIVE, environment built",
+                "deploy → ACTIVE, environment built (initializer imports nothing)",
                 _s(median(results.cached_active_s)),
                 _s(min(results.cached_active_s)),
                 _s(max(results.cached_active_s)),
                 str(len(results.cached_active_s)),
                 f"< {GOAL_CACHED_ACTIVE_S:g} s",
                 "yes" if median(results.cached_active_s) < GOAL_CACHED_ACTIVE_S else "NO",
+            ],
+            [
+                "deploy → ACTIVE, environment built (initializer imports scikit-learn)",
+                _s(median(results.cached_active_importing_s)),
+                _s(min(results.cached_active_importing_s)),
+                _s(max(results.cached_active_importing_s)),
+                str(len(results.cached_active_importing_s)),
+                "",
+                "",
             ],
         ]
         + (

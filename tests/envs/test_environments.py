@@ -14,6 +14,7 @@ from _deploy import deploy_failure, deployed
 from pinned import old_pins, other_pydantic, six_new, six_old, unlisted, unsatisfiable
 
 import fnserve as fs
+from fnserve.envs.runtime import server_python
 from fnserve.errors import SpecError
 from fnserve.settings import Settings
 from fnserve.testing import run_server, wait_until
@@ -243,3 +244,19 @@ def test_deploying_a_service_that_names_an_unknown_environment_says_how_to_creat
 
     with pytest.raises(fs.errors.NotFound, match="fnserve env create nowhere"):
         fs.deploy(unknown, url=env_server_url)()
+
+
+def test_a_python_version_alone_gets_an_environment_with_nothing_but_the_runtime(env_server_url: str) -> None:
+    def where() -> dict[str, Any]:
+        import importlib.util
+        import sys
+
+        return {"prefix": sys.prefix, "has_httpx": importlib.util.find_spec("httpx") is not None}
+
+    bare = fs.service(name="bare_env", python=server_python())(no_state)
+    bare.endpoint("/where", method="GET")(where)
+    with deployed(bare, env_server_url) as client:
+        answer = client.where()
+
+    assert "test-envs" in answer["prefix"]
+    assert answer["has_httpx"] is False

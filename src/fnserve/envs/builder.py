@@ -24,6 +24,7 @@ import re
 import shutil
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,8 +137,8 @@ class EnvBuilder:
             build.emit(f"Using the environment {key}, built before: no build")
             return BuiltEnv(key=key, path=path, lock=lock, overlay=overlay, cached=True)
         packages = len(lock_packages(lock))
-        building = self.root / f".{key}.{os.getpid()}.tmp"
-        shutil.rmtree(building, ignore_errors=True)
+        # Its own name: another build of the same lock (this server or another sharing the folder) may run too.
+        building = self.root / f".{key}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
         await self._uv(
             build, "creating the venv", "venv", "--quiet", "--relocatable", "--python", python_executable, building
         )
@@ -145,9 +146,10 @@ class EnvBuilder:
         lock_file.write_text(lock)
         build.progress = BuildProgress("installing", packages, 0, f"installing {packages} packages")
         build.emit(f"Installing {packages} packages")
-        await self._uv(
-            build, "installing", "pip", "sync", "--python", building / "bin" / "python", lock_file, track=True
-        )
+        if packages:  # a Python version alone: the venv is all there is
+            await self._uv(
+                build, "installing", "pip", "sync", "--python", building / "bin" / "python", lock_file, track=True
+            )
         seconds = time.monotonic() - started
         meta = {
             "key": key,
@@ -177,6 +179,8 @@ class EnvBuilder:
         if resolved.is_file():
             return resolved.read_text()
         requirements = normalized(spec.requirements)
+        if not requirements:
+            return ""
         build.progress = BuildProgress("resolving", len(requirements), 0, f"resolving {len(requirements)} requirements")
         build.emit(f"Resolving {len(requirements)} requirements: {', '.join(requirements)}")
         output = await self._uv(
@@ -192,7 +196,7 @@ class EnvBuilder:
             stdin="\n".join(requirements) + "\n",
         )
         resolved.parent.mkdir(parents=True, exist_ok=True)
-        partial = resolved.with_suffix(f".{os.getpid()}.tmp")
+        partial = resolved.with_suffix(f".{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
         partial.write_text(output)
         partial.replace(resolved)
         return output

@@ -69,8 +69,17 @@ def check_env_name(name: object) -> None:
 
 
 def normalized(requirements: list[str]) -> list[str]:
-    """One spelling per requirement, sorted: two services asking for the same set share a build."""
-    return sorted({str(Requirement(entry)) for entry in requirements}, key=str.lower)
+    """One spelling per requirement, sorted: two services asking for the same set share a build. fnserve itself is
+    left out: every replica has the server's own, from the runtime (a project's pyproject.toml often lists it)."""
+    parsed = (Requirement(entry) for entry in requirements)
+    return sorted(
+        {str(requirement) for requirement in parsed if canonical(requirement.name) != "fnserve"}, key=str.lower
+    )
+
+
+def canonical(name: str) -> str:
+    """A distribution name as PEP 503 compares them: `Scikit_Learn` is `scikit-learn`."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def requirements_key(requirements: list[str], python: str) -> str:

@@ -184,15 +184,23 @@ def _skops_info(file: Path) -> ModelInfo:
     )
 
 
+def _fitted_schema(names: Any, width: Any) -> ModelSchema | None:
+    """What a fitted estimator's `feature_names_in_` (first) or `n_features_in_` say of its input, if anything."""
+    if isinstance(names, list) and names and all(isinstance(name, str) for name in names):
+        return ModelSchema(feature_names=tuple(names))
+    if isinstance(width, int) and not isinstance(width, bool) and width > 0:
+        return ModelSchema(n_features=width)
+    return None
+
+
 def _skops_schema(node: Any) -> ModelSchema:
     for _ in range(_MAX_DEPTH):
         state = skops_file.node_state(node)
-        names = skops_file.json_value(state.get("feature_names_in_"))
-        width = skops_file.json_value(state.get("n_features_in_"))
-        if isinstance(names, list) and names and all(isinstance(name, str) for name in names):
-            return ModelSchema(feature_names=tuple(names))
-        if isinstance(width, int) and not isinstance(width, bool) and width > 0:
-            return ModelSchema(n_features=width)
+        found = _fitted_schema(
+            skops_file.json_value(state.get("feature_names_in_")), skops_file.json_value(state.get("n_features_in_"))
+        )
+        if found is not None:
+            return found
         node = _skops_inner(state)
         if node is None:
             break
@@ -218,12 +226,11 @@ def _skops_json(node: Any) -> bool:
 def _pickle_schema(value: Any) -> ModelSchema:
     for _ in range(_MAX_DEPTH):
         state = pickled.object_state(value)
-        names = pickled.array_values(state.get("feature_names_in_"))
-        width = pickled.as_int(state.get("n_features_in_"))
-        if names and all(isinstance(name, str) for name in names):
-            return ModelSchema(feature_names=tuple(names))
-        if width is not None and width > 0:
-            return ModelSchema(n_features=width)
+        found = _fitted_schema(
+            pickled.array_values(state.get("feature_names_in_")), pickled.as_int(state.get("n_features_in_"))
+        )
+        if found is not None:
+            return found
         value = _pickle_inner(state)
         if value is None:
             break
