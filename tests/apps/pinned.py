@@ -92,3 +92,15 @@ def unlisted() -> dict[str, object]:
 @fs.service(requirements=["numpy==0.0.0"])
 def unsatisfiable() -> dict[str, object]:
     return {}
+
+
+@fs.service(requirements=["numpy==2.4.6"])
+def numpy_version() -> dict[str, object]:
+    return {}
+
+
+@numpy_version.endpoint("/version", method="GET")
+def numpy_version_version() -> str:
+    import numpy
+
+    return str(numpy.__version__)
