@@ -415,6 +415,8 @@ class Supervisor:
         # weight or concurrency keeps what the autoscaler chose.
         bounds_changed = old_bounds != (deployment.spec.min_instances, deployment.spec.max_instances)
         await self.scale(live, deployment.spec.min_instances if bounds_changed else live.target)
+        if live.state is DeploymentState.building:
+            return  # the build's end starts its replicas, and makes it ACTIVE
         if live.desired == 0 or live.ready_count >= live.desired:
             await self._set_state(live, DeploymentState.active, None)
 
