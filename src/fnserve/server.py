@@ -44,6 +44,7 @@ from fnserve.errors import (
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
+    UriTooLong,
     ValidationFailed,
 )
 from fnserve.gateway.app import Gateway
@@ -59,7 +60,7 @@ from fnserve.gateway.http import (
     send_json,
 )
 from fnserve.gateway.jobs import JobRoutes
-from fnserve.gateway.one_write import OneWriteHttpProtocol
+from fnserve.gateway.limits import ConnectionGuard
 from fnserve.gateway.router import FunctionRoute
 from fnserve.gateway.service_paths import swagger_page
 from fnserve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -190,7 +191,7 @@ class Server:
         if kind == "http":
             path: str = scope["path"]
             if len(path) > MAX_PATH_LENGTH:
-                error = InvalidRequest(f"the URL path is {len(path)} characters long; the limit is {MAX_PATH_LENGTH}")
+                error = UriTooLong(f"the URL path is {len(path)} characters long; the limit is {MAX_PATH_LENGTH}")
                 await send_error(send, error, request_id_for(scope))
             elif path.startswith("/-/"):
                 await self._internal(scope, send)
@@ -311,7 +312,8 @@ def uvicorn_config(app: Any, settings: Settings, *, log_level: str = "warning") 
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=OneWriteHttpProtocol,  # uvicorn's httptools protocol, each response written in one piece
+        # uvicorn's httptools protocol, each response written in one piece, requests kept within the settings' limits
+        http=ConnectionGuard(settings).protocol,
         lifespan="on",
         access_log=False,
         log_level=log_level,

@@ -25,6 +25,10 @@ _ID_PREFIX = os.urandom(8).hex()
 _next_id = itertools.count(1).__next__
 
 
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{_next_id():016x}"
+
+
 def request_id_for(scope: Scope) -> str:
     """The caller's X-Request-ID when it is short and plain, else a new one."""
     for name, value in scope["headers"]:
@@ -32,7 +36,7 @@ def request_id_for(scope: Scope) -> str:
             if _REQUEST_ID.match(value):
                 return str(value.decode())
             break
-    return f"{_ID_PREFIX}{_next_id():016x}"
+    return new_request_id()
 
 
 def query_params(scope: Scope) -> dict[str, str]:
