@@ -177,6 +177,10 @@ class PayloadTooLarge(FnserveError):
     code = "payload_too_large"
     http_status = 413
 
+    def headers(self) -> dict[str, str]:
+        # The rest of the body is not wanted: the server drops what still comes, briefly, then closes.
+        return {"connection": "close"}
+
 
 class QueueFull(FnserveError):
     code = "queue_full"

@@ -29,6 +29,7 @@ from fnserve.controlplane.api import ControlPlane, build_control_plane
 from fnserve.controlplane.autoscaler import Autoscaler
 from fnserve.controlplane.jobs import build_jobs_router
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
+from fnserve.controlplane.uploads import is_streamed_upload
 from fnserve.docs import (
     ASSETS_URL,
     INDEX_URL,
@@ -50,9 +51,12 @@ from fnserve.errors import (
 from fnserve.gateway.app import Gateway
 from fnserve.gateway.connection import ReplicaListener
 from fnserve.gateway.http import (
+    ClientDisconnected,
+    Message,
     Receive,
     Scope,
     Send,
+    read_body,
     request_id_for,
     send_bytes,
     send_error,
@@ -203,11 +207,28 @@ class Server:
                     await send_bytes(send, 200, body, request_id_for(scope), METRICS_CONTENT_TYPE)
             elif path == "/v1" or path.startswith("/v1/"):
                 if path in PUBLIC_API_PATHS or is_token_api(path) or await self._owner(scope, send, "the /v1 API"):
-                    await self.control_plane(scope, receive, send)
+                    await self._control_plane(scope, receive, send)
             else:
                 await self.gateway(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _control_plane(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`/v1`: uploads stream to disk in their routes; every other body is read here first, up to `max_body_bytes`,
+        whatever FastAPI would do."""
+        if is_streamed_upload(scope["method"], scope["path"]):
+            await self.control_plane(scope, receive, send)
+            return
+        try:
+            body = await read_body(
+                receive, self.settings.max_body_bytes, "upload code to /v1/artifacts/{sha256} and data as assets"
+            )
+        except ClientDisconnected:
+            return
+        except FnserveError as exc:
+            await send_error(send, exc, request_id_for(scope))
+            return
+        await self.control_plane(scope, replay(body, receive), send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -277,6 +298,16 @@ def is_token_api(path: str) -> bool:
         path.startswith(prefix) if prefix.endswith("/") else path == prefix or path.startswith(prefix + "/")
         for prefix in TOKEN_API_PREFIXES
     )
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the body read already, then what the connection says next (a disconnect)."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
 
 
 def route_summary(prefix: str, function: FunctionRoute[LiveDeployment]) -> dict[str, Any]:

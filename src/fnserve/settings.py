@@ -54,6 +54,7 @@ class Timeouts:
 
 # Read from `FNSERVE_<NAME>` (`FNSERVE_MAX_HEADERS=200`).
 _HTTP_LIMITS = (
+    "max_artifact_bytes",
     "max_request_line_bytes",
     "max_header_line_bytes",
     "max_headers",
@@ -77,6 +78,7 @@ class Settings:
     db_url: str | None = None
     max_body_bytes: int = 5 * 1024 * 1024
     max_asset_bytes: int = 2 * 1024**3  # one uploaded asset
+    max_artifact_bytes: int = 512 * 1024**2  # one uploaded code archive or pickle
     # Request heads, refused as their bytes arrive, before any authentication (gateway/limits.py; nginx's sizes): a
     # request line over `max_request_line_bytes` with 414, a header line over `max_header_line_bytes`, more than
     # `max_headers` headers or a head over `max_head_bytes` in all with 431.

@@ -256,12 +256,13 @@ def test_head_limits_and_timeouts_are_settings(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("FNSERVE_MAX_HEADER_LINE_BYTES", "500")
     monkeypatch.setenv("FNSERVE_MAX_HEADERS", "10")
     monkeypatch.setenv("FNSERVE_MAX_HEAD_BYTES", "2000")
+    monkeypatch.setenv("FNSERVE_MAX_ARTIFACT_BYTES", "4096")
     monkeypatch.setenv("FNSERVE_HEADER_READ_TIMEOUT_S", "2.5")
     monkeypatch.setenv("FNSERVE_BODY_IDLE_TIMEOUT_S", "none")
     monkeypatch.setenv("FNSERVE_WRITE_IDLE_TIMEOUT_S", "90")
     settings = Settings.from_env()
     assert (settings.max_request_line_bytes, settings.max_header_line_bytes, settings.max_headers) == (1000, 500, 10)
-    assert settings.max_head_bytes == 2000
+    assert (settings.max_head_bytes, settings.max_artifact_bytes) == (2000, 4096)
     assert (settings.timeouts.header_read_s, settings.timeouts.body_idle_s, settings.timeouts.write_idle_s) == (
         2.5,
         None,

@@ -28,6 +28,7 @@ from fnserve.errors import (
 )
 from fnserve.gateway.connection import ReplicaConnection
 from fnserve.gateway.http import (
+    ClientDisconnected,
     Message,
     Receive,
     Scope,
@@ -98,6 +99,8 @@ class Gateway:
 
         try:
             await self._handle(scope, receive, send_noting_status, request_id)
+        except ClientDisconnected:
+            pass  # gone before its body ended: nothing was called, and no one to answer
         except FnserveError as exc:
             await send_error(send_noting_status, exc, request_id)
         except Exception:

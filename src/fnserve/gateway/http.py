@@ -23,6 +23,12 @@ _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 # request in logs and answers; they guard nothing).
 _ID_PREFIX = os.urandom(8).hex()
 _next_id = itertools.count(1).__next__
+# What a body that takes more than its limit is told; the gateway's limit is for arguments.
+BODY_HINT = "upload large inputs as assets and pass their ids instead"
+
+
+class ClientDisconnected(Exception):
+    """The client left (or was cut off) before its request's body ended: there is nothing to do, or to answer."""
 
 
 def new_request_id() -> str:
@@ -52,22 +58,20 @@ def header(scope: Scope, wanted: bytes) -> bytes | None:
     return None
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body, or PayloadTooLarge once it passes `limit` bytes."""
+async def read_body(receive: Receive, limit: int, hint: str = BODY_HINT) -> bytes:
+    """The whole request body; PayloadTooLarge once it passes `limit` bytes, ClientDisconnected when the client
+    leaves before its end."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return b""
+            raise ClientDisconnected
         chunk = message.get("body", b"")
         if chunk:
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge(
-                    f"request body is over the {limit} byte limit; upload large inputs as assets "
-                    "and pass their ids instead"
-                )
+                raise PayloadTooLarge(f"request body is over the {limit} byte limit; {hint}", details={"limit": limit})
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
