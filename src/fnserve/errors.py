@@ -5,6 +5,7 @@ FnserveError
 ├── InvalidRequest              400 invalid_request
 │   ├── ValidationFailed        422 validation_error: arguments that do not match the type hints
 │   ├── UriTooLong              414 uri_too_long: the request line or the URL path is over its limit
+│   ├── UnsupportedMediaType    415 unsupported_media_type: a JSON endpoint was sent another content type
 │   └── HeadersTooLarge         431 headers_too_large: a header line, the header count or the head is over its limit
 ├── Unauthenticated             401 unauthenticated
 ├── Forbidden                   403 forbidden
@@ -103,6 +104,11 @@ class ValidationFailed(InvalidRequest):
 class UriTooLong(InvalidRequest):
     code = "uri_too_long"
     http_status = 414
+
+
+class UnsupportedMediaType(InvalidRequest):
+    code = "unsupported_media_type"
+    http_status = 415
 
 
 class HeadersTooLarge(InvalidRequest):

@@ -51,13 +51,16 @@ from fnserve.errors import (
 from fnserve.gateway.app import Gateway
 from fnserve.gateway.connection import ReplicaListener
 from fnserve.gateway.http import (
+    JSON,
     ClientDisconnected,
     Message,
     Receive,
     Scope,
     Send,
+    header,
     read_body,
     request_id_for,
+    require_json,
     send_bytes,
     send_error,
     send_html,
@@ -215,7 +218,7 @@ class Server:
 
     async def _control_plane(self, scope: Scope, receive: Receive, send: Send) -> None:
         """`/v1`: uploads stream to disk in their routes; every other body is read here first, up to `max_body_bytes`,
-        whatever FastAPI would do."""
+        and must be JSON (415 otherwise; one without a content type is taken as JSON), whatever FastAPI would do."""
         if is_streamed_upload(scope["method"], scope["path"]):
             await self.control_plane(scope, receive, send)
             return
@@ -223,11 +226,15 @@ class Server:
             body = await read_body(
                 receive, self.settings.max_body_bytes, "upload code to /v1/artifacts/{sha256} and data as assets"
             )
+            content_type = header(scope, b"content-type")
+            require_json(content_type, body)
         except ClientDisconnected:
             return
         except FnserveError as exc:
             await send_error(send, exc, request_id_for(scope))
             return
+        if body and not content_type:
+            scope["headers"].append((b"content-type", JSON))  # FastAPI reads a body as JSON only when told
         await self.control_plane(scope, replay(body, receive), send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

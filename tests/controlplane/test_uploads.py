@@ -1,5 +1,5 @@
 """Every `/v1` body has a limit: code artifacts stream to disk, hashed and counted as they arrive (chunked bodies
-included), and every other `/v1` body is read whole by the server, up to `max_body_bytes`. Real server, real sockets."""
+included), and every other `/v1` body is JSON of at most `max_body_bytes`. Real server, real sockets."""
 
 from __future__ import annotations
 
@@ -149,3 +149,32 @@ def test_v1_json_body_over_the_limit_is_refused_as_it_arrives(server: tuple[str,
     assert f"{LIMIT} byte limit" in refused(response, 413, "payload_too_large")
     assert response.closed
     assert sent < total
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        (None, 200),  # what `httpx.put(content=...)` and fetch() with a Blob send: taken as JSON
+        ("application/json", 200),
+        ("application/json; charset=utf-8", 200),
+        ("Application/JSON", 200),
+        ("application/merge-patch+json", 200),
+        ("text/plain", 415),  # a JSON-looking body: refused, not parsed
+        ("application/x-www-form-urlencoded", 415),  # `curl -d` without `-H 'content-type: application/json'`
+        ("multipart/form-data; boundary=x", 415),
+    ],
+)
+def test_v1_json_routes_take_json_only(server: tuple[str, Path], content_type: str | None, status: int) -> None:
+    url, _ = server
+    headers = owner(url)
+    if content_type is not None:
+        headers["content-type"] = content_type
+    body = b'{"requirements": ["six"]}'
+    response = httpx.put(f"{url}/v1/environments/typed", content=body, headers=headers, timeout=TIMEOUT)
+    if status == 200:
+        assert response.status_code == 200, response.text
+        assert response.json()["requirements"] == ["six"]
+    else:
+        message = refused(response, 415, "unsupported_media_type")
+        assert "content-type: application/json" in message
+        assert response.json()["error"]["details"] == {"expected": "application/json", "received": content_type}

@@ -99,3 +99,40 @@ def test_call_whose_client_leaves_before_its_body_ends_never_runs(add_url: str) 
         sock.sendall(b"POST /counted/touch HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\n{}")
     wait_until(lambda: left() > before_left, what="the gateway saw the client leave")
     assert calls(add_url) == before
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        (None, 200),  # a body with no content type is taken as JSON
+        ("application/json", 200),
+        ("application/json; charset=utf-8", 200),
+        ("application/vnd.example+json", 200),
+        ("text/plain", 415),  # a JSON-looking body, refused rather than parsed
+        ("text/plain;charset=UTF-8", 415),  # what fetch() sends for a string body
+        ("application/x-www-form-urlencoded", 415),  # `curl -d` without `-H 'content-type: application/json'`
+        ("multipart/form-data; boundary=x", 415),
+    ],
+)
+def test_json_endpoints_refuse_other_content_types_before_the_replica(
+    add_url: str, content_type: str | None, status: int
+) -> None:
+    """1. A call with a JSON body is answered (200) or refused (415 `unsupported_media_type`, naming the expected
+    type and the curl flag), by its content type.
+    2. A refused call never reached the replica; `/run` refuses the same way."""
+    headers = {} if content_type is None else {"content-type": content_type}
+    before = calls(add_url)
+    response = httpx.post(f"{add_url}/add", content=b'{"x": 1, "items": [2]}', headers=headers, timeout=10)
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.json() == 3.0
+        assert calls(add_url) == before + 1
+        return
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_media_type"
+    assert "-H 'content-type: application/json'" in error["message"]
+    assert error["details"] == {"expected": "application/json", "received": content_type}
+    job = httpx.post(f"{add_url}/run", content=b'{"endpoint": "/add", "input": {}}', headers=headers, timeout=10)
+    assert job.status_code == 415
+    assert job.json()["error"]["code"] == "unsupported_media_type"
+    assert calls(add_url) == before
