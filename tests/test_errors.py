@@ -13,6 +13,9 @@ PUBLISHED_CODES = {
     "invalid_spec": 422,
     "invalid_request": 400,
     "validation_error": 422,
+    "uri_too_long": 414,
+    "unsupported_media_type": 415,
+    "headers_too_large": 431,
     "unauthenticated": 401,
     "forbidden": 403,
     "not_found": 404,
@@ -20,6 +23,7 @@ PUBLISHED_CODES = {
     "job_not_found": 404,
     "asset_not_found": 404,
     "method_not_allowed": 405,
+    "request_timeout": 408,
     "service_exists": 409,
     "job_conflict": 409,
     "job_cancelled": 409,
@@ -72,6 +76,10 @@ ERROR_REQUESTS = [
     ("validation_error", "POST", "/echo/echo", b'{"wrong": 1}'),
     ("function_error", "POST", "/echo/boom", b"{}"),
     ("payload_too_large", "POST", "/echo/echo", b'{"text": "' + b"x" * (6 * 1024 * 1024) + b'"}'),
+    ("uri_too_long", "GET", "/echo/" + "a" * 3000, None),
+    ("uri_too_long", "GET", "/echo/" + "a" * 9000, None),
+    ("unsupported_media_type", "POST", "/echo/echo", b'{"text": "hi"}'),
+    ("unsupported_media_type", "POST", "/v1/services", b'{"spec": 1}'),
     ("service_not_found", "GET", "/v1/services/nope", None),
     ("not_found", "GET", "/v1/nowhere", None),
     ("validation_error", "POST", "/v1/services", b'{"spec": 1}'),
@@ -80,7 +88,10 @@ ERROR_REQUESTS = [
 
 @pytest.mark.parametrize(("code", "method", "path", "body"), ERROR_REQUESTS)
 def test_error_responses_use_the_envelope(echo_url: str, code: str, method: str, path: str, body: bytes | None) -> None:
-    response = httpx.request(method, echo_url + path, content=body, headers=owner(echo_url), timeout=10)
+    headers = owner(echo_url)
+    if code == "unsupported_media_type":
+        headers["content-type"] = "text/plain"
+    response = httpx.request(method, echo_url + path, content=body, headers=headers, timeout=10)
     expected = next(cls for cls in errors.all_error_classes() if cls.code == code)
     assert response.status_code == expected.http_status
     assert response.headers["content-type"] == "application/json"

@@ -3,7 +3,10 @@
 FnserveError
 ├── SpecError                   a service, endpoint or option is invalid (raised at decoration time)
 ├── InvalidRequest              400 invalid_request
-│   └── ValidationFailed        422 validation_error: arguments that do not match the type hints
+│   ├── ValidationFailed        422 validation_error: arguments that do not match the type hints
+│   ├── UriTooLong              414 uri_too_long: the request line or the URL path is over its limit
+│   ├── UnsupportedMediaType    415 unsupported_media_type: a JSON endpoint was sent another content type
+│   └── HeadersTooLarge         431 headers_too_large: a header line, the header count or the head is over its limit
 ├── Unauthenticated             401 unauthenticated
 ├── Forbidden                   403 forbidden
 ├── NotFound                    404 not_found: no route for this path
@@ -11,6 +14,7 @@ FnserveError
 │   ├── JobNotFound             404 job_not_found
 │   └── AssetNotFound           404 asset_not_found
 ├── MethodNotAllowed            405 method_not_allowed
+├── RequestTimeout              408 request_timeout: the request's head or body came too slowly
 ├── ServiceExists               409 service_exists
 ├── JobConflict                 409 job_conflict: the job is not in a state that allows this (cancel, retry)
 ├── JobCancelled                409 job_cancelled: the job was cancelled (or purged) before it finished
@@ -97,6 +101,21 @@ class ValidationFailed(InvalidRequest):
         return cls(f"Invalid arguments for {route}: {summary}", details={"fields": problems})
 
 
+class UriTooLong(InvalidRequest):
+    code = "uri_too_long"
+    http_status = 414
+
+
+class UnsupportedMediaType(InvalidRequest):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class HeadersTooLarge(InvalidRequest):
+    code = "headers_too_large"
+    http_status = 431
+
+
 class Unauthenticated(FnserveError):
     code = "unauthenticated"
     http_status = 401
@@ -135,6 +154,11 @@ class MethodNotAllowed(FnserveError):
         return {"allow": ", ".join(self.details.get("allow", []))} if self.details else {}
 
 
+class RequestTimeout(FnserveError):
+    code = "request_timeout"
+    http_status = 408
+
+
 class ServiceExists(FnserveError):
     code = "service_exists"
     http_status = 409
@@ -158,6 +182,10 @@ class AssetConflict(FnserveError):
 class PayloadTooLarge(FnserveError):
     code = "payload_too_large"
     http_status = 413
+
+    def headers(self) -> dict[str, str]:
+        # The rest of the body is not wanted: the server drops what still comes, briefly, then closes.
+        return {"connection": "close"}
 
 
 class QueueFull(FnserveError):

@@ -29,6 +29,7 @@ from fnserve.controlplane.api import ControlPlane, build_control_plane
 from fnserve.controlplane.autoscaler import Autoscaler
 from fnserve.controlplane.jobs import build_jobs_router
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
+from fnserve.controlplane.uploads import is_streamed_upload
 from fnserve.docs import (
     ASSETS_URL,
     INDEX_URL,
@@ -44,22 +45,29 @@ from fnserve.errors import (
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
+    UriTooLong,
     ValidationFailed,
 )
 from fnserve.gateway.app import Gateway
 from fnserve.gateway.connection import ReplicaListener
 from fnserve.gateway.http import (
+    JSON,
+    ClientDisconnected,
+    Message,
     Receive,
     Scope,
     Send,
+    header,
+    read_body,
     request_id_for,
+    require_json,
     send_bytes,
     send_error,
     send_html,
     send_json,
 )
 from fnserve.gateway.jobs import JobRoutes
-from fnserve.gateway.one_write import OneWriteHttpProtocol
+from fnserve.gateway.limits import ConnectionGuard
 from fnserve.gateway.router import FunctionRoute
 from fnserve.gateway.service_paths import swagger_page
 from fnserve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -190,7 +198,7 @@ class Server:
         if kind == "http":
             path: str = scope["path"]
             if len(path) > MAX_PATH_LENGTH:
-                error = InvalidRequest(f"the URL path is {len(path)} characters long; the limit is {MAX_PATH_LENGTH}")
+                error = UriTooLong(f"the URL path is {len(path)} characters long; the limit is {MAX_PATH_LENGTH}")
                 await send_error(send, error, request_id_for(scope))
             elif path.startswith("/-/"):
                 await self._internal(scope, send)
@@ -202,11 +210,32 @@ class Server:
                     await send_bytes(send, 200, body, request_id_for(scope), METRICS_CONTENT_TYPE)
             elif path == "/v1" or path.startswith("/v1/"):
                 if path in PUBLIC_API_PATHS or is_token_api(path) or await self._owner(scope, send, "the /v1 API"):
-                    await self.control_plane(scope, receive, send)
+                    await self._control_plane(scope, receive, send)
             else:
                 await self.gateway(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _control_plane(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`/v1`: uploads stream to disk in their routes; every other body is read here first, up to `max_body_bytes`,
+        and must be JSON (415 otherwise; one without a content type is taken as JSON), whatever FastAPI would do."""
+        if is_streamed_upload(scope["method"], scope["path"]):
+            await self.control_plane(scope, receive, send)
+            return
+        try:
+            body = await read_body(
+                receive, self.settings.max_body_bytes, "upload code to /v1/artifacts/{sha256} and data as assets"
+            )
+            content_type = header(scope, b"content-type")
+            require_json(content_type, body)
+        except ClientDisconnected:
+            return
+        except FnserveError as exc:
+            await send_error(send, exc, request_id_for(scope))
+            return
+        if body and not content_type:
+            scope["headers"].append((b"content-type", JSON))  # FastAPI reads a body as JSON only when told
+        await self.control_plane(scope, replay(body, receive), send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -278,6 +307,16 @@ def is_token_api(path: str) -> bool:
     )
 
 
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the body read already, then what the connection says next (a disconnect)."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
+
+
 def route_summary(prefix: str, function: FunctionRoute[LiveDeployment]) -> dict[str, Any]:
     """What `/-/routes` says of one prefix: the function, its deployed versions, the newest one's endpoints."""
     newest = function.newest
@@ -311,7 +350,8 @@ def uvicorn_config(app: Any, settings: Settings, *, log_level: str = "warning") 
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=OneWriteHttpProtocol,  # uvicorn's httptools protocol, each response written in one piece
+        # uvicorn's httptools protocol, each response written in one piece, requests kept within the settings' limits
+        http=ConnectionGuard(settings).protocol,
         lifespan="on",
         access_log=False,
         log_level=log_level,

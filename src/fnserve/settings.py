@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,28 @@ class Timeouts:
     graceful_shutdown_s: float = 10.0
     invocation_s: float | None = 300.0
     memory_interval_s: float = 0.5  # how often replicas with a memory limit are measured
+    # A slow client is cut off with 408 (gateway/limits.py): a request's head must arrive whole within `header_read_s`
+    # of its first byte (or of the connection's opening), and a body must bring 1 KiB or its end every `body_idle_s`.
+    # A client that reads nothing of its response for `write_idle_s` (the socket's buffer stays full) is dropped.
+    header_read_s: float | None = 10.0
+    body_idle_s: float | None = 30.0
+    write_idle_s: float | None = 60.0
+
+
+# Read from `FNSERVE_<NAME>` (`FNSERVE_MAX_HEADERS=200`).
+_HTTP_LIMITS = (
+    "max_artifact_bytes",
+    "max_request_line_bytes",
+    "max_header_line_bytes",
+    "max_headers",
+    "max_head_bytes",
+)
+# `FNSERVE_HEADER_READ_TIMEOUT_S=5`; `none` for no limit.
+_SLOW_CLIENT_TIMEOUTS = {
+    "header_read_s": "FNSERVE_HEADER_READ_TIMEOUT_S",
+    "body_idle_s": "FNSERVE_BODY_IDLE_TIMEOUT_S",
+    "write_idle_s": "FNSERVE_WRITE_IDLE_TIMEOUT_S",
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +78,14 @@ class Settings:
     db_url: str | None = None
     max_body_bytes: int = 5 * 1024 * 1024
     max_asset_bytes: int = 2 * 1024**3  # one uploaded asset
+    max_artifact_bytes: int = 512 * 1024**2  # one uploaded code archive or pickle
+    # Request heads, refused as their bytes arrive, before any authentication (gateway/limits.py; nginx's sizes): a
+    # request line over `max_request_line_bytes` with 414, a header line over `max_header_line_bytes`, more than
+    # `max_headers` headers or a head over `max_head_bytes` in all with 431.
+    max_request_line_bytes: int = 8 * 1024
+    max_header_line_bytes: int = 8 * 1024
+    max_headers: int = 100
+    max_head_bytes: int = 32 * 1024
     inline_result_bytes: int = 5 * 1024 * 1024  # a larger result is stored as an asset and answered with a 302
     replica_threads: int = 8
     health_failures: int = 3  # failed `check_health()` calls in a row that get a replica replaced
@@ -88,6 +118,12 @@ class Settings:
 
     def check(self) -> None:
         """Raise ValueError for settings that must not run together."""
+        for name in _HTTP_LIMITS:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in _SLOW_CLIENT_TIMEOUTS:
+            if (value := getattr(self.timeouts, name)) is not None and value <= 0:
+                raise ValueError(f"Timeouts.{name} must be > 0, got {value}; use None for no limit")
         if self.dev and not is_loopback(self.host):
             raise ValueError(
                 f"dev mode runs pickled code sent by clients, so it is only allowed on loopback; the server would "
@@ -121,6 +157,16 @@ class Settings:
             values["max_asset_bytes"] = int(env["FNSERVE_MAX_ASSET_BYTES"])
         if "FNSERVE_MAX_INLINE_RESULT_BYTES" in env:
             values["inline_result_bytes"] = int(env["FNSERVE_MAX_INLINE_RESULT_BYTES"])
+        for name in _HTTP_LIMITS:
+            if (variable := f"FNSERVE_{name.upper()}") in env:
+                values[name] = int(env[variable])
+        slow_clients: dict[str, Any] = {
+            name: None if env[variable].lower() in ("", "none") else float(env[variable])
+            for name, variable in _SLOW_CLIENT_TIMEOUTS.items()
+            if variable in env
+        }
+        if slow_clients:
+            values["timeouts"] = replace(Timeouts(), **slow_clients)
         if env.get("FNSERVE_ENVS_DIR"):
             values["envs_dir"] = Path(env["FNSERVE_ENVS_DIR"]).expanduser()
         values.update({key: value for key, value in overrides.items() if value is not None})

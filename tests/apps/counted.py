@@ -15,6 +15,13 @@ def add(x: int, items: list[int], calls: list[int], scale: float = 1.0) -> float
     return (x + sum(items)) * scale
 
 
+@counted.endpoint("/touch")
+def touch(calls: list[int]) -> int:
+    """A call that needs no arguments."""
+    calls.append(1)
+    return len(calls)
+
+
 @counted.endpoint("/calls", method="GET")
 def call_count(calls: list[int]) -> int:
     return len(calls)

@@ -99,11 +99,12 @@ def test_dev_mode_beyond_loopback_is_refused() -> None:
 
 
 def test_over_long_caller_input_is_refused_or_replaced(echo_url: str) -> None:
-    """1. A path over 2048 characters → 400 before any routing.
+    """1. A path over 2048 characters → 414 before any routing.
     2. An over-long or odd X-Request-ID is replaced by a fresh id, never echoed.
     3. A version pin that is not a short number → 400."""
     response = httpx.get(f"{echo_url}/echo/{'a' * 3000}", timeout=TIMEOUT)
-    assert response.status_code == 400
+    assert response.status_code == 414
+    assert response.json()["error"]["code"] == "uri_too_long"
     assert "limit is 2048" in response.json()["error"]["message"]
 
     odd = "x" * 500

@@ -44,9 +44,10 @@ from fnserve.controlplane.schemas import (
     VersionRequest,
 )
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
+from fnserve.controlplane.uploads import receive_upload
 from fnserve.envs.requirements import EnvironmentSpec
 from fnserve.envs.runtime import server_python
-from fnserve.errors import Forbidden, InvalidRequest, NotFound, PayloadTooLarge, ServiceExists
+from fnserve.errors import Forbidden, InvalidRequest, NotFound, ServiceExists
 from fnserve.sdk.loader import is_json_init
 from fnserve.settings import Settings
 from fnserve.spec import DeploymentSpec, Resources, ServiceSpec
@@ -61,11 +62,8 @@ from fnserve.store import (
     TokenStore,
     VersionRecord,
 )
-from fnserve.store.artifacts import check_sha256
 from fnserve.store.environments import EnvironmentStore
 from fnserve.store.functions import RUNNING_STATES
-
-MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 
 
 class ControlPlane:
@@ -373,17 +371,14 @@ def build_router(plane: ControlPlane) -> APIRouter:
 
     @router.put("/artifacts/{sha256}", response_model=ArtifactInfo, status_code=201, tags=["artifacts"])
     async def upload_artifact(sha256: str, request: Request, response: Response) -> ArtifactInfo:
-        """Store code (a zip archive or a pickle) under its sha256. Uploading the same bytes again is a no-op
-        (200). Fails with 400 when the bytes do not hash to `sha256`, 413 when over the size limit."""
-        check_sha256(sha256)
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_ARTIFACT_BYTES:
-            raise PayloadTooLarge(f"artifact is over the {MAX_ARTIFACT_BYTES} byte limit; make the project smaller")
-        data = await request.body()
-        created = await asyncio.to_thread(artifacts.put, sha256, data)
+        """Store code (a zip archive or a pickle) under its sha256, streamed to disk and hashed on the way. Uploading
+        the same bytes again is a no-op (200). Fails with 400 when the bytes do not hash to `sha256`, 413 as soon as
+        they pass the size limit (FNSERVE_MAX_ARTIFACT_BYTES, 512 MiB by default)."""
+        upload = await asyncio.to_thread(artifacts.start_upload, sha256, max_bytes=plane.settings.max_artifact_bytes)
+        created = await receive_upload(request, upload, artifacts.finish_upload, what=f"artifact {sha256}")
         if not created:
             response.status_code = 200
-        return ArtifactInfo(sha256=sha256, size=len(data), created=created)
+        return ArtifactInfo(sha256=sha256, size=upload.size, created=created)
 
     @router.head("/artifacts/{sha256}", tags=["artifacts"])
     async def has_artifact(sha256: str) -> Response:

@@ -13,25 +13,19 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
-from starlette.requests import ClientDisconnect
 
 from fnserve.auth import Authenticator, TokenGrant
 from fnserve.controlplane.schemas import ERROR_RESPONSES, AssetInfo, AssetRequest
-from fnserve.errors import AssetConflict, InvalidRequest
+from fnserve.controlplane.uploads import receive_upload
+from fnserve.errors import AssetConflict
 from fnserve.settings import Settings
 from fnserve.store.assets import (
     ALL,
     AssetRecord,
     AssetState,
     AssetStore,
-    AssetUpload,
     asset_not_found,
-    asset_too_large,
 )
-
-# Request chunks are gathered up to this size before a thread writes them: few thread hops per upload, and at
-# most this much of an upload held in memory.
-WRITE_BUFFER_BYTES = 1024 * 1024
 
 
 def _at(value: float | None) -> datetime | None:
@@ -102,19 +96,8 @@ def build_assets_router(assets: AssetStore, authenticator: Authenticator, settin
         the server's limit (FNSERVE_MAX_ASSET_BYTES); 409 when it has its bytes already (an asset is written once).
         A failed upload leaves the asset CREATED, to be PUT again."""
         await visible(request, asset_id, "uploading an asset")
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise asset_too_large(asset_id, limit)
         upload = await asyncio.to_thread(assets.start_upload, asset_id, max_bytes=limit)
-        try:
-            await _receive(request, upload)
-            record = await asyncio.to_thread(assets.finish_upload, upload)
-        except ClientDisconnect:
-            upload.abort()
-            raise InvalidRequest(f"the upload of asset {asset_id} stopped before its end; PUT it again") from None
-        except BaseException:
-            upload.abort()
-            raise
+        record = await receive_upload(request, upload, assets.finish_upload, what=f"asset {asset_id}")
         return asset_info(record, str(request.base_url))
 
     @router.get(
@@ -144,17 +127,3 @@ def build_assets_router(assets: AssetStore, authenticator: Authenticator, settin
         return Response(status_code=204)
 
     return router
-
-
-async def _receive(request: Request, upload: AssetUpload) -> None:
-    """Write the request body into `upload`, a buffer at a time, refusing it as soon as it passes the limit."""
-    pending = bytearray()
-    async for chunk in request.stream():
-        pending += chunk
-        if upload.size + len(pending) > upload.max_bytes:
-            raise asset_too_large(upload.asset_id, upload.max_bytes)
-        if len(pending) >= WRITE_BUFFER_BYTES:
-            await asyncio.to_thread(upload.write, bytes(pending))
-            pending.clear()
-    if pending:
-        await asyncio.to_thread(upload.write, bytes(pending))

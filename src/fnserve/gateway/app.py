@@ -28,6 +28,7 @@ from fnserve.errors import (
 )
 from fnserve.gateway.connection import ReplicaConnection
 from fnserve.gateway.http import (
+    ClientDisconnected,
     Message,
     Receive,
     Scope,
@@ -37,6 +38,7 @@ from fnserve.gateway.http import (
     query_params,
     read_body,
     request_id_for,
+    require_json,
     send_bytes,
     send_error,
     send_html,
@@ -98,6 +100,8 @@ class Gateway:
 
         try:
             await self._handle(scope, receive, send_noting_status, request_id)
+        except ClientDisconnected:
+            pass  # gone before its body ended: nothing was called, and no one to answer
         except FnserveError as exc:
             await send_error(send_noting_status, exc, request_id)
         except Exception:
@@ -149,7 +153,8 @@ class Gateway:
         route, path_params = live.routes.match(method, rest)
         body = await read_body(receive, self.max_body_bytes)
         query = query_params(scope)
-        poll, with_assets = _call_headers(scope)
+        poll, with_assets, content_type = _call_headers(scope)
+        require_json(content_type, body)
         if poll is not None:  # run it as a job: its answer if it finishes within the window, else a 202 to poll
             # An empty value asks for the default window.
             poll_s = parse_seconds(
@@ -318,16 +323,20 @@ class Gateway:
         await send({"type": "http.response.body", "body": b""})
 
 
-def _call_headers(scope: Scope) -> tuple[bytes | None, bool]:
-    """The headers that change how a call runs, in one pass: its poll window, and whether it names assets."""
+def _call_headers(scope: Scope) -> tuple[bytes | None, bool, bytes | None]:
+    """The headers that change how a call runs, in one pass: its poll window, whether it names assets, and the
+    body's content type."""
     poll = None
     with_assets = False
+    content_type = None
     for name, value in scope["headers"]:
-        if name == POLL_HEADER:
+        if name == b"content-type":
+            content_type = value
+        elif name == POLL_HEADER:
             poll = value
         elif name == ASSETS_HEADER:
             with_assets = True
-    return poll, with_assets
+    return poll, with_assets, content_type
 
 
 def _stream_headers(sse: bool, request_id: str) -> list[tuple[bytes, bytes]]:

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from fnserve.errors import FnserveError, InvalidRequest, PayloadTooLarge
+from fnserve.errors import FnserveError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,6 +23,17 @@ _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 # request in logs and answers; they guard nothing).
 _ID_PREFIX = os.urandom(8).hex()
 _next_id = itertools.count(1).__next__
+JSON = b"application/json"
+# What a body that takes more than its limit is told; the gateway's limit is for arguments.
+BODY_HINT = "upload large inputs as assets and pass their ids instead"
+
+
+class ClientDisconnected(Exception):
+    """The client left (or was cut off) before its request's body ended: there is nothing to do, or to answer."""
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{_next_id():016x}"
 
 
 def request_id_for(scope: Scope) -> str:
@@ -32,7 +43,7 @@ def request_id_for(scope: Scope) -> str:
             if _REQUEST_ID.match(value):
                 return str(value.decode())
             break
-    return f"{_ID_PREFIX}{_next_id():016x}"
+    return new_request_id()
 
 
 def query_params(scope: Scope) -> dict[str, str]:
@@ -48,22 +59,20 @@ def header(scope: Scope, wanted: bytes) -> bytes | None:
     return None
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body, or PayloadTooLarge once it passes `limit` bytes."""
+async def read_body(receive: Receive, limit: int, hint: str = BODY_HINT) -> bytes:
+    """The whole request body; PayloadTooLarge once it passes `limit` bytes, ClientDisconnected when the client
+    leaves before its end."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return b""
+            raise ClientDisconnected
         chunk = message.get("body", b"")
         if chunk:
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge(
-                    f"request body is over the {limit} byte limit; upload large inputs as assets "
-                    "and pass their ids instead"
-                )
+                raise PayloadTooLarge(f"request body is over the {limit} byte limit; {hint}", details={"limit": limit})
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -101,6 +110,26 @@ async def send_error(send: Send, exc: FnserveError, request_id: str) -> None:
     """The one place the gateway turns an error into a response: the JSON envelope plus its headers."""
     extra = tuple((name.encode(), value.encode()) for name, value in exc.headers().items())
     await send_json(send, exc.http_status, exc.to_json(request_id), request_id, extra)
+
+
+def is_json(content_type: bytes) -> bool:
+    """Whether a content-type header names JSON: `application/json` or `application/*+json`, parameters allowed."""
+    if content_type == JSON:
+        return True
+    media_type = content_type.partition(b";")[0].strip().lower()
+    return media_type == JSON or (media_type.startswith(b"application/") and media_type.endswith(b"+json"))
+
+
+def require_json(content_type: bytes | None, body: bytes) -> None:
+    """Refuse a body sent as anything but JSON (415). A body with no content type is taken as JSON, as clients that
+    send bytes without saying what they are (`httpx.post(content=...)`, `fetch` with a Blob) expect."""
+    if body and content_type and not is_json(content_type):
+        shown = content_type.decode("latin-1")[:100]
+        raise UnsupportedMediaType(
+            f"this endpoint takes a JSON body, sent as content-type {shown!r}; send it with "
+            "`content-type: application/json` (with curl: -H 'content-type: application/json')",
+            details={"expected": "application/json", "received": shown},
+        )
 
 
 def parse_json_object(body: bytes) -> None:

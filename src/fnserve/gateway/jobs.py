@@ -14,7 +14,17 @@ import orjson
 
 from fnserve.controlplane.supervisor import LiveDeployment
 from fnserve.errors import InvalidRequest, MethodNotAllowed, error_from_code
-from fnserve.gateway.http import Receive, Scope, Send, header, query_params, read_body, send_bytes, send_json
+from fnserve.gateway.http import (
+    Receive,
+    Scope,
+    Send,
+    header,
+    query_params,
+    read_body,
+    require_json,
+    send_bytes,
+    send_json,
+)
 from fnserve.gateway.router import EndpointRoute, ServiceRoutes
 from fnserve.gateway.service_paths import arguments_validator
 from fnserve.queue.dispatcher import Assets, Dispatcher
@@ -93,6 +103,7 @@ class JobRoutes:
         status = 200
         if rest in ("/run", "/runsync"):
             body = await read_body(receive, self.max_body_bytes)
+            require_json(header(scope, b"content-type"), body)
             job = await self.submit_request(live, body, scope, pinned)
             if rest == "/run":
                 status, answer = 202, {"id": job.job_id, "status": job.state.value}

@@ -14,7 +14,7 @@ once gave no gain. Latency at one connection stayed within the noise (benchmarks
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -96,5 +96,7 @@ class OneWriteTransport(asyncio.Transport):
 class OneWriteHttpProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol (httptools), its responses written through a `OneWriteTransport`."""
 
+    transport_class: ClassVar[type[OneWriteTransport]] = OneWriteTransport
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(OneWriteTransport(transport, self.loop))
+        super().connection_made(self.transport_class(transport, self.loop))

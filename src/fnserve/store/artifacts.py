@@ -1,12 +1,13 @@
 """Uploaded code, content-addressed by sha256 on disk, and unpacked safely for replicas.
 
 Blobs live in `$FNSERVE_HOME/artifacts/<sha256>`; project archives (zip) are unpacked once into
-`$FNSERVE_HOME/code/<sha256>/`. The same bytes uploaded twice are stored once.
+`$FNSERVE_HOME/code/<sha256>/`. The same bytes uploaded twice are stored once. Uploads are streamed to a
+temporary file and hashed on the way (`store/uploads.py`); the file takes its digest's name only once its bytes
+hash to it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -14,19 +15,33 @@ import tempfile
 from pathlib import Path
 
 from fnserve.archive import safe_extract
-from fnserve.errors import InvalidRequest, NotFound
+from fnserve.errors import InvalidRequest, NotFound, PayloadTooLarge
+from fnserve.store.uploads import StreamedUpload
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def check_sha256(value: str) -> str:
     if not _SHA256.match(value):
         raise InvalidRequest(f"{value!r:.80} is not a sha256 digest; send 64 lowercase hex characters")
     return value
+
+
+class ArtifactUpload(StreamedUpload):
+    """Code on its way in (`StreamedUpload`), with the digest its bytes must have."""
+
+    def __init__(self, sha256: str, directory: Path, max_bytes: int) -> None:
+        super().__init__(
+            directory,
+            prefix=f".upload-{sha256[:16]}-",
+            max_bytes=max_bytes,
+            too_large=lambda: PayloadTooLarge(
+                f"artifact {sha256[:16]}... is over the {max_bytes} byte limit; make the project smaller (leave data "
+                "and virtual environments out), or raise FNSERVE_MAX_ARTIFACT_BYTES on the server",
+                details={"limit": max_bytes},
+            ),
+        )
+        self.expected_sha256 = sha256
 
 
 class ArtifactStore:
@@ -47,18 +62,26 @@ class ArtifactStore:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
-    def put(self, sha256: str, data: bytes) -> bool:
-        """Store `data` under its digest; refuse it if the digest differs. Returns False if already stored."""
-        target = self.path(sha256)
-        actual = sha256_hex(data)
-        if actual != sha256:
-            raise InvalidRequest(f"uploaded bytes hash to {actual}, not {sha256}; upload them again")
-        if target.is_file():
-            return False
-        with tempfile.NamedTemporaryFile(dir=self.blobs, delete=False) as handle:
-            handle.write(data)
-        os.replace(handle.name, target)
-        return True
+    def start_upload(self, sha256: str, *, max_bytes: int) -> ArtifactUpload:
+        """Begin receiving the bytes that should hash to `sha256`, at most `max_bytes` of them."""
+        return ArtifactUpload(check_sha256(sha256), self.blobs, max_bytes)
+
+    def finish_upload(self, upload: ArtifactUpload) -> bool:
+        """Store the uploaded bytes under their digest, or refuse them (InvalidRequest) when they hash to another.
+        Returns False when they were stored already. The temporary file is gone afterwards, either way."""
+        try:
+            upload.close()
+            if upload.sha256 != upload.expected_sha256:
+                raise InvalidRequest(
+                    f"uploaded bytes hash to {upload.sha256}, not {upload.expected_sha256}; upload them again"
+                )
+            target = self.path(upload.expected_sha256)
+            if target.is_file():
+                return False
+            upload.move_to(target)
+            return True
+        finally:
+            upload.abort()
 
     def require(self, sha256: str, *, what: str) -> Path:
         path = self.path(sha256)

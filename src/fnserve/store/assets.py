@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from fnserve.errors import AssetConflict, AssetNotFound, InvalidRequest, PayloadTooLarge
 from fnserve.store.functions import new_id
 from fnserve.store.tables import assets
+from fnserve.store.uploads import StreamedUpload
 
 ASSET_ID = re.compile(r"ast-[0-9a-f]{16}")  # whole values only: `fullmatch`
 MAX_HEADER_ASSETS = 32
@@ -113,41 +114,17 @@ def parse_asset_header(value: str) -> list[str]:
     return list(dict.fromkeys(entries))
 
 
-class AssetUpload:
-    """One asset's bytes on their way in: written to a temporary file beside the assets, hashed and counted.
-
-    `write` refuses bytes past `max_bytes` (and removes the file); `AssetStore.finish_upload` moves the file into
-    place; `abort` removes it. The HTTP handler calls `write` from a thread, one call at a time.
-    """
+class AssetUpload(StreamedUpload):
+    """One asset's bytes on their way in (`StreamedUpload`); `AssetStore.finish_upload` moves them into place."""
 
     def __init__(self, asset_id: str, directory: Path, max_bytes: int) -> None:
+        super().__init__(
+            directory,
+            prefix=f".upload-{asset_id}-",
+            max_bytes=max_bytes,
+            too_large=lambda: asset_too_large(asset_id, max_bytes),
+        )
         self.asset_id = asset_id
-        self.max_bytes = max_bytes
-        self.size = 0
-        self._hash = hashlib.sha256()
-        fd, name = tempfile.mkstemp(dir=directory, prefix=f".upload-{asset_id}-")
-        self.temp_path = Path(name)
-        self._file: IO[bytes] = os.fdopen(fd, "wb")
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
-
-    def write(self, data: bytes) -> None:
-        if self.size + len(data) > self.max_bytes:
-            self.abort()
-            raise asset_too_large(self.asset_id, self.max_bytes)
-        self._file.write(data)
-        self._hash.update(data)
-        self.size += len(data)
-
-    def close(self) -> None:
-        self._file.close()
-
-    def abort(self) -> None:
-        """Drop what was written; harmless to call twice."""
-        self._file.close()
-        self.temp_path.unlink(missing_ok=True)
 
 
 class AssetStore:
@@ -225,7 +202,7 @@ class AssetStore:
                 ).rowcount
                 if changed != 1:
                     raise _already_uploaded(self.get(upload.asset_id))
-                os.replace(upload.temp_path, self.path(upload.asset_id))
+                upload.move_to(self.path(upload.asset_id))
         finally:
             upload.abort()  # the file was moved (nothing to remove) or lost
         return self.get(upload.asset_id)
