@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
+import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -60,3 +62,29 @@ def guard(action: Any) -> Any:
         return action()
     except FnserveError as exc:
         raise fail(f"{escape(exc.message)} [dim]({exc.code})[/]") from None
+
+
+def json_object(text: str, flag: str) -> dict[str, Any]:
+    """`--data`/`--init` text as a JSON object, or a one-line error naming the flag."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise fail(f"{flag} is not valid JSON ({exc}); for example {flag} '{{\"x\": 1}}'") from None
+    if not isinstance(value, dict):
+        raise fail(f"{flag} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def matches_route(template: str, path: str) -> bool:
+    """Whether a concrete path (`/users/7`) fits a route template (`/users/{user_id}`)."""
+    parts, actual = template.split("/"), path.split("/")
+    return len(parts) == len(actual) and all(p == a or p.startswith("{") for p, a in zip(parts, actual, strict=True))
+
+
+def when(value: str | float | None) -> str:
+    """A timestamp as `2026-11-22 10:00:00` (UTC), from ISO text or epoch seconds."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)[:19].replace("T", " ")

@@ -30,7 +30,7 @@ def deploy_model(
 ) -> None:
     """Serve a saved model: POST /predict (rows in, predictions out), GET /schema, and Allonia's /api/v1.0/ routes.
     Its packages are read from the file (skops: the scikit-learn it was saved with) and built on the server."""
-    from fnserve.client.cli import print_deployment, wait_with_progress
+    from fnserve.client.cli_deploy import print_deployment, wait_with_progress
     from fnserve.models import ModelFormat, detect_format
     from fnserve.sdk.model_deploy import TRUSTED_CODE_FORMATS
     from fnserve.sdk.model_deploy import deploy_model as deploy
