@@ -19,6 +19,7 @@ from fnserve.client.cli_assets import assets_app
 from fnserve.client.cli_common import (
     AssetOption,
     KeyOption,
+    NameArgument,
     UrlOption,
     connect,
     console,
@@ -26,8 +27,10 @@ from fnserve.client.cli_common import (
     fail,
     guard,
     json_object,
+    listen,
     matches_route,
     require_server,
+    state,
 )
 from fnserve.client.cli_deploy import announce_owner_key, deploy, print_deployment, run, wait_with_progress
 from fnserve.client.cli_envs import build_log, env_app
@@ -42,24 +45,50 @@ app = typer.Typer(
     name="fnserve",
     help="Turn Python functions and classes into live HTTP services.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"fnserve {version('fnserve')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def root_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print fnserve's version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar="FNSERVE_DEBUG",
+            help="Show whole tracebacks (importlib's, fnserve's) where a mistake in your code is otherwise one line.",
+        ),
+    ] = False,
+) -> None:
+    """Turn Python functions and classes into live HTTP services."""
+    state.debug = debug
+
+
 @app.command()
 def server(
-    host: Annotated[str | None, typer.Option(help="Interface to bind [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
-    home: Annotated[Path | None, typer.Option(help="State folder [default: $FNSERVE_HOME or ~/.fnserve].")] = None,
-    db: Annotated[str | None, typer.Option(help="Database URL [default: SQLite file in the home folder].")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind.", show_default="127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.", show_default="8000")] = None,
+    home: Annotated[Path | None, typer.Option(help="State folder.", show_default="$FNSERVE_HOME or ~/.fnserve")] = None,
+    db: Annotated[str | None, typer.Option(help="Database URL.", show_default="SQLite file in the home folder")] = None,
     dev: Annotated[
         bool | None,
         typer.Option(
             "--dev/--no-dev",
-            help="Accept pickled code and arguments from clients (fs.deploy from a notebook) [default: on when "
-            "listening on loopback only; refused otherwise].",
-            show_default=False,
+            help="Accept pickled code and arguments from clients (fs.deploy from a notebook); refused unless the "
+            "server listens on loopback only.",
+            show_default="on when listening on loopback only",
         ),
     ] = None,
 ) -> None:
@@ -71,12 +100,13 @@ def server(
         settings.check()
     except ValueError as exc:
         raise fail(str(exc)) from None
+    sock = listen(settings)
 
     def ready(url: str, app: Server) -> None:
         console.print(f"fnserve server on [bold]{url}[/] (state in {settings.home}); Ctrl-C stops it")
         announce_owner_key(app)
 
-    run_on_uvloop(serve(settings, on_ready=ready, log_level="info"))
+    run_on_uvloop(serve(settings, sock=sock, on_ready=ready, log_level="info"))
 
 
 app.command()(deploy)
@@ -114,7 +144,9 @@ def invoke(
     name: Annotated[str, typer.Argument(help="The service name.")],
     path: Annotated[str, typer.Argument(help="The endpoint path, e.g. /hello.")],
     data: Annotated[str, typer.Option("--data", "-d", help="Arguments as a JSON object.")] = "{}",
-    method: Annotated[str | None, typer.Option("--method", "-X", help="HTTP method [default: the route's].")] = None,
+    method: Annotated[
+        str | None, typer.Option("--method", "-X", help="HTTP method.", show_default="the route's")
+    ] = None,
     asset: AssetOption = None,
     url: UrlOption = None,
     api_key: KeyOption = None,
@@ -144,7 +176,7 @@ def invoke(
 
 
 @app.command()
-def versions(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
+def versions(name: NameArgument, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """List a service's versions with their states, traffic weights and ready replicas."""
     with connect(url, api_key) as client:
         require_server(client)
@@ -154,8 +186,10 @@ def versions(name: str, url: UrlOption = None, api_key: KeyOption = None) -> Non
 
 @app.command()
 def rollback(
-    name: str,
-    to: Annotated[int | None, typer.Option("--to", help="The version to serve [default: the previous one].")] = None,
+    name: NameArgument,
+    to: Annotated[
+        int | None, typer.Option("--to", help="The version to serve.", show_default="the previous one")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for ACTIVE.")] = 120.0,
     url: UrlOption = None,
     api_key: KeyOption = None,
@@ -172,7 +206,7 @@ def rollback(
 
 
 @app.command()
-def status(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
+def status(name: NameArgument, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """A service's versions, replicas, states and reasons."""
     with connect(url, api_key) as client:
         require_server(client)
@@ -218,7 +252,7 @@ def versions_table(info: dict[str, Any]) -> Table:
 
 
 @app.command()
-def teardown(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
+def teardown(name: NameArgument, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """Stop a service (calls in progress finish first); it stays listed as INACTIVE."""
     with connect(url, api_key) as client:
         require_server(client)
@@ -227,7 +261,7 @@ def teardown(name: str, url: UrlOption = None, api_key: KeyOption = None) -> Non
 
 
 @app.command()
-def disable(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
+def disable(name: NameArgument, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """Stop a service's replicas (calls in progress finish first) and refuse its calls until `fnserve enable`; it
     keeps its versions, tokens and queued jobs, across server restarts too."""
     with connect(url, api_key) as client:
@@ -242,7 +276,7 @@ def disable(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None
 
 @app.command()
 def enable(
-    name: str,
+    name: NameArgument,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for ACTIVE.")] = 120.0,
     url: UrlOption = None,
     api_key: KeyOption = None,
@@ -265,7 +299,7 @@ app.add_typer(tokens_app, name="tokens")
 
 @tokens_app.command("create")
 def tokens_create(
-    name: str,
+    name: NameArgument,
     label: Annotated[str, typer.Option(help="A note to tell tokens apart, e.g. 'web frontend'.")] = "",
     url: UrlOption = None,
     api_key: KeyOption = None,
@@ -286,7 +320,7 @@ def tokens_create(
 
 
 @tokens_app.command("ls")
-def tokens_list(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
+def tokens_list(name: NameArgument, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """List NAME's tokens (id, hint, label, state); never their secrets."""
     with connect(url, api_key) as client:
         require_server(client)
@@ -303,7 +337,7 @@ def tokens_list(name: str, url: UrlOption = None, api_key: KeyOption = None) -> 
 
 @tokens_app.command("revoke")
 def tokens_revoke(
-    name: str,
+    name: NameArgument,
     token: Annotated[str, typer.Argument(help="The token id (or its hint) from `fnserve tokens ls`.")],
     url: UrlOption = None,
     api_key: KeyOption = None,
@@ -333,7 +367,7 @@ app.add_typer(assets_app, name="assets")
 
 
 @app.command()
-def info(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
+def info(name: NameArgument, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """What a service says of itself: start date, up time, initializer arguments and API, as JSON."""
     with connect(url, api_key) as client:
         require_server(client)

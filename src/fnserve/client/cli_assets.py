@@ -32,7 +32,7 @@ _PROGRESS_FROM_BYTES = 1024 * 1024
 def assets_upload(
     file: Annotated[Path, typer.Argument(help="The file to upload.", exists=True, dir_okay=False, readable=True)],
     content_type: Annotated[
-        str | None, typer.Option("--content-type", help="Its media type [default: guessed from the name].")
+        str | None, typer.Option("--content-type", help="Its media type.", show_default="guessed from the name")
     ] = None,
     description: Annotated[str, typer.Option(help="A note shown by `fnserve assets ls`.")] = "",
     url: UrlOption = None,
@@ -87,7 +87,9 @@ def assets_list(url: UrlOption = None, api_key: KeyOption = None) -> None:
 @assets_app.command("download")
 def assets_download(
     asset_id: Annotated[str, typer.Argument(help="The asset id (ast-…).")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write it [default: stdout].")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write it.", show_default="stdout")
+    ] = None,
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+import traceback
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
@@ -10,18 +15,31 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from fnserve._tracebacks import describe_user_error
 from fnserve.errors import FnserveError
 
 if TYPE_CHECKING:
     from fnserve.client.api import Client
+    from fnserve.settings import Settings
 
 console = Console()
 errors = Console(stderr=True)
 
+
+@dataclass
+class CliState:
+    """What the root options (`fnserve --debug ...`) set for every command."""
+
+    debug: bool = False
+
+
+state = CliState()
+
 UrlOption = Annotated[
-    str | None, typer.Option("--url", envvar="FNSERVE_URL", help="The server [default: http://127.0.0.1:8000].")
+    str | None, typer.Option("--url", envvar="FNSERVE_URL", help="The server.", show_default="http://127.0.0.1:8000")
 ]
 KeyOption = Annotated[str | None, typer.Option("--api-key", envvar="FNSERVE_API_KEY", help="The owner API key.")]
+NameArgument = Annotated[str, typer.Argument(help="The service name (or its id).", show_default=False)]
 AssetOption = Annotated[
     list[str] | None,
     typer.Option("--asset", help="An uploaded asset's id for the endpoint's `_assets` (repeat for more)."),
@@ -55,6 +73,31 @@ def human_size(size: int | None) -> str:
 def require_server(client: Client) -> None:
     if not client.health():
         raise fail(f"no fnserve server answers at {client.url}; start one with `fnserve server` or pass --url")
+
+
+def user_code_failed(exc: BaseException) -> typer.Exit:
+    """A service's file did not import (a syntax error, a module of the project that is missing, an error at its top
+    level): where in the user's own files, and what; the whole traceback only with `--debug`."""
+    if state.debug:
+        errors.print("".join(traceback.format_exception(exc)).rstrip(), highlight=False, markup=False)
+        return typer.Exit(1)
+    described = describe_user_error(exc, root=Path.cwd())
+    return fail(f"{escape(described)}\n[dim](`fnserve --debug ...` shows the whole traceback)[/]")
+
+
+def listen(settings: Settings) -> socket.socket:
+    """The server's socket, bound here so that a port in use is one line that says what to do."""
+    from fnserve.server import bind_socket
+
+    try:
+        return bind_socket(settings.host, settings.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise fail(
+                f"port {settings.port} on {settings.host} is in use (another fnserve server?); stop it, or pick "
+                "another with --port (--port 0 takes a free one)"
+            ) from None
+        raise fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
 
 
 def guard(action: Any) -> Any:

@@ -16,20 +16,24 @@ from rich.panel import Panel
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
 from fnserve._loop import run as run_on_uvloop
+from fnserve._tracebacks import describe_user_error
 from fnserve._units import format_duration
-from fnserve.auth import owner_key_path
+from fnserve.auth import TOKEN_HINT_CHARS, owner_key_path
 from fnserve.client.cli_common import (
     KeyOption,
     UrlOption,
     connect,
     console,
     errors,
+    fail,
     guard,
     json_object,
+    listen,
     require_server,
+    user_code_failed,
 )
 from fnserve.client.cli_envs import BuildFollower, missing_package_target, print_build_event
-from fnserve.errors import FnserveError
+from fnserve.errors import FnserveError, SpecError
 from fnserve.settings import Settings
 
 if TYPE_CHECKING:
@@ -93,6 +97,8 @@ def deployment_panel(info: dict[str, Any]) -> Panel:
         lines.append(f"[bold]Time left[/] {time_left(info)}")
     if info.get("token"):
         lines.append(f"[bold]Token[/]     {info['token']}  [dim](shown once: keep it)[/]")
+    elif info.get("token_withdrawn"):
+        lines.append("[bold]Auth[/]      no token yet: the next deploy that starts makes one and shows it")
     elif info.get("auth"):
         lines.append(f"[bold]Auth[/]      a token of this service: `fnserve tokens create {info['name']}`")
     else:
@@ -164,44 +170,72 @@ def deploy_target(
     timeout_s: float,
     keep_old: bool = False,
 ) -> int:
-    """Deploy one `file.py[:service]` and print its panel; returns 0 on ACTIVE, 1 otherwise."""
+    """Deploy one `file.py[:service]` and print its panel; returns 0 on ACTIVE, 1 otherwise. The file is imported
+    first, so a mistake in it is told before (and whether or not) a server answers."""
     from fnserve.sdk.deploy import deploy_described, deploy_project
     from fnserve.sdk.loader import load_target
 
     try:
         service, root, entrypoint = load_target(target)
+    except FnserveError:
+        raise
     except ModuleNotFoundError as exc:
-        path, attribute = missing_package_target(target, exc)
+        try:
+            path, attribute = missing_package_target(target, exc)
+        except ModuleNotFoundError:  # a module of the project itself: a typo in its imports, or a file not there
+            raise user_code_failed(exc) from None
+        require_server(client)
         console.print(
             f"[yellow]{escape(str(exc.name))} is not installed here[/]: the server reads {escape(path.name)} inside "
             "the service's own environment"
         )
-        deployment = deploy_described(
-            path,
-            attribute,
-            client=client,
-            init_kwargs=init,
-            replicas=replicas,
-            keep_old=keep_old,
-            on_event=print_build_event,
-        )
+        try:
+            deployment = deploy_described(
+                path,
+                attribute,
+                client=client,
+                init_kwargs=init,
+                replicas=replicas,
+                keep_old=keep_old,
+                on_event=print_build_event,
+            )
+        except SpecError as spec_error:  # it names no requirements: say where the import is, and what to do
+            raise fail(f"{escape(describe_user_error(exc, root=Path.cwd()))}\n{escape(spec_error.message)}") from None
+    except Exception as exc:  # a syntax error, or anything its top level raised
+        raise user_code_failed(exc) from None
     else:
+        require_server(client)
         with console.status(f"Uploading [bold]{service.name}[/] from {root}…"):
             deployment = deploy_project(
                 service, root, entrypoint, client=client, init_kwargs=init, replicas=replicas, keep_old=keep_old
             )
     wait_with_progress(deployment, timeout_s)
-    print_deployment({**deployment._info, "token": deployment.token})
+    token = deployment.token
+    if token and deployment.state == "ERROR":
+        token = None if withdraw_token(client, deployment.name, token) else token
+    print_deployment({**deployment._info, "token": token, "token_withdrawn": token is None and bool(deployment.token)})
     if deployment.state == "DISABLED":
         errors.print(
-            f"[yellow]{service.name} is disabled[/]: version {deployment._info['version']} is registered but not "
-            f"started; `fnserve enable {service.name}` starts it"
+            f"[yellow]{deployment.name} is disabled[/]: version {deployment._info['version']} is registered but not "
+            f"started; `fnserve enable {deployment.name}` starts it"
         )
         return 1
     if deployment.state != "ACTIVE":
-        errors.print(f"[red]{deployment.name} is {deployment.state}[/]; its replica logs are under $FNSERVE_HOME/logs")
+        logs = deployment._info.get("logs_dir")
+        where = f"its replica logs are in {escape(logs)}" if logs else f"`fnserve status {deployment.name}` says why"
+        errors.print(f"[red]{deployment.name} is {deployment.state}[/]; {where}", highlight=False, soft_wrap=True)
         return 1
     return 0
+
+
+def withdraw_token(client: Client, name: str, token: str) -> bool:
+    """Revoke the token a deploy made for a service that then failed: never shown, it is no use to anyone, and with
+    no active token left the next deploy that starts makes (and shows) a new one."""
+    try:
+        client.revoke_token(name, token[:TOKEN_HINT_CHARS])
+    except FnserveError:
+        return False
+    return True
 
 
 def deploy(
@@ -221,8 +255,7 @@ def deploy(
     A service already running keeps serving until the new version is ACTIVE, then drains and stops (blue/green).
     """
     init_kwargs = json_object(init, "--init")
-    with connect(url, api_key) as client:
-        require_server(client)
+    with connect(url, api_key) as client:  # the server is asked for once the file imports: mistakes first
         raise typer.Exit(
             guard(
                 lambda: deploy_target(
@@ -234,9 +267,9 @@ def deploy(
 
 def run(
     targets: Annotated[list[str], typer.Argument(help="One or more app.py[:service] to deploy.")],
-    host: Annotated[str | None, typer.Option(help="Interface to bind [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
-    home: Annotated[Path | None, typer.Option(help="State folder [default: $FNSERVE_HOME or ~/.fnserve].")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind.", show_default="127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.", show_default="8000")] = None,
+    home: Annotated[Path | None, typer.Option(help="State folder.", show_default="$FNSERVE_HOME or ~/.fnserve")] = None,
 ) -> None:
     """Start a server and deploy the targets in one go, in the foreground; Ctrl-C stops everything."""
     from fnserve.server import serve
@@ -254,8 +287,10 @@ def run(
                         deploy_target(client, target, replicas=None, init={}, timeout_s=120.0)
                     except FnserveError as exc:
                         errors.print(f"[red]{escape(target)}: {escape(exc.message)}[/]")
+                    except typer.Exit:  # its one-line error is printed; the server serves the others
+                        pass
             console.print("Serving; press [bold]Ctrl-C[/] to stop the server and its replicas.")
 
         await asyncio.to_thread(work)
 
-    run_on_uvloop(serve(settings, on_ready=deploy_all))
+    run_on_uvloop(serve(settings, sock=listen(settings), on_ready=deploy_all))

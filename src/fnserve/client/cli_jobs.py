@@ -103,7 +103,9 @@ def jobs_submit(
     name: Annotated[str, typer.Argument(help="The service name.")],
     path: Annotated[str, typer.Argument(help="The endpoint path, e.g. /hello or /users/7.")],
     data: Annotated[str, typer.Option("--data", "-d", help="Arguments as a JSON object.")] = "{}",
-    method: Annotated[str | None, typer.Option("--method", "-X", help="HTTP method [default: the route's].")] = None,
+    method: Annotated[
+        str | None, typer.Option("--method", "-X", help="HTTP method.", show_default="the route's")
+    ] = None,
     asset: AssetOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to finish and show it.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 600.0,
