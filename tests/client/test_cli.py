@@ -270,3 +270,26 @@ def test_server_prints_its_url_and_stops_cleanly_on_sigint(tmp_path: Path) -> No
         assert "Traceback" not in errors
     finally:
         command.close()
+
+
+def test_url_without_a_scheme_reaches_the_server(server_url: str) -> None:
+    """`--url 127.0.0.1:PORT`, as people type it, means http://127.0.0.1:PORT."""
+    bare = server_url.removeprefix("http://")
+
+    listed = fnserve("ls", "--url", bare, url=server_url)
+
+    assert listed.returncode == 0, listed.stderr
+    assert "No services yet" in listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [("ftp://127.0.0.1:8000", "is not an http:// or https:// URL"), ("127.0.0.1:notaport", "has no valid port")],
+)
+def test_url_that_names_no_server_is_one_line_saying_what_is_wrong(given: str, says: str) -> None:
+    result = fnserve("ls", "--url", given, url=None)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: the server URL '{given}' {says}"), result.stderr
+    assert "http://HOST:PORT" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -51,7 +51,10 @@ def connect(url: str | None, api_key: str | None) -> Client:
     `fnserve server`, which needs none of it, does not carry it for its whole life."""
     from fnserve.client.api import Client
 
-    return Client(url, api_key=api_key)
+    try:
+        return Client(url, api_key=api_key)
+    except ValueError as exc:  # a URL that names no server (settings.server_url)
+        raise fail(escape(str(exc))) from None
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
