@@ -18,6 +18,7 @@ from fnserve._units import format_duration
 from fnserve.client.cli_assets import assets_app
 from fnserve.client.cli_common import (
     AssetOption,
+    JsonOption,
     KeyOption,
     NameArgument,
     UrlOption,
@@ -29,6 +30,7 @@ from fnserve.client.cli_common import (
     json_object,
     listen,
     matches_route,
+    print_json,
     require_server,
     state,
 )
@@ -113,11 +115,14 @@ app.command()(deploy)
 
 
 @app.command("ls")
-def list_services(url: UrlOption = None, api_key: KeyOption = None) -> None:
+def list_services(as_json: JsonOption = False, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """List services with their state, replicas and URL."""
     with connect(url, api_key) as client:
         require_server(client)
         services = guard(client.list_services)
+    if as_json:
+        print_json(services)
+        return
     table = Table("NAME", "STATE", "REPLICAS", "URL", "ENDPOINTS")
     limited = any(info.get("time_left_s") is not None for info in services)
     if limited:  # only then: most services have no time limit
@@ -176,11 +181,14 @@ def invoke(
 
 
 @app.command()
-def versions(name: NameArgument, url: UrlOption = None, api_key: KeyOption = None) -> None:
+def versions(name: NameArgument, as_json: JsonOption = False, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """List a service's versions with their states, traffic weights and ready replicas."""
     with connect(url, api_key) as client:
         require_server(client)
         info = guard(lambda: client.get_service(name))
+    if as_json:
+        print_json(info["versions"])
+        return
     console.print(versions_table(info))
 
 
@@ -206,11 +214,14 @@ def rollback(
 
 
 @app.command()
-def status(name: NameArgument, url: UrlOption = None, api_key: KeyOption = None) -> None:
+def status(name: NameArgument, as_json: JsonOption = False, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """A service's versions, replicas, states and reasons."""
     with connect(url, api_key) as client:
         require_server(client)
         info = guard(lambda: client.get_service(name))
+    if as_json:
+        print_json(info)
+        return
     print_deployment(info)
     console.print(versions_table(info))
     replicas = Table(
@@ -320,11 +331,16 @@ def tokens_create(
 
 
 @tokens_app.command("ls")
-def tokens_list(name: NameArgument, url: UrlOption = None, api_key: KeyOption = None) -> None:
+def tokens_list(
+    name: NameArgument, as_json: JsonOption = False, url: UrlOption = None, api_key: KeyOption = None
+) -> None:
     """List NAME's tokens (id, hint, label, state); never their secrets."""
     with connect(url, api_key) as client:
         require_server(client)
         tokens = guard(lambda: client.list_tokens(name))
+    if as_json:
+        print_json(tokens)
+        return
     if not tokens:
         console.print(f"{escape(name)} has no tokens; make one with `fnserve tokens create {escape(name)}`")
         return

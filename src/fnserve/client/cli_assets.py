@@ -12,6 +12,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from fnserve.client.cli_common import (
+    JsonOption,
     KeyOption,
     UrlOption,
     connect,
@@ -19,6 +20,7 @@ from fnserve.client.cli_common import (
     errors,
     guard,
     human_size,
+    print_json,
     require_server,
     when,
 )
@@ -62,11 +64,14 @@ def assets_upload(
 
 
 @assets_app.command("ls")
-def assets_list(url: UrlOption = None, api_key: KeyOption = None) -> None:
+def assets_list(as_json: JsonOption = False, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """List the assets this key may use."""
     with connect(url, api_key) as client:
         require_server(client)
         assets = guard(client.list_assets)
+    if as_json:
+        print_json(assets)
+        return
     if not assets:
         console.print("No assets yet; upload one with `fnserve assets upload FILE`")
         return

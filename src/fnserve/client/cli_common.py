@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import sys
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,8 +23,13 @@ if TYPE_CHECKING:
     from fnserve.client.api import Client
     from fnserve.settings import Settings
 
+# Piped or redirected, output is for programs and files: no width to fit, so no id, URL or row is cut or folded.
+PIPED_WIDTH = 100_000
 console = Console()
 errors = Console(stderr=True)
+for _console in (console, errors):
+    if not _console.is_terminal:
+        _console.width = PIPED_WIDTH
 
 
 @dataclass
@@ -39,6 +45,7 @@ UrlOption = Annotated[
     str | None, typer.Option("--url", envvar="FNSERVE_URL", help="The server.", show_default="http://127.0.0.1:8000")
 ]
 KeyOption = Annotated[str | None, typer.Option("--api-key", envvar="FNSERVE_API_KEY", help="The owner API key.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (the API's own objects) instead of a table.")]
 NameArgument = Annotated[str, typer.Argument(help="The service name (or its id).", show_default=False)]
 AssetOption = Annotated[
     list[str] | None,
@@ -55,6 +62,12 @@ def connect(url: str | None, api_key: str | None) -> Client:
         return Client(url, api_key=api_key)
     except ValueError as exc:  # a URL that names no server (settings.server_url)
         raise fail(escape(str(exc))) from None
+
+
+def print_json(value: Any) -> None:
+    """JSON for scripts, on stdout as is: indented, never wrapped or highlighted."""
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.flush()
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

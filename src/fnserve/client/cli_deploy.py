@@ -138,12 +138,14 @@ def announce_owner_key(app: Server) -> None:
 
 def wait_with_progress(deployment: Deployment, timeout_s: float, action: str = "Deploying") -> Deployment:
     """Poll until ACTIVE, ERROR or INACTIVE: a spinner with the state, and while the environment builds, a bar of its
-    packages with uv's own lines printed above it."""
-
+    packages with uv's own lines printed above it. Piped (no terminal to redraw), one plain line on stderr per
+    change instead."""
     deadline = time.monotonic() + timeout_s
     follower = BuildFollower(deployment._client, deployment.name)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"))
-    with Progress(*columns, console=console, transient=True) as progress:
+    plain = not console.is_terminal
+    last_shown = ""
+    with Progress(*columns, console=console, transient=True, disable=plain) as progress:
         task = progress.add_task(f"{action} [bold]{deployment.name}[/]", total=None, detail="")
         while True:
             info = deployment.refresh()._info
@@ -151,11 +153,14 @@ def wait_with_progress(deployment: Deployment, timeout_s: float, action: str = "
             follower.follow(info)
             if info["state"] == "BUILDING" and build is not None:
                 total = build["total"] or None
-                detail = escape(build["text"])
-                progress.update(task, total=total, completed=build["done"], detail=detail)
+                detail = f"BUILDING, {build['done']}/{total} packages" if total else "BUILDING"
+                progress.update(task, total=total, completed=build["done"], detail=escape(build["text"]))
             else:
-                ready = f"{info['replicas_ready']}/{info['replicas_desired']} replicas ready"
-                progress.update(task, total=None, detail=f"{info['state']}, {ready}")
+                detail = f"{info['state']}, {info['replicas_ready']}/{info['replicas_desired']} replicas ready"
+                progress.update(task, total=None, detail=detail)
+            if plain and detail != last_shown:
+                errors.print(f"{action} {deployment.name}: {detail}", highlight=False, markup=False)
+                last_shown = detail
             if info["state"] in ("ACTIVE", "ERROR", "INACTIVE", "DISABLED") or time.monotonic() > deadline:
                 return deployment
             time.sleep(0.05)

@@ -11,7 +11,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fnserve.client.cli_common import KeyOption, NameArgument, UrlOption, connect, console, fail, guard, human_size
+from fnserve.client.cli_common import (
+    JsonOption,
+    KeyOption,
+    NameArgument,
+    UrlOption,
+    connect,
+    console,
+    fail,
+    guard,
+    human_size,
+    print_json,
+)
 from fnserve.envs.requirements import parse_requirements_text
 
 if TYPE_CHECKING:
@@ -52,10 +63,13 @@ def env_create(
 
 
 @env_app.command("ls")
-def env_list(url: UrlOption = None, api_key: KeyOption = None) -> None:
+def env_list(as_json: JsonOption = False, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """Named environments, then every build on the server with its size and the versions that use it."""
     with connect(url, api_key) as client:
         listing = guard(client.list_environments)
+    if as_json:
+        print_json(listing)
+        return
     named = Table("name", "python", "requirements", title="Named environments", title_justify="left")
     for record in listing["environments"]:
         named.add_row(record["name"], record["python"], escape(", ".join(record["requirements"])))

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from fnserve.client.cli_common import (
     AssetOption,
+    JsonOption,
     KeyOption,
     UrlOption,
     connect,
@@ -20,6 +21,7 @@ from fnserve.client.cli_common import (
     guard,
     json_object,
     matches_route,
+    print_json,
     require_server,
     when,
 )
@@ -95,7 +97,7 @@ def _print_job(job: dict[str, Any], as_json: bool) -> None:
         console.print(job_panel(job))
 
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the job as JSON.")]
+JobJsonOption = Annotated[bool, typer.Option("--json", help="Print the job as JSON.")]
 
 
 @jobs_app.command("submit")
@@ -109,7 +111,7 @@ def jobs_submit(
     asset: AssetOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to finish and show it.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 600.0,
-    as_json: JsonOption = False,
+    as_json: JobJsonOption = False,
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:
@@ -142,7 +144,7 @@ def jobs_get(
     name: Annotated[str, typer.Argument(help="The service name.")],
     job_id: Annotated[str, typer.Argument(help="The job id (job-…).")],
     wait: Annotated[float, typer.Option("--wait", help="Wait up to this many seconds for it to finish.")] = 0.0,
-    as_json: JsonOption = False,
+    as_json: JobJsonOption = False,
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:
@@ -192,6 +194,7 @@ def jobs_list(
     name: Annotated[str | None, typer.Argument(help="Only this service's jobs.")] = None,
     status: Annotated[str | None, typer.Option(help="Only jobs in this status, e.g. FAILED or IN_QUEUE.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:
@@ -199,6 +202,9 @@ def jobs_list(
     with connect(url, api_key) as client:
         require_server(client)
         jobs = guard(lambda: client.list_jobs(service=name, status=status, limit=limit))
+    if as_json:
+        print_json(jobs)
+        return
     if not jobs:
         console.print(
             "No " + (f"{status.upper()} " if status else "") + "jobs" + (f" of {escape(name)}" if name else "")
