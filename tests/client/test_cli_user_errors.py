@@ -143,3 +143,27 @@ def test_initializer_failure_shows_the_users_frames_no_token_and_the_real_log_fo
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "State     ACTIVE" in fixed.stdout
     assert "Token     fst_" in fixed.stdout
+
+
+def test_deploy_says_what_it_uploads_and_leaves_out_what_the_ignore_files_name(tmp_path: Path, server_url: str) -> None:
+    """
+    1. A project with a .gitignore (data/) and a .fnserveignore (.env) beside app.py.
+    2. `fnserve deploy` says it uploads 3 files (app.py and the two ignore files), with their size.
+    3. The code the server unpacked for the replicas holds those three and nothing ignored.
+    """
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "app.py").write_text(SERVICE.format(name="tidy", body="pass"))
+    (project / ".gitignore").write_text("data/\n")
+    (project / ".fnserveignore").write_text(".env\n")
+    (project / ".env").write_text("SECRET=1\n")
+    (project / "data" / "big.bin").write_bytes(b"\0" * 100_000)
+
+    result = fnserve_in(project, "deploy", "app.py", "--timeout", "30", url=server_url)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Uploading tidy: 3 files, {sum(p.stat().st_size for p in project.glob('*.*') if p.name != '.env')} B" in (
+        result.stdout
+    )
+    (unpacked,) = (tmp_path / "home" / "code").iterdir()
+    assert sorted(p.name for p in unpacked.iterdir()) == [".fnserveignore", ".gitignore", "app.py"]

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from fnserve._loop import run as run_on_uvloop
 from fnserve._tracebacks import describe_user_error
 from fnserve._units import format_duration
+from fnserve.archive import PackedProject
 from fnserve.auth import TOKEN_HINT_CHARS, owner_key_path
 from fnserve.client.cli_common import (
     KeyOption,
@@ -27,6 +28,7 @@ from fnserve.client.cli_common import (
     errors,
     fail,
     guard,
+    human_size,
     json_object,
     listen,
     require_server,
@@ -203,6 +205,7 @@ def deploy_target(
                 replicas=replicas,
                 keep_old=keep_old,
                 on_event=print_build_event,
+                on_packed=lambda packed: announce_upload(path.name, path.resolve().parent, packed),
             )
         except SpecError as spec_error:  # it names no requirements: say where the import is, and what to do
             raise fail(f"{escape(describe_user_error(exc, root=Path.cwd()))}\n{escape(spec_error.message)}") from None
@@ -210,9 +213,16 @@ def deploy_target(
         raise user_code_failed(exc) from None
     else:
         require_server(client)
-        with console.status(f"Uploading [bold]{service.name}[/] from {root}…"):
+        with console.status(f"Packing [bold]{service.name}[/] from {root}…"):
             deployment = deploy_project(
-                service, root, entrypoint, client=client, init_kwargs=init, replicas=replicas, keep_old=keep_old
+                service,
+                root,
+                entrypoint,
+                client=client,
+                init_kwargs=init,
+                replicas=replicas,
+                keep_old=keep_old,
+                on_packed=lambda packed: announce_upload(service.name, root, packed),
             )
     wait_with_progress(deployment, timeout_s)
     token = deployment.token
@@ -231,6 +241,17 @@ def deploy_target(
         errors.print(f"[red]{deployment.name} is {deployment.state}[/]; {where}", highlight=False, soft_wrap=True)
         return 1
     return 0
+
+
+def announce_upload(name: str, root: Path, packed: PackedProject) -> None:
+    """What a deploy sends, before it sends it: `.gitignore` and `.fnserveignore` decide, so a surprise shows here."""
+    files = f"{packed.files} file" + ("" if packed.files == 1 else "s")
+    console.print(
+        f"Uploading [bold]{escape(name)}[/]: {files}, {human_size(packed.file_bytes)} "
+        f"({human_size(packed.size)} zipped) from {escape(str(root))}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def withdraw_token(client: Client, name: str, token: str) -> bool:
