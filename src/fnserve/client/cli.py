@@ -34,10 +34,11 @@ from fnserve.client.cli_common import (
     require_server,
     state,
 )
-from fnserve.client.cli_deploy import announce_owner_key, deploy, print_deployment, run, wait_with_progress
+from fnserve.client.cli_deploy import announce_owner_key, deploy, print_deployment, wait_with_progress
 from fnserve.client.cli_envs import build_log, env_app
 from fnserve.client.cli_jobs import jobs_app
 from fnserve.client.cli_models import deploy_model
+from fnserve.client.cli_run import run
 from fnserve.settings import Settings
 
 if TYPE_CHECKING:

@@ -3,7 +3,6 @@ and starts, then its panel (URL, state, token) and a ready-to-paste curl per end
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +14,6 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
-from fnserve._loop import run as run_on_uvloop
 from fnserve._tracebacks import describe_user_error
 from fnserve._units import format_duration
 from fnserve.archive import PackedProject
@@ -30,13 +28,11 @@ from fnserve.client.cli_common import (
     guard,
     human_size,
     json_object,
-    listen,
     require_server,
     user_code_failed,
 )
 from fnserve.client.cli_envs import BuildFollower, missing_package_target, print_build_event
 from fnserve.errors import FnserveError, SpecError
-from fnserve.settings import Settings
 
 if TYPE_CHECKING:
     from fnserve.client.api import Client
@@ -289,34 +285,3 @@ def deploy(
                 )
             )
         )
-
-
-def run(
-    targets: Annotated[list[str], typer.Argument(help="One or more app.py[:service] to deploy.")],
-    host: Annotated[str | None, typer.Option(help="Interface to bind.", show_default="127.0.0.1")] = None,
-    port: Annotated[int | None, typer.Option(help="Port.", show_default="8000")] = None,
-    home: Annotated[Path | None, typer.Option(help="State folder.", show_default="$FNSERVE_HOME or ~/.fnserve")] = None,
-) -> None:
-    """Start a server and deploy the targets in one go, in the foreground; Ctrl-C stops everything."""
-    from fnserve.server import serve
-
-    settings = Settings.from_env(host=host, port=port, home=home)
-
-    async def deploy_all(server_url: str, app: Server) -> None:
-        console.print(f"fnserve server on [bold]{server_url}[/] (state in {settings.home})")
-        announce_owner_key(app)
-
-        def work() -> None:
-            with connect(server_url, None) as client:
-                for target in targets:
-                    try:
-                        deploy_target(client, target, replicas=None, init={}, timeout_s=120.0)
-                    except FnserveError as exc:
-                        errors.print(f"[red]{escape(target)}: {escape(exc.message)}[/]")
-                    except typer.Exit:  # its one-line error is printed; the server serves the others
-                        pass
-            console.print("Serving; press [bold]Ctrl-C[/] to stop the server and its replicas.")
-
-        await asyncio.to_thread(work)
-
-    run_on_uvloop(serve(settings, sock=listen(settings), on_ready=deploy_all))
