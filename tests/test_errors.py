@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import httpx
 import pytest
 from _auth import owner
@@ -99,3 +102,11 @@ def test_error_responses_use_the_envelope(echo_url: str, code: str, method: str,
     assert error["code"] == code
     assert error["message"]
     assert error["request_id"] == response.headers["x-request-id"]
+
+
+def test_docs_errors_lists_every_code_with_its_status() -> None:
+    """docs/ERRORS.md's table is the published list, code for code and status for status."""
+    table = (Path(__file__).parent.parent / "docs" / "ERRORS.md").read_text()
+    listed = {code: int(status) for code, status in re.findall(r"^\| `(\w+)` \| (\d{3}) \|", table, re.MULTILINE)}
+
+    assert listed == PUBLISHED_CODES

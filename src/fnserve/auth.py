@@ -25,6 +25,7 @@ logger = logging.getLogger("fnserve.auth")
 OWNER_KEY_FILE = "owner.key"
 OWNER_KEY_PREFIX = "fsk_"
 TOKEN_PREFIX = "fst_"
+TOKEN_HINT_CHARS = 10  # a token's first characters, kept in clear to tell tokens apart (`fnserve tokens ls`)
 # Secrets are 4 + 43 characters; anything far longer is not one of ours, and is refused before hashing.
 MAX_CREDENTIAL_LENGTH = 256
 _BEARER = b"bearer "

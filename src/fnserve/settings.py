@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -189,9 +190,36 @@ class ClientSettings:
 
     @classmethod
     def from_env(cls, url: str | None = None, api_key: str | None = None) -> ClientSettings:
-        """The owner key: given, else `FNSERVE_API_KEY`, else that of a server this process runs at `url`, else
-        the key file of a server on this machine (`$FNSERVE_HOME/owner.key`)."""
-        url = (url or os.environ.get("FNSERVE_URL") or DEFAULT_URL).rstrip("/")
+        """The server: `url`, else `FNSERVE_URL`, else the default (a bare `host:port` means `http://host:port`). The
+        owner key: given, else `FNSERVE_API_KEY`, else that of a server this process runs at `url`, else the key file
+        of a server on this machine (`$FNSERVE_HOME/owner.key`). ValueError for a URL that names no server."""
+        if url:
+            url = server_url(url, source="the server URL")
+        elif os.environ.get("FNSERVE_URL"):
+            url = server_url(os.environ["FNSERVE_URL"], source="FNSERVE_URL")
+        else:
+            url = DEFAULT_URL
         home = default_home()
         key = api_key or os.environ.get("FNSERVE_API_KEY") or in_process_key(url) or read_owner_key(home)
         return cls(url=url, api_key=key, home=home)
+
+
+def server_url(text: str, *, source: str) -> str:
+    """A server's base URL as the client uses it: `127.0.0.1:8000` gets `http://`, a trailing `/` goes; ValueError
+    naming `source` and the fix when it is no HTTP URL of a host."""
+    url = text.strip()
+    if "://" not in url:
+        url = f"http://{url}"
+    fix = f"write it as http://HOST:PORT, e.g. {DEFAULT_URL}"
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{source} {text!r} is not an http:// or https:// URL; {fix}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{source} {text!r} has no valid port (1-65535 after ':'); {fix}") from None
+    if not parts.hostname:
+        raise ValueError(f"{source} {text!r} names no host; {fix}")
+    if port == 0:
+        raise ValueError(f"{source} {text!r} has port 0, where no server listens; {fix}")
+    return url.rstrip("/")

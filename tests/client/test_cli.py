@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import threading
 from pathlib import Path
-from typing import IO
 
 import httpx
 import pytest
-from _cli import COMMAND_TIMEOUT_S, FNSERVE, REPO, cli_env, fnserve
+from _cli import COMMAND_TIMEOUT_S, EXIT_ON_SIGINT, REPO, STOP_DEADLINE_S, Foreground, fnserve
 from _processes import is_running
 
 from fnserve.auth import read_owner_key
@@ -20,8 +17,6 @@ from fnserve.client.api import Client
 from fnserve.testing import wait_until
 
 GREETER = str(REPO / "examples" / "greeter.py")
-STOP_DEADLINE_S = 20
-EXIT_ON_SIGINT = (0, 128 + signal.SIGINT)  # uvicorn re-raises the captured SIGINT once shut down: 130
 
 
 def curl_url(output: str, path: str) -> str:
@@ -29,75 +24,6 @@ def curl_url(output: str, path: str) -> str:
     match = re.search(rf"curl (?:-N )?-X \w+ (http://\S+{re.escape(path)}) ", output)
     assert match, f"no curl line for {path} in:\n{output}"
     return match.group(1)
-
-
-class Foreground:
-    """A long-running `fnserve` command in its own session, its output collected line by line by threads."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [str(FNSERVE), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env(),
-            cwd=REPO,
-            start_new_session=True,
-        )
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        assert self.process.stdout is not None
-        assert self.process.stderr is not None
-        self._readers = [
-            threading.Thread(target=self._collect, args=(self.process.stdout, self.stdout), daemon=True),
-            threading.Thread(target=self._collect, args=(self.process.stderr, self.stderr), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    @staticmethod
-    def _collect(stream: IO[str], lines: list[str]) -> None:
-        for line in stream:
-            lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.stdout)
-
-    def wait_for(self, pattern: str, *, timeout_s: float) -> re.Match[str]:
-        """The first match of `pattern` in stdout, once it appears; fails early if the command exits."""
-
-        def seen() -> re.Match[str] | None:
-            match = re.search(pattern, self.output)
-            if match is None and self.process.poll() is not None:
-                raise AssertionError(
-                    f"fnserve exited with {self.process.returncode} before printing {pattern!r}:\n"
-                    f"{self.output}{''.join(self.stderr)}"
-                )
-            return match
-
-        found = wait_until(seen, timeout_s=timeout_s, what=f"output matching {pattern!r}")
-        assert found is not None
-        return found
-
-    def interrupt(self) -> int:
-        """Send SIGINT (as Ctrl-C would) and return the exit code, which must come within the deadline."""
-        self.process.send_signal(signal.SIGINT)
-        code = self.process.wait(timeout=STOP_DEADLINE_S)
-        for reader in self._readers:  # the pipes are closed now: the readers finish with the last lines
-            reader.join(timeout=5)
-        return code
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=STOP_DEADLINE_S)
-        for reader in self._readers:
-            reader.join(timeout=5)
-        assert self.process.stdout is not None
-        assert self.process.stderr is not None
-        self.process.stdout.close()
-        self.process.stderr.close()
 
 
 @pytest.fixture
@@ -270,3 +196,26 @@ def test_server_prints_its_url_and_stops_cleanly_on_sigint(tmp_path: Path) -> No
         assert "Traceback" not in errors
     finally:
         command.close()
+
+
+def test_url_without_a_scheme_reaches_the_server(server_url: str) -> None:
+    """`--url 127.0.0.1:PORT`, as people type it, means http://127.0.0.1:PORT."""
+    bare = server_url.removeprefix("http://")
+
+    listed = fnserve("ls", "--url", bare, url=server_url)
+
+    assert listed.returncode == 0, listed.stderr
+    assert "No services yet" in listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [("ftp://127.0.0.1:8000", "is not an http:// or https:// URL"), ("127.0.0.1:notaport", "has no valid port")],
+)
+def test_url_that_names_no_server_is_one_line_saying_what_is_wrong(given: str, says: str) -> None:
+    result = fnserve("ls", "--url", given, url=None)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: the server URL '{given}' {says}"), result.stderr
+    assert "http://HOST:PORT" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -41,7 +41,8 @@ def test_service_enters_error_when_initializer_raises(server_url: str, client: f
     """
     1. Deploy `raises`, whose initializer raises RuntimeError("cannot load the model").
     2. `wait()` raises DeploymentFailed carrying the reason.
-    3. The service is in ERROR; its reason holds the exception and the tail of its traceback.
+    3. The service is in ERROR; its reason holds the exception and the user's own frames of its traceback (no
+       fnserve, asyncio or thread-pool frame: the replica's log has those).
     4. Its route answers 503 deployment_failed in the error envelope, naming the cause.
     """
     failed = deploy_failure(raises, server_url, match="RuntimeError: cannot load the model")
@@ -53,6 +54,8 @@ def test_service_enters_error_when_initializer_raises(server_url: str, client: f
     assert "RuntimeError: cannot load the model" in reason
     assert 'broken_init.py", line' in reason
     assert "in raises" in reason
+    assert "fnserve/runtime" not in reason
+    assert "concurrent/futures" not in reason
     assert reason in failed.message
 
     response = httpx.get(f"{server_url}/raises/ping", timeout=HTTP_TIMEOUT)

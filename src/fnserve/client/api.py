@@ -139,6 +139,16 @@ async def _afile_chunks(path: Path, on_progress: ProgressCallback | None) -> Asy
         handle.close()
 
 
+def _sha256_of(data: bytes | Path) -> str:
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    with data.open("rb") as handle:
+        while chunk := handle.read(UPLOAD_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _output_path(dest: str | Path, asset_id: str) -> Path:
     path = Path(dest)
     return path / asset_id if path.is_dir() else path
@@ -190,11 +200,22 @@ class Client:
         raise_for_error(response)
         return response.json()
 
-    def upload(self, data: bytes) -> str:
-        """Store bytes on the server by their sha256 (skipped when already there); returns the digest."""
-        digest = hashlib.sha256(data).hexdigest()
+    def upload(self, data: bytes | Path, *, sha256: str | None = None) -> str:
+        """Store bytes, or a file streamed from disk, on the server by their sha256 (skipped when already there);
+        returns the digest. `sha256`: the file's digest, when the caller has it already."""
+        digest = sha256 or _sha256_of(data)
         if self._http.head(f"/v1/artifacts/{digest}").status_code != 200:
-            self._json("PUT", f"/v1/artifacts/{digest}", content=data)
+            if isinstance(data, bytes):
+                self._json("PUT", f"/v1/artifacts/{digest}", content=data)
+            else:
+                headers = {"content-length": str(data.stat().st_size)}
+                self._json(
+                    "PUT",
+                    f"/v1/artifacts/{digest}",
+                    content=_file_chunks(data, None),
+                    headers=headers,
+                    timeout=TRANSFER_TIMEOUT,
+                )
         return digest
 
     def deploy(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fnserve.client.cli_common import KeyOption, UrlOption, connect, console, fail, guard, human_size
+from fnserve.client.cli_common import (
+    JsonOption,
+    KeyOption,
+    NameArgument,
+    UrlOption,
+    connect,
+    console,
+    fail,
+    guard,
+    human_size,
+    print_json,
+)
 from fnserve.envs.requirements import parse_requirements_text
 
 if TYPE_CHECKING:
@@ -22,14 +33,14 @@ env_app = typer.Typer(help="Environments: named package sets services run in (`e
 
 @env_app.command("create")
 def env_create(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The environment's name, as services name it in `env=`.")],
     requirement_file: Annotated[
         Path | None, typer.Option("-r", "--requirements", help="A requirements.txt to read the packages from.")
     ] = None,
     package: Annotated[
         list[str] | None, typer.Option("-p", "--package", help="A requirement like 'numpy>=2' (repeat for more).")
     ] = None,
-    python: Annotated[str | None, typer.Option(help="Python version, e.g. 3.11 [default: the server's].")] = None,
+    python: Annotated[str | None, typer.Option(help="Python version, e.g. 3.11.", show_default="the server's")] = None,
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:
@@ -52,10 +63,13 @@ def env_create(
 
 
 @env_app.command("ls")
-def env_list(url: UrlOption = None, api_key: KeyOption = None) -> None:
+def env_list(as_json: JsonOption = False, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """Named environments, then every build on the server with its size and the versions that use it."""
     with connect(url, api_key) as client:
         listing = guard(client.list_environments)
+    if as_json:
+        print_json(listing)
+        return
     named = Table("name", "python", "requirements", title="Named environments", title_justify="left")
     for record in listing["environments"]:
         named.add_row(record["name"], record["python"], escape(", ".join(record["requirements"])))
@@ -85,7 +99,11 @@ def env_list(url: UrlOption = None, api_key: KeyOption = None) -> None:
 
 
 @env_app.command("rm")
-def env_remove(name_or_key: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
+def env_remove(
+    name_or_key: Annotated[str, typer.Argument(help="A named environment, or a build's key from `fnserve env ls`.")],
+    url: UrlOption = None,
+    api_key: KeyOption = None,
+) -> None:
     """Remove a named environment (versions made from it keep their packages), or a build by its key."""
     with connect(url, api_key) as client:
         removed = guard(lambda: client.delete_environment(name_or_key))
@@ -102,8 +120,10 @@ def env_prune(url: UrlOption = None, api_key: KeyOption = None) -> None:
 
 
 def build_log(
-    name: str,
-    version: Annotated[int | None, typer.Option("--version", "-v", help="A version number [default: newest].")] = None,
+    name: NameArgument,
+    version: Annotated[
+        int | None, typer.Option("--version", "-v", help="A version number.", show_default="newest")
+    ] = None,
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:

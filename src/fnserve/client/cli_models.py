@@ -13,7 +13,7 @@ from fnserve.client.cli_common import KeyOption, UrlOption, connect, console, er
 
 def deploy_model(
     model: Annotated[Path, typer.Argument(help="A saved model: .skops, .joblib, .pkl or .onnx.")],
-    name: Annotated[str | None, typer.Option(help="The service name [default: the file's name].")] = None,
+    name: Annotated[str | None, typer.Option(help="The service name.", show_default="the file's name")] = None,
     proba: Annotated[bool, typer.Option("--proba", help="Answer class probabilities unless a call says not.")] = False,
     trust: Annotated[
         list[str] | None,
@@ -22,7 +22,7 @@ def deploy_model(
     requirement: Annotated[
         list[str] | None, typer.Option("--requirement", "-p", help="A package beyond those the file implies.")
     ] = None,
-    replicas: Annotated[int | None, typer.Option(help="How many replicas [default: 1].")] = None,
+    replicas: Annotated[int | None, typer.Option(help="How many replicas.", show_default="1")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for ACTIVE (the build included).")] = 600.0,
     keep_old: Annotated[bool, typer.Option("--keep-old", help="Keep the running versions serving too.")] = False,
     url: UrlOption = None,
@@ -30,7 +30,7 @@ def deploy_model(
 ) -> None:
     """Serve a saved model: POST /predict (rows in, predictions out), GET /schema, and Allonia's /api/v1.0/ routes.
     Its packages are read from the file (skops: the scikit-learn it was saved with) and built on the server."""
-    from fnserve.client.cli import print_deployment, wait_with_progress
+    from fnserve.client.cli_deploy import print_deployment, wait_with_progress
     from fnserve.models import ModelFormat, detect_format
     from fnserve.sdk.model_deploy import TRUSTED_CODE_FORMATS
     from fnserve.sdk.model_deploy import deploy_model as deploy

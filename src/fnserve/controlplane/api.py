@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 
-from fnserve.auth import TOKEN_PREFIX, Authenticator, TokenGrant, digest, new_secret
+from fnserve.auth import TOKEN_HINT_CHARS, TOKEN_PREFIX, Authenticator, TokenGrant, digest, new_secret
 from fnserve.backends.gpus import gpu_types
 from fnserve.controlplane import disabling, time_limit
 from fnserve.controlplane.assets import build_assets_router
@@ -214,6 +214,7 @@ class ControlPlane:
             updated_at=max(function.updated_at, deployment.updated_at if deployment else function.updated_at),
             expires_at=expires_at,
             time_left_s=time_limit.time_left_s(expires_at),
+            logs_dir=str(self.supervisor.logs_dir(function.name)),
             failed_replicas=[ReplicaInfo(**replica.describe()) for replica in live.failed_replicas] if live else [],
         )
 
@@ -235,7 +236,7 @@ class ControlPlane:
         """Make a token for `function`: stored as a digest, usable at once, its secret returned this one time."""
         secret = new_secret(TOKEN_PREFIX)
         token = await asyncio.to_thread(
-            self.tokens.create, function.function_id, label=label, digest=digest(secret), hint=secret[:10]
+            self.tokens.create, function.function_id, label=label, digest=digest(secret), hint=secret[:TOKEN_HINT_CHARS]
         )
         self.authenticator.grant(token.digest, TokenGrant(token.token_id, function.function_id, function.name))
         return NewToken(**self.token_info(token, function.name).model_dump(), token=secret)

@@ -186,6 +186,9 @@ class ServiceInfo(BaseModel):
         default=None, description="when the service's time_limit tears it down; null: no limit, or not running"
     )
     time_left_s: float | None = Field(default=None, description="seconds until `expires_at`")
+    logs_dir: str | None = Field(
+        default=None, description="the folder of this service's replica logs on the server (one file per replica)"
+    )
     failed_replicas: list[ReplicaInfo] = Field(
         default_factory=list,
         description="the last replicas of the current version that failed (did not start, died, or were replaced for "

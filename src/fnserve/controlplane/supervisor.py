@@ -515,8 +515,11 @@ class Supervisor:
             code_dir=self.artifacts.unpacked(version.code_sha256), entrypoint=version.entrypoint, **common
         )
 
+    def logs_dir(self, service_name: str) -> Path:
+        return self.settings.home / "logs" / service_name
+
     def log_path(self, service_name: str, replica_id: str) -> Path:
-        return self.settings.home / "logs" / service_name / f"{replica_id}.log"
+        return self.logs_dir(service_name) / f"{replica_id}.log"
 
     async def _run_replica(self, live: LiveDeployment) -> None:
         """Start one replica, serve until it exits, then replace it unless the deployment is stopping."""

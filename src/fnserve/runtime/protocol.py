@@ -10,7 +10,7 @@ Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `Fr
                        SHUTDOWN [kind]
     replica → server   HELLO    [kind, replica_id, pid]
                        READY    [kind, api: dict]                 initializer done
-                       INIT_FAILED [kind, message, traceback_tail]
+                       INIT_FAILED [kind, message, traceback of the user's frames]
                        RESULT   [kind, request_id, json: bytes]
                        ERROR    [kind, request_id, code, message, details | None]
                        CHUNK    [kind, request_id, data: bytes]

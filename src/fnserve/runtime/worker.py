@@ -20,6 +20,7 @@ from typing import Any, cast
 
 from fnserve._loop import loop_factory
 from fnserve._loop import run as run_on_uvloop
+from fnserve._tracebacks import user_traceback
 from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
 from fnserve.runtime.health import ReplicaHealth
@@ -28,7 +29,6 @@ from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolErr
 from fnserve.sdk.loader import load_entrypoint, load_pickled_service, loads_init_arguments
 from fnserve.sdk.service import Service
 
-TRACEBACK_TAIL_LINES = 12
 # `python -m fnserve.runtime.worker --standby`: start, import, and wait on stdin to be told which replica to be.
 STANDBY_FLAG = "--standby"
 
@@ -88,11 +88,6 @@ def initialize(options: WorkerOptions) -> tuple[Service[Any], Any]:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
-
-
-def traceback_tail(exc: BaseException) -> str:
-    lines = "".join(traceback.format_exception(exc)).rstrip().splitlines()
-    return "\n".join(lines[-TRACEBACK_TAIL_LINES:])
 
 
 class ReplicaServer(asyncio.Protocol):
@@ -245,8 +240,10 @@ async def serve(options: WorkerOptions) -> None:
         service, state = await asyncio.to_thread(initialize, options)
         health = None if service.health is None else ReplicaHealth(service.health, state)
     except BaseException as exc:
-        print(f"Replica [{options.replica_id}] initializer failed:\n{traceback_tail(exc)}", file=sys.stderr)
-        server.send(Kind.INIT_FAILED, f"{type(exc).__name__}: {exc}", traceback_tail(exc))
+        # The log keeps the whole traceback; the reason the owner sees holds their own frames only (_tracebacks.py).
+        whole = "".join(traceback.format_exception(exc)).rstrip()
+        print(f"Replica [{options.replica_id}] initializer failed:\n{whole}", file=sys.stderr)
+        server.send(Kind.INIT_FAILED, f"{type(exc).__name__}: {exc}", user_traceback(exc, root=options.code_dir))
         await asyncio.sleep(0)  # let the frame reach the socket buffer before closing
         assert server.transport is not None
         server.transport.close()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fnserve.archive import pack_project
+from fnserve.archive import PackedProject, packed_project
 from fnserve.client.api import Client
 from fnserve.client.deployment import Deployment
 from fnserve.envs.requirements import project_requirements
@@ -77,24 +77,30 @@ def deploy_project(
     init_kwargs: dict[str, Any] | None = None,
     replicas: int | None = None,
     keep_old: bool = False,
+    on_packed: Callable[[PackedProject], None] | None = None,
 ) -> Deployment:
-    """Deploy a service from a project folder: the folder is zipped, uploaded (once per content) and imported
-    on the replica as `entrypoint`. What `fnserve deploy app.py:service` does. A service that names no requirements
-    gets the project's own (requirements.txt, else pyproject.toml's dependencies), if it has any."""
+    """Deploy a service from a project folder: the folder is zipped to disk (less what its .gitignore and
+    .fnserveignore files name), uploaded (once per content) and imported on the replica as `entrypoint`. What `fnserve
+    deploy app.py:service` does; `on_packed` hears what is uploaded. A service that names no requirements gets the
+    project's own (requirements.txt, else pyproject.toml's dependencies), if it has any."""
     init_kwargs = init_kwargs or {}
     service.check_init_arguments(init_args, init_kwargs)
-    return submit(
-        service,
-        client,
-        spec=with_project_requirements(service.spec, root),
-        code_kind="archive",
-        code=pack_project(root),
-        init_args=init_args,
-        init_kwargs=init_kwargs,
-        entrypoint=entrypoint,
-        replicas=replicas,
-        keep_old=keep_old,
-    )
+    spec = with_project_requirements(service.spec, root)
+    with packed_project(root) as packed:
+        if on_packed is not None:
+            on_packed(packed)
+        return submit(
+            service,
+            client,
+            spec=spec,
+            code_kind="archive",
+            code=packed,
+            init_args=init_args,
+            init_kwargs=init_kwargs,
+            entrypoint=entrypoint,
+            replicas=replicas,
+            keep_old=keep_old,
+        )
 
 
 def deploy_described(
@@ -106,6 +112,7 @@ def deploy_described(
     replicas: int | None = None,
     keep_old: bool = False,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    on_packed: Callable[[PackedProject], None] | None = None,
 ) -> Deployment:
     """Deploy the service of a file that cannot be imported here (its packages are not installed on this machine):
     its options are read from the source, its project uploaded, and the server builds its environment and imports it
@@ -121,32 +128,34 @@ def deploy_described(
             f"{path.name} imports packages this machine lacks, and its service names none: list them in "
             "@fs.service(requirements=[...]) or in a requirements.txt beside it, so the server can install them"
         )
-    code = pack_project(root)
-    code_sha256 = client.upload(code)
     entrypoint = f"{module_name_for(path, root)}:{scanned.attribute}"
-    spec = ServiceSpec.model_validate(
-        client.describe(
-            code_sha256,
-            entrypoint,
-            requirements=requirements,
-            env=scanned.env,
-            python=scanned.python,
-            on_event=on_event,
+    with packed_project(root) as packed:
+        if on_packed is not None:
+            on_packed(packed)
+        code_sha256 = client.upload(packed.path, sha256=packed.sha256)
+        spec = ServiceSpec.model_validate(
+            client.describe(
+                code_sha256,
+                entrypoint,
+                requirements=requirements,
+                env=scanned.env,
+                python=scanned.python,
+                on_event=on_event,
+            )
         )
-    )
-    if not spec.isolated:
-        spec = spec.model_copy(update={"requirements": requirements})
-    return submit(
-        None,
-        client,
-        code_kind="archive",
-        code=code,
-        init_kwargs=init_kwargs,
-        entrypoint=entrypoint,
-        replicas=replicas,
-        keep_old=keep_old,
-        spec=spec,
-    )
+        if not spec.isolated:
+            spec = spec.model_copy(update={"requirements": requirements})
+        return submit(
+            None,
+            client,
+            code_kind="archive",
+            code=packed,
+            init_kwargs=init_kwargs,
+            entrypoint=entrypoint,
+            replicas=replicas,
+            keep_old=keep_old,
+            spec=spec,
+        )
 
 
 def submit(
@@ -154,7 +163,7 @@ def submit(
     client: Client,
     *,
     code_kind: str,
-    code: bytes,
+    code: bytes | PackedProject,
     init_args: tuple[Any, ...] = (),
     init_kwargs: dict[str, Any] | None = None,
     entrypoint: str | None = None,
@@ -175,7 +184,7 @@ def submit(
     ):  # a named environment given as an object: made (or updated) first
         client.put_environment(service.environment.name, service.environment.requirements, service.environment.python)
     init_kwargs = init_kwargs or {}
-    code_sha256 = client.upload(code)
+    code_sha256 = client.upload(code) if isinstance(code, bytes) else client.upload(code.path, sha256=code.sha256)
     has_init = bool(init_args or init_kwargs)
     init_sha256 = client.upload(dumps_init_arguments(init_args, init_kwargs)) if has_init else None
     info = client.deploy(

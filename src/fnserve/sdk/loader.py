@@ -7,6 +7,7 @@ import importlib.util
 import io
 import pickle
 import sys
+import threading
 import types
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,26 @@ def module_name_for(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
+_importing = threading.local()
+
+
+def importing_user_code() -> bool:
+    """True while fnserve imports a user's module (a deploy reading it, a replica loading it): then `svc.run()` at the
+    bottom of that file does nothing, or every import of it would start a server."""
+    return getattr(_importing, "depth", 0) > 0
+
+
 def import_module_from(root: Path, module_name: str) -> Any:
     """Import `module_name` with `root` first on sys.path (the project folder)."""
     root_text = str(root.resolve())
     if root_text not in sys.path:
         sys.path.insert(0, root_text)
     importlib.invalidate_caches()
-    return importlib.import_module(module_name)
+    _importing.depth = getattr(_importing, "depth", 0) + 1
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        _importing.depth -= 1
 
 
 def pick_service(module: Any, attribute: str | None, *, where: str) -> Service[Any]:

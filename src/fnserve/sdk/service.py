@@ -6,9 +6,12 @@ callables for unit tests, and derives the `ServiceSpec` the server needs from th
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar, cast, overload
 
 from fnserve._units import parse_duration
@@ -245,6 +248,42 @@ class Service(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<Service {self.name!r} at {self.route_prefix} with {len(self._endpoints)} endpoint(s)>"
+
+    def run(
+        self, *, host: str | None = None, port: int | None = None, home: str | Path | None = None, reload: bool = False
+    ) -> None:
+        """Serve this service from its file, in the foreground, as `fnserve run app.py:NAME [--reload]` does: a
+        server on `host:port` (127.0.0.1:8000 by default), this service deployed to it, its panel and a curl
+        printed; Ctrl-C stops everything. While fnserve itself imports the file (a deploy, a replica) it does
+        nothing, so it may sit at the bottom of the file with or without `if __name__ == "__main__":`.
+
+        Args:
+            host: the interface to bind (`FNSERVE_HOST`, else 127.0.0.1).
+            port: the port (`FNSERVE_PORT`, else 8000; 0 picks a free one).
+            home: the state folder (`FNSERVE_HOME`, else ~/.fnserve).
+            reload: deploy a new version whenever a file of the project changes (blue/green, on save).
+
+        Example:
+            >>> if __name__ == "__main__":
+            ...     greeter.run(reload=True)
+        """
+        from fnserve.sdk.loader import importing_user_code
+
+        if importing_user_code():
+            return
+        module = sys.modules.get(self.__module__)
+        file = getattr(module, "__file__", None)
+        if module is None or file is None:
+            raise SpecError(
+                f"{self.name}.run() serves the service from its file, and {self.__module__!r} has none (a notebook, "
+                "the interactive prompt); there, deploy with fs.deploy(service)() to a running `fnserve server`"
+            )
+        attribute = next((name for name, value in vars(module).items() if value is self), None)
+        target = f"{file}:{attribute}" if attribute else file
+        from fnserve.client.cli_run import run_targets
+
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stopped the server in order: the script ends quietly
+            run_targets([target], host=host, port=port, home=Path(home) if home is not None else None, reload=reload)
 
     def endpoint(
         self,
