@@ -196,8 +196,8 @@ def _success_response(endpoint: EndpointSpec, schemas: _Schemas) -> dict[str, An
     if endpoint.streaming:
         chunk = {"schema": {"type": "string"}}
         return {
-            "description": "Chunks as the function yields them: plain text, or Server-Sent Events (`data:` lines) "
-            "when the request sends `Accept: text/event-stream`.",
+            "description": "Chunks as the function yields them: their bytes back to back, or one Server-Sent Event "
+            "per chunk (a `data:` line per line of it) when the request sends `Accept: text/event-stream`.",
             "content": {"text/plain": chunk, "text/event-stream": copy.deepcopy(chunk)},
         }
     schema = {} if endpoint.return_schema is None else schemas.hoist(endpoint.return_schema)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import mimetypes
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
@@ -20,6 +20,7 @@ import orjson
 
 from fnserve.errors import InternalError, error_from_code
 from fnserve.settings import ClientSettings
+from fnserve.sse import EventReader
 
 CONTROL_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 # An invocation may run as long as the server lets it (300 s by default); streams may pause between chunks.
@@ -144,22 +145,21 @@ def _output_path(dest: str | Path, asset_id: str) -> Path:
     return path / asset_id if path.is_dir() else path
 
 
-def parse_sse(lines: Iterator[str]) -> Iterator[str]:
-    """Chunks from a text/event-stream; an `event: error` raises the error it carries."""
-    event, data = "message", list[str]()
-    for line in lines:
-        if line == "":
-            if data:
-                payload = "\n".join(data)
-                if event == "error":
-                    error = orjson.loads(payload)["error"]
-                    raise error_from_code(error["code"], error["message"], error.get("details"))
-                yield payload
-            event, data = "message", []
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-        elif line.startswith("event:"):
-            event = line[6:].strip()
+def parse_sse(data: Iterable[bytes]) -> Iterator[str]:
+    """Chunks from the bytes of a text/event-stream as they arrive, each exactly as the endpoint yielded it
+    (`fnserve.sse`); an `event: error` raises the error it carries."""
+    reader = EventReader()
+    for piece in data:
+        for event in reader.feed(piece):
+            yield _chunk(event)
+
+
+def _chunk(event: tuple[str, str]) -> str:
+    kind, data = event
+    if kind == "error":
+        error = orjson.loads(data)["error"]
+        raise error_from_code(error["code"], error["message"], error.get("details"))
+    return data
 
 
 class Client:
@@ -365,7 +365,7 @@ class Client:
             if not response.is_success:
                 response.read()
                 raise_for_error(response)
-            yield from parse_sse(response.iter_lines())
+            yield from parse_sse(response.iter_bytes())
 
     # -- jobs (docs/JOBS.md) -------------------------------------------------------------------------------------
 
@@ -636,15 +636,10 @@ class AsyncClient:
             if not response.is_success:
                 await response.aread()
                 raise_for_error(response)
-            buffer: list[str] = []
-            async for line in response.aiter_lines():
-                buffer.append(line)
-                if line == "":
-                    for chunk in parse_sse(iter(buffer)):
-                        yield chunk
-                    buffer = []
-            for chunk in parse_sse(iter([*buffer, ""])):
-                yield chunk
+            reader = EventReader()
+            async for piece in response.aiter_bytes():
+                for event in reader.feed(piece):
+                    yield _chunk(event)
 
     # -- jobs (docs/JOBS.md) -------------------------------------------------------------------------------------
 

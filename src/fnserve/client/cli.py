@@ -326,11 +326,15 @@ def invoke(
         streaming = any(e["streaming"] and e["method"] == chosen for e in routes)
 
         def run() -> None:
-            if streaming:
+            if streaming:  # each chunk as it came, byte for byte; a newline of our own only to end a terminal line
+                out, line_ended = sys.stdout.buffer, True
                 for chunk in client.stream(deployment._info["route_prefix"], path, chosen, arguments):
-                    sys.stdout.write(chunk)
-                    sys.stdout.flush()
-                sys.stdout.write("\n")
+                    if chunk:
+                        out.write(chunk.encode())
+                        out.flush()
+                        line_ended = chunk.endswith("\n")
+                if sys.stdout.isatty() and not line_ended:
+                    out.write(b"\n")
             else:
                 result = client.invoke(deployment._info["route_prefix"], path, chosen, arguments, assets=asset)
                 print_result(result)

@@ -53,6 +53,7 @@ from fnserve.gateway.jobs import (
 )
 from fnserve.gateway.router import FunctionRoute
 from fnserve.gateway.service_paths import arguments_validator, openapi_json, service_info, swagger_page
+from fnserve.sse import encode_error, encode_event
 from fnserve.store import DeploymentState
 from fnserve.store.jobs import asset_content_url
 
@@ -299,12 +300,13 @@ class Gateway:
                     await send(
                         {"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id)}
                     )
-                body = b"".join(map(_sse, batch)) if sse else b"".join(batch)
+                # A plain stream is the chunks' bytes back to back; SSE keeps each chunk whole as one event.
+                body = b"".join(map(encode_event, batch)) if sse else b"".join(batch)
                 await send({"type": "http.response.body", "body": body, "more_body": True})
         except FnserveError as exc:
             if not started:
                 raise
-            await send({"type": "http.response.body", "body": _sse_error(exc, request_id), "more_body": True})
+            await send({"type": "http.response.body", "body": encode_error(exc.to_json(request_id)), "more_body": True})
         except asyncio.CancelledError:
             if watch.disconnected:  # the client left; nothing more to send
                 return
@@ -376,12 +378,3 @@ async def _wait_disconnect(receive: Receive) -> None:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
-
-
-def _sse(chunk: bytes) -> bytes:
-    lines = chunk.decode(errors="replace").rstrip("\n").split("\n")
-    return "".join(f"data: {line}\n" for line in lines).encode() + b"\n"
-
-
-def _sse_error(exc: FnserveError, request_id: str) -> bytes:
-    return b"event: error\ndata: " + exc.to_json(request_id) + b"\n\n"
