@@ -154,6 +154,20 @@ def parse_sse(data: Iterable[bytes]) -> Iterator[str]:
             yield _chunk(event)
 
 
+def _json_lines(pieces: Iterable[bytes]) -> Iterator[Any]:
+    """The values of an NDJSON body as it arrives. Lines end at LF only: httpx's `iter_lines` also ends them at
+    U+2028, U+0085 and the like, which a JSON string may hold as they are (a build log line, an error message)."""
+    buffer = bytearray()
+    for piece in pieces:
+        buffer += piece
+        if b"\n" in piece:
+            *lines, rest = buffer.split(b"\n")
+            buffer = bytearray(rest)
+            yield from (orjson.loads(line) for line in lines if line.strip())
+    if buffer.strip():
+        yield orjson.loads(buffer)
+
+
 def _chunk(event: tuple[str, str]) -> str:
     kind, data = event
     if kind == "error":
@@ -280,10 +294,7 @@ class Client:
             if not response.is_success:
                 response.read()
                 raise_for_error(response)
-            for line in response.iter_lines():
-                if not line:
-                    continue
-                event = orjson.loads(line)
+            for event in _json_lines(response.iter_bytes()):
                 if event["event"] == "spec":
                     spec: dict[str, Any] = event["spec"]
                     return spec
