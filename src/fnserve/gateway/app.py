@@ -172,7 +172,7 @@ class Gateway:
         connection = live.picker.pick(live.ready)
         if connection is None:
             connection = await self._cold_start(live)
-        if connection.in_flight >= live.concurrency:
+        if connection.in_flight and connection.in_flight >= live.slot_limit():  # a limit is at least 1
             connection = await self._wait_for_slot(live)
         if route.spec.streaming:
             batches = connection.stream(route.index, body, path_params, query, context)
@@ -264,9 +264,13 @@ class Gateway:
                 return self._pick(live)
 
     async def _wait_for_slot(self, live: LiveDeployment) -> ReplicaConnection:
-        """Every replica has `max_request_concurrency` calls in flight: wait (in order, bounded in number and time)
-        until one has a free slot."""
-        deadline = None if self.timeout_s is None else asyncio.get_running_loop().time() + self.timeout_s
+        """Every replica has as many calls in flight as it may take (`max_request_concurrency`, or while a scale-up
+        brings replicas, its share of the autoscaling target): wait (in order, bounded in number and time) until one
+        has a free slot."""
+        loop = asyncio.get_running_loop()
+        waited_from = loop.time()
+        deadline = None if self.timeout_s is None else waited_from + self.timeout_s
+        hold_ends = waited_from + live.scale_up_wait_s  # then a slot beyond the target will do (spread.py)
         while True:
             limit = live.spec.max_queued_requests
             if len(live.waiting) >= limit:
@@ -275,15 +279,19 @@ class Gateway:
                     f"busy, and {len(live.waiting)} requests already waiting (max_queued_requests={limit}); retry "
                     "later, or raise max_instances, max_ongoing_requests or max_queued_requests"
                 )
+            held = live.slot_limit(loop.time() - waited_from) < live.concurrency
+            wake_by = hold_ends if held and (deadline is None or hold_ends < deadline) else deadline
             try:
-                await live.wait_turn(deadline)
+                await live.wait_turn(wake_by)
             except TimeoutError:
-                raise InvocationTimeout(
-                    f"no replica of {live.label} had a free slot within {self.timeout_s:g} s (each takes "
-                    f"{live.concurrency} calls at once); raise max_instances or max_request_concurrency"
-                ) from None
+                if wake_by == deadline:
+                    raise InvocationTimeout(
+                        f"no replica of {live.label} had a free slot within {self.timeout_s:g} s (each takes "
+                        f"{live.concurrency} calls at once); raise max_instances or max_request_concurrency"
+                    ) from None
+                # else the hold is over: any free slot will do
             connection = self._pick(live)
-            if connection.in_flight < live.concurrency:
+            if connection.in_flight < live.slot_limit(loop.time() - waited_from):
                 return connection
 
     async def _stream(
