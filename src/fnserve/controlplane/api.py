@@ -259,7 +259,7 @@ class ControlPlane:
             await asyncio.to_thread(self.artifacts.unpacked, body.code.sha256)
         self.supervisor.check_prefix(body.spec)
         environment = await asyncio.to_thread(self.environment_of, body.spec)
-        return await asyncio.to_thread(
+        function, version = await asyncio.to_thread(
             self.store.add_version,
             body.spec,
             code_kind=body.code.kind,
@@ -270,6 +270,8 @@ class ControlPlane:
             tags=body.tags,
             environment=environment,
         )
+        self.supervisor.past_prefixes.add(version.spec.route_prefix, function.function_id)
+        return function, version
 
     def environment_of(self, spec: ServiceSpec) -> EnvironmentSpec | None:
         """The environment a new version runs in: a copy of the named one (later changes to it do not reach this

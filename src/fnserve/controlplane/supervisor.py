@@ -25,6 +25,7 @@ from fnserve.backends.inventory import Inventory
 from fnserve.controlplane import time_limit
 from fnserve.controlplane.building import EnvironmentPreparer
 from fnserve.controlplane.health import CrashLoop, exit_cause, failing_checks, not_answering
+from fnserve.controlplane.inactive import PastPrefixes
 from fnserve.controlplane.instance_types import resolve_resources
 from fnserve.controlplane.memory_guard import MemoryGuard
 from fnserve.controlplane.placement import WAITING, Placement
@@ -304,6 +305,7 @@ class Supervisor:
         self.listener = listener
         self.deployments: dict[str, LiveDeployment] = {}  # by version_id
         self.prefixes: PrefixTable[FunctionRoute[LiveDeployment]] = PrefixTable()
+        self.past_prefixes = PastPrefixes()  # running or not: a call to a stopped service learns so (inactive.py)
         self._health_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.placement = Placement(Inventory.of_host(settings))  # what replicas hold of this host, and who waits
@@ -315,6 +317,7 @@ class Supervisor:
 
     async def start(self) -> None:
         """Bring back every deployment that was ACTIVE or DEPLOYING when the server last stopped."""
+        await asyncio.to_thread(self.past_prefixes.load, self.store)
         for deployment in await asyncio.to_thread(self.store.list_deployments):
             if deployment.state not in RUNNING_STATES:
                 continue
@@ -387,6 +390,7 @@ class Supervisor:
         if version.spec.time_limit_s is not None:
             self._spawn(live, self._enforce_time_limit(live))
         self.deployments[version.version_id] = live
+        self.past_prefixes.add(version.spec.route_prefix, function.function_id)
         route = self.prefixes.get(version.spec.route_prefix)
         if route is None:
             route = FunctionRoute(function.name)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import orjson
 
 from fnserve.auth import Authenticator
+from fnserve.controlplane.inactive import not_running_error
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
 from fnserve.docs import SERVICE_DOCS_PATH, SERVICE_SPEC_PATH
 from fnserve.errors import (
@@ -116,7 +117,7 @@ class Gateway:
     async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         resolved = self.supervisor.prefixes.resolve(scope["path"])
         if resolved is None:
-            raise NotFound(f"No service at {scope['path']!r}; GET /-/routes lists the route prefixes")
+            raise await self._not_served(scope)
         function, rest = resolved
         if function.disabled:  # every path, `/ping` and `/docs` too: a load balancer must not take it for healthy
             scope[SERVICE_SCOPE_KEY] = function.name
@@ -193,6 +194,18 @@ class Gateway:
             await self._redirect_to_stored(send, live, result, request_id)
             return
         await send_json(send, 200, result, request_id)
+
+    async def _not_served(self, scope: Scope) -> FnserveError:
+        """The error for a path no running service owns: a service that runs nothing says so (its state, why, and how
+        to start it again: controlplane/inactive.py); any other path is a 404."""
+        path = scope["path"]
+        past = self.supervisor.past_prefixes.resolve(path)
+        if past is not None:
+            error = await asyncio.to_thread(not_running_error, self.supervisor.store, *past)
+            if error is not None:
+                scope[SERVICE_SCOPE_KEY] = (error.details or {}).get("service", "")
+                return error
+        return NotFound(f"No service at {path!r}; GET /-/routes lists the route prefixes")
 
     async def _redirect_to_stored(self, send: Send, live: LiveDeployment, result: bytes, request_id: str) -> None:
         """A result over the inline limit is kept as an asset for the service's retention; the caller gets a 302."""
