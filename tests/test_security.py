@@ -419,7 +419,7 @@ def test_info_describes_the_service_to_the_owner(secured: Secured) -> None:
         False,
     )
     assert hello["description"] == "Say the greeting with a number.\n\nThe greeting comes from the initializer."
-    assert hello["parameters"]["greeting"] == {"type": "str", "default": None, "auto": True}
+    assert hello["parameters"]["greeting"] == {"type": "str", "default": "'hey'", "auto": True}  # the value's repr
     assert hello["parameters"]["number"] == {"type": "int", "default": 42, "auto": False}
     assert hello["parameters"]["style"] == {"type": "Opaque", "default": str(OPAQUE)[:500], "auto": False}
     assert len(str(OPAQUE)) > 500
