@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from fnserve.auth import is_whole_token
 from fnserve.errors import InternalError, InvalidRequest, error_from_code
 from fnserve.settings import ClientSettings
 from fnserve.sse import EventReader
@@ -339,9 +340,13 @@ class Client:
         return result
 
     def revoke_token(self, name_or_id: str, token_ref: str) -> dict[str, Any]:
-        """Revoke a token by id or hint; it stops working at once."""
-        path = f"/v1/functions/{_segment(name_or_id)}/tokens/{_segment(token_ref)}"
-        result: dict[str, Any] = self._json("DELETE", path)
+        """Revoke a token by id or hint, or by the whole token (`fst_...`, sent in the body, never in a URL); it stops
+        working at once."""
+        tokens = f"/v1/functions/{_segment(name_or_id)}/tokens"
+        if is_whole_token(token_ref):
+            result: dict[str, Any] = self._json("POST", f"{tokens}/revoke", json={"token": token_ref})
+        else:
+            result = self._json("DELETE", f"{tokens}/{_segment(token_ref)}")
         return result
 
     def health(self) -> bool:

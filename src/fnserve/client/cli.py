@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TransferSpeedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from fnserve._loop import run as run_on_uvloop
 from fnserve._units import format_duration
@@ -493,7 +493,12 @@ def tokens_list(name: str, url: UrlOption = None, api_key: KeyOption = None) -> 
     if not tokens:
         console.print(f"{escape(name)} has no tokens; make one with `fnserve tokens create {escape(name)}`")
         return
-    table = Table("token id", "hint", "label", "state", "created")
+    # Ids and hints are what `tokens revoke` takes: never cut or wrapped, however narrow the terminal.
+    whole = [
+        Column(header, no_wrap=True, min_width=max(len(header), *(len(token[key]) + 1 for token in tokens)))
+        for header, key in (("token id", "token_id"), ("hint", "hint"))
+    ]
+    table = Table(*whole, "label", "state", "created")
     for token in tokens:
         state = "[green]active[/]" if token["active"] else f"[dim]revoked {token['revoked_at'][:19]}[/]"
         table.add_row(token["token_id"], token["hint"] + "…", escape(token["label"]), state, token["created_at"][:19])
@@ -503,7 +508,9 @@ def tokens_list(name: str, url: UrlOption = None, api_key: KeyOption = None) -> 
 @tokens_app.command("revoke")
 def tokens_revoke(
     name: str,
-    token: Annotated[str, typer.Argument(help="The token id (or its hint) from `fnserve tokens ls`.")],
+    token: Annotated[
+        str, typer.Argument(help="The token id (or its hint) from `fnserve tokens ls`, or the whole token (fst_...).")
+    ],
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:
