@@ -238,13 +238,13 @@ def test_teardown_makes_the_deployment_inactive_and_stops_serving(
 ) -> None:
     """
     1. Tear the ACTIVE echo deployment down: the handle says INACTIVE, and so does the server.
-    2. Its route no longer answers; `wait()` says it must be deployed again.
+    2. Its route answers that it is not running (503 service_inactive); `wait()` says it must be deployed again.
     """
     assert echo_deployment.teardown().state == "INACTIVE"
     assert client.get_service("echo")["state"] == "INACTIVE"
 
     response = httpx.post(f"{echo_deployment.address}/echo", json={"text": "x"}, timeout=10)
-    assert response.status_code == 404
+    assert (response.status_code, response.json()["error"]["code"]) == (503, "service_inactive")
     with pytest.raises(DeploymentFailed, match="INACTIVE"):
         echo_deployment.wait(timeout_s=5)
 
