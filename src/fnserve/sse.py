@@ -25,7 +25,7 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 def encode_event(chunk: bytes) -> bytes:
     """One chunk as one SSE event (`data:` lines and a blank line)."""
     if b"\r" not in chunk:
-        return b"data: " + chunk.replace(b"\n", b"\ndata: ") + b"\n\n"
+        return b"data: %s\n\n" % chunk.replace(b"\n", b"\ndata: ")
     text = chunk.decode(errors="replace")
     data = "data: " + _LINE_BREAK.sub("\ndata: ", text) + f"\n{EXACT_FIELD}: "
     return data.encode() + orjson.dumps(text) + b"\n\n"
