@@ -40,6 +40,7 @@ PUBLISHED_CODES = {
     "deployment_failed": 503,
     "env_build_failed": 422,
     "service_disabled": 503,
+    "service_inactive": 503,
     "invocation_timeout": 504,
 }
 

@@ -19,7 +19,7 @@ from fnserve.docs import (
     swagger_asset,
     swagger_ui_html,
 )
-from fnserve.openapi import service_openapi
+from fnserve.openapi import api_description, service_openapi
 
 
 class Address(BaseModel):
@@ -207,6 +207,39 @@ def test_service_openapi_leaves_auto_parameters_optional() -> None:
     body = json_body(document["paths"]["/shop/feed"]["post"])
     assert body["required"] == ["topic"]
     assert "currency" in body["properties"]
+
+
+class _ReprFails:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("EUR", "'EUR'"),
+        ((1, 5, "foo"), "(1, 5, 'foo')"),
+        (None, "None"),
+        (list(range(1_000_000)), "[" + ", ".join(map(str, range(50))) + ", ...]"),
+        ("x" * 10_000, None),
+        (_ReprFails(), "<_ReprFails instance at 0x"),
+    ],
+    ids=["str", "tuple", "none", "long-list", "long-str", "repr-raises"],
+)
+def test_api_description_shows_an_injected_parameter_as_its_values_repr(value: object, shown: str | None) -> None:
+    """Covalent's `/info` shape: a parameter the initializer fills in shows the value it gets, never `null`."""
+    feed_parameters = api_description(shop.spec, {"currency": value})["paths"]["/feed"]["parameters"]
+
+    assert feed_parameters["topic"] == {"type": "str", "default": None, "auto": False}
+    currency = feed_parameters["currency"]
+    assert (currency["type"], currency["auto"]) == ("str", True)
+    if shown is None:  # cut to 500 characters
+        assert len(currency["default"]) <= 500
+        assert currency["default"].startswith("'xxx")
+    elif isinstance(value, _ReprFails):  # its address follows
+        assert currency["default"].startswith(shown)
+    else:
+        assert currency["default"] == shown
 
 
 def test_service_openapi_summary_and_description_leave_out_the_yaml(document: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _cli import REPO, fnserve
+from _cli import COMMAND_TIMEOUT_S, FNSERVE, REPO, cli_env, fnserve
 from echo import echo
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from root_service import rooted
@@ -430,7 +430,7 @@ def test_info_describes_the_service_to_the_owner(secured: Secured) -> None:
         False,
     )
     assert hello["description"] == "Say the greeting with a number.\n\nThe greeting comes from the initializer."
-    assert hello["parameters"]["greeting"] == {"type": "str", "default": None, "auto": True}
+    assert hello["parameters"]["greeting"] == {"type": "str", "default": "'hey'", "auto": True}  # the value's repr
     assert hello["parameters"]["number"] == {"type": "int", "default": 42, "auto": False}
     assert hello["parameters"]["style"] == {"type": "Opaque", "default": str(OPAQUE)[:500], "auto": False}
     assert len(str(OPAQUE)) > 500
@@ -652,6 +652,70 @@ def test_cli_tokens_create_ls_and_revoke(secured: Secured) -> None:
         line for line in fnserve("tokens", "ls", "secure_b", url=secured.url).stdout.splitlines() if token_id in line
     )
     assert "revoked" in row
+
+
+def test_cli_tokens_revoke_takes_the_whole_token_and_ls_keeps_ids_whole_at_80_columns(secured: Secured) -> None:
+    """
+    1. Make two tokens for secure_b, one with a long label.
+    2. `fnserve tokens ls secure_b` in an 80-column terminal shows every token id and hint whole, on one line.
+    3. `fnserve tokens revoke secure_b fst_...` (the whole token, what a user holds when it leaked) revokes it: the
+       next call with it is 401, and the other token still works.
+    """
+    owner = bearer(secured.owner_key)
+    label = "the web frontend of the team that owns the long labels, in production"
+    leaked = ok(secured.http.post("/v1/functions/secure_b/tokens", json={"label": label}, headers=owner), 201)
+    kept = ok(secured.http.post("/v1/functions/secure_b/tokens", json={"label": "kept"}, headers=owner), 201)
+
+    listed = subprocess.run(
+        [str(FNSERVE), "tokens", "ls", "secure_b"],
+        capture_output=True,
+        text=True,
+        env={**cli_env(secured.url), "COLUMNS": "80"},
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
+
+    assert listed.returncode == 0, listed.stderr
+    assert max(len(line) for line in listed.stdout.splitlines()) <= 80
+    listed_tokens = ok(secured.http.get("/v1/functions/secure_b/tokens", headers=owner))
+    for token in listed_tokens:
+        assert any(token["token_id"] in line and token["hint"] + "…" in line for line in listed.stdout.splitlines())
+
+    revoked = fnserve("tokens", "revoke", "secure_b", leaked["token"], url=secured.url)
+
+    assert revoked.returncode == 0, revoked.stderr
+    assert f"Token {leaked['token_id']} ({leaked['token'][:10]}…) of secure_b is revoked" in revoked.stdout
+    refused(secured.http.post("/secure_b/hello", json={}, headers=bearer(leaked["token"])), 401, "unauthenticated")
+    assert ok(secured.http.post("/secure_b/hello", json={}, headers=bearer(kept["token"]))) == "hello world from b"
+
+
+def test_a_whole_token_revokes_only_on_its_own_service_and_is_never_repeated(secured: Secured) -> None:
+    """
+    1. A whole token of secure_a, sent to revoke on secure_b (body or path): 404, its message naming the token by
+       its hint only; the token still works.
+    2. The same token revoked on secure_a, by the path form: revoked.
+    """
+    owner = bearer(secured.owner_key)
+    token = ok(secured.http.post("/v1/functions/secure_a/tokens", json={"label": "a"}, headers=owner), 201)["token"]
+
+    for response in (
+        secured.http.post("/v1/functions/secure_b/tokens/revoke", json={"token": token}, headers=owner),
+        secured.http.delete(f"/v1/functions/secure_b/tokens/{token}", headers=owner),
+    ):
+        message = refused(response, 404, "not_found")
+        assert f"No token '{token[:10]}…' for this service" in message
+        assert token not in response.text
+    assert ok(secured.http.post("/secure_a/hello", json={}, headers=bearer(token)))["text"] == "hey from a"
+    refused(
+        secured.http.post("/v1/functions/secure_a/tokens/revoke", json={"token": "tok-0123"}, headers=owner),
+        400,
+        "invalid_request",
+    )
+
+    revoked = ok(secured.http.delete(f"/v1/functions/secure_a/tokens/{token}", headers=owner))
+
+    assert (revoked["active"], revoked["hint"]) == (False, token[:10])
+    refused(secured.http.post("/secure_a/hello", json={}, headers=bearer(token)), 401, "unauthenticated")
 
 
 def test_cli_info_prints_the_service_description_as_json(secured: Secured) -> None:

@@ -39,6 +39,14 @@ def new_secret(prefix: str) -> str:
     return prefix + secrets.token_urlsafe(32)
 
 
+TOKEN_HINT_CHARS = 10  # a token's first characters, kept to tell tokens apart (`fst_` and 6 more)
+
+
+def is_whole_token(value: str) -> bool:
+    """Whether `value` is a whole invocation token rather than its id or hint (which also starts with `fst_`)."""
+    return value.startswith(TOKEN_PREFIX) and len(value) > TOKEN_HINT_CHARS
+
+
 def digest(secret: str) -> str:
     """How a secret is stored and looked up: its sha256. Secrets are 256 random bits, so no salt or KDF is needed."""
     return hashlib.sha256(secret.encode()).hexdigest()

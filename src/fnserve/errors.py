@@ -28,6 +28,7 @@ FnserveError
 ├── EnvBuildFailed              422 env_build_failed: uv could not resolve or install the service's requirements
 ├── DeploymentFailed            503 deployment_failed: the service is in ERROR
 ├── ServiceDisabled             503 service_disabled: its owner disabled it (`fnserve enable NAME` starts it)
+├── ServiceInactive             503 service_inactive: nothing of it runs (torn down, time limit); deploy it again
 └── InvocationTimeout           504 invocation_timeout
 """
 
@@ -227,6 +228,11 @@ class DeploymentFailed(FnserveError):
 
 class ServiceDisabled(FnserveError):
     code = "service_disabled"
+    http_status = 503
+
+
+class ServiceInactive(FnserveError):
+    code = "service_inactive"
     http_status = 503
 
 

@@ -10,36 +10,54 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Collection
+import reprlib
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from fnserve.spec import EndpointSpec, ServiceSpec, path_parameters
 
 
-def api_description(spec: ServiceSpec, auto_parameters: Collection[str] = ()) -> dict[str, Any]:
+def api_description(spec: ServiceSpec, injected: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """`{"name", "description", "paths": {path: {"method", "streaming", "description", "parameters",
     "var_kwargs", "return_type"}}}`. A path served by several methods is keyed `"METHOD /path"` after the first.
+
+    `injected` is the initializer's state, when it is a dict: a body parameter of one of its names is filled in
+    from it (`"auto": true`), and its `default` shows the value it gets, as its `repr` (as Covalent shows it).
     """
+    injected = injected or {}
     paths: dict[str, Any] = {}
     for endpoint in spec.endpoints:
         key = endpoint.path if endpoint.path not in paths else endpoint.key
+        parameters = {}
+        for name, parameter in endpoint.parameters.items():
+            auto = name in injected and parameter.location == "body"
+            default = _shown_repr(injected[name]) if auto else parameter.default
+            parameters[name] = {"type": parameter.type, "default": default, "auto": auto}
         paths[key] = {
             "method": endpoint.method,
             "streaming": endpoint.streaming,
             "description": endpoint.description,
-            "parameters": {
-                name: {
-                    "type": parameter.type,
-                    "default": parameter.default,
-                    "auto": name in auto_parameters and parameter.location == "body",
-                }
-                for name, parameter in endpoint.parameters.items()
-            },
+            "parameters": parameters,
             "var_kwargs": endpoint.var_kwargs,
             "return_type": endpoint.return_type,
         }
     return {"name": spec.name, "description": spec.description, "paths": paths}
 
+
+def _shown_repr(value: Any) -> str:
+    """An injected value as `/info` shows it: its repr, at most 500 characters, at a bounded cost for large
+    containers (reprlib abbreviates them), and never an error."""
+    try:
+        return _REPR.repr(value)[:_REPR_LIMIT]
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+_REPR_LIMIT = 500
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = _REPR_LIMIT
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdeque = _REPR.maxdict = 50
+_REPR.maxlevel = 4
 
 OPENAPI_VERSION = "3.1.0"
 ERROR_SCHEMA_NAME = "ErrorResponse"
@@ -196,8 +214,8 @@ def _success_response(endpoint: EndpointSpec, schemas: _Schemas) -> dict[str, An
     if endpoint.streaming:
         chunk = {"schema": {"type": "string"}}
         return {
-            "description": "Chunks as the function yields them: plain text, or Server-Sent Events (`data:` lines) "
-            "when the request sends `Accept: text/event-stream`.",
+            "description": "Chunks as the function yields them: their bytes back to back, or one Server-Sent Event "
+            "per chunk (a `data:` line per line of it) when the request sends `Accept: text/event-stream`.",
             "content": {"text/plain": chunk, "text/event-stream": copy.deepcopy(chunk)},
         }
     schema = {} if endpoint.return_schema is None else schemas.hoist(endpoint.return_schema)

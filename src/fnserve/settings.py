@@ -44,6 +44,9 @@ class Timeouts:
     replica_stable_s: float = 30.0  # a replica that dies after this long READY starts a fresh count of failures
     graceful_shutdown_s: float = 10.0
     invocation_s: float | None = 300.0
+    # A call or job beyond an autoscaled replica's target waits at most this long for the replicas a scale-up
+    # brings, then takes any free slot (controlplane/spread.py).
+    scale_up_wait_s: float = 10.0
     memory_interval_s: float = 0.5  # how often replicas with a memory limit are measured
     # A slow client is cut off with 408 (gateway/limits.py): a request's head must arrive whole within `header_read_s`
     # of its first byte (or of the connection's opening), and a body must bring 1 KiB or its end every `body_idle_s`.

@@ -37,3 +37,16 @@ def fails() -> Iterator[str]:
 async def lines(count: int = 3):  # type: ignore[no-untyped-def]
     for index in range(count):
         yield {"index": index}
+
+
+@streamer.endpoint("/chunks", streaming=True)
+def chunks(texts: list[str]) -> Iterator[str]:
+    """Yield each text as one chunk, as it is."""
+    yield from texts
+
+
+@streamer.endpoint("/octets", streaming=True)
+def octets(hex_chunks: list[str]) -> Iterator[bytes]:
+    """Yield each hex string's bytes as one chunk (bytes that need not be UTF-8)."""
+    for hex_chunk in hex_chunks:
+        yield bytes.fromhex(hex_chunk)

@@ -77,7 +77,7 @@ def test_ls_invoke_and_teardown_manage_a_deployed_service(deployed_greeter: str)
 
     streamed = fnserve("invoke", "greeter", "/stream", url=url)
     assert streamed.returncode == 0, streamed.stderr
-    assert streamed.stdout == "Hello, world!Items: 1 5 fooDone streaming\n"
+    assert streamed.stdout == "Hello, world!Items: 1 5 fooDone streaming"  # no newline of its own into a pipe
 
     torn_down = fnserve("teardown", "greeter", url=url)
     assert torn_down.returncode == 0, torn_down.stderr

@@ -15,7 +15,7 @@ from echo import echo, echo_args, get_item
 import fnserve as fs
 from fnserve.client.api import Client
 from fnserve.client.deployment import method_names
-from fnserve.errors import DeploymentFailed, ServiceExists, ServiceNotFound
+from fnserve.errors import DeploymentFailed, InvalidRequest, ServiceExists, ServiceNotFound
 from fnserve.sdk.loader import load_target
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -166,6 +166,41 @@ def test_get_deployment_raises_service_not_found_for_an_unknown_name(server_url:
         fs.get_deployment("nope", url=server_url)
 
 
+def test_get_deployment_takes_a_deployment_a_name_or_an_id(echo_deployment: fs.Deployment, server_url: str) -> None:
+    """A Deployment (what `fs.deploy(...)()` returned) gives a fresh handle on the same service, on its server, and
+    the handle works after the first one is closed."""
+    by_handle = fs.get_deployment(echo_deployment)
+    by_id = fs.get_deployment(echo_deployment.service_id, url=server_url)
+    by_name = fs.get_deployment("echo", url=server_url)
+    try:
+        assert by_handle.service_id == by_id.service_id == by_name.service_id == echo_deployment.service_id
+        echo_deployment.close()
+        assert by_handle.echo(text="again")["text"] == "again"
+    finally:
+        for handle in (by_handle, by_id, by_name):
+            handle.close()
+
+
+def test_get_deployment_refuses_other_objects_naming_what_it_takes(server_url: str) -> None:
+    with pytest.raises(TypeError, match=r"takes a service name, a service id or a Deployment, got Client"):
+        fs.get_deployment(Client(server_url), url=server_url)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["no such", "a?b=1", "nope#x", "line\nbreak", "100%"])
+def test_a_name_with_url_characters_is_one_path_segment(client: Client, name: str) -> None:
+    """Names and ids go into URLs quoted: a space, `?`, `#`, `%` or control character makes no invalid URL and
+    no other request; the server answers that there is no such service."""
+    with pytest.raises(ServiceNotFound):
+        client.get_service(name)
+    with pytest.raises(ServiceNotFound):
+        client.teardown(name)
+
+
+def test_a_name_with_a_slash_is_refused_before_it_reaches_another_route(client: Client) -> None:
+    with pytest.raises(InvalidRequest, match="'x/build-log' is not a name or id"):
+        client.get_service("x/build-log")  # GET /v1/services/x/build-log is a route of its own
+
+
 def test_wait_raises_timeout_error_naming_the_state_when_not_active_in_time(server_url: str, tmp_path: Path) -> None:
     """
     1. Deploy a service whose initializer blocks until a gate file exists.
@@ -203,13 +238,13 @@ def test_teardown_makes_the_deployment_inactive_and_stops_serving(
 ) -> None:
     """
     1. Tear the ACTIVE echo deployment down: the handle says INACTIVE, and so does the server.
-    2. Its route no longer answers; `wait()` says it must be deployed again.
+    2. Its route answers that it is not running (503 service_inactive); `wait()` says it must be deployed again.
     """
     assert echo_deployment.teardown().state == "INACTIVE"
     assert client.get_service("echo")["state"] == "INACTIVE"
 
     response = httpx.post(f"{echo_deployment.address}/echo", json={"text": "x"}, timeout=10)
-    assert response.status_code == 404
+    assert (response.status_code, response.json()["error"]["code"]) == (503, "service_inactive")
     with pytest.raises(DeploymentFailed, match="INACTIVE"):
         echo_deployment.wait(timeout_s=5)
 

@@ -180,12 +180,12 @@ def test_a_version_deployed_while_disabled_is_registered_and_starts_with_enable(
 
 def test_a_service_with_nothing_deployed_is_refused_by_name_while_disabled(api: httpx.Client) -> None:
     register(api, api_version_one)
-    error_of(api.get(VERSION_ENDPOINT), 404, "not_found")
+    error_of(api.get(VERSION_ENDPOINT), 503, "service_inactive")  # registered, never deployed
     assert disable(api)["state"] == "DISABLED"
     assert_refused(api.get(VERSION_ENDPOINT))
     enabled = enable(api)
     assert (enabled["state"], enabled["disabled"]) == ("INACTIVE", False)
-    error_of(api.get(VERSION_ENDPOINT), 404, "not_found")  # the prefix is free again
+    error_of(api.get(VERSION_ENDPOINT), 503, "service_inactive")  # enabled, with still nothing deployed
 
 
 def test_disable_and_enable_need_the_owner_key(api: httpx.Client) -> None:

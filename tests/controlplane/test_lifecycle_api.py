@@ -402,7 +402,8 @@ def test_update_deployment_scales_under_load_without_failed_requests(api: httpx.
 def test_delete_deployment_lets_call_in_flight_finish_then_stops_replicas(api: httpx.Client, tmp_path: Path) -> None:
     """
     1. Deploy version 1; start a call that blocks in the replica until a release file appears.
-    2. DELETE the deployment (graceful): the function leaves the route at once (404), while the call still runs.
+    2. DELETE the deployment (graceful): the function leaves the route at once (503 service_inactive), while the
+       call still runs.
     3. Release the call: it answers 200, the DELETE answers INACTIVE with no replicas, and the process exits.
     """
     register(api, api_version_one)
@@ -418,7 +419,7 @@ def test_delete_deployment_lets_call_in_flight_finish_then_stops_replicas(api: h
         undeploy = pool.submit(
             httpx.delete, url + deployment_path(1), params={"graceful": True}, headers=owner(url), timeout=HTTP_TIMEOUT
         )
-        wait_until(lambda: api.get(VERSION_ENDPOINT).status_code == 404, timeout_s=5, what="the route to be removed")
+        wait_until(lambda: api.get(VERSION_ENDPOINT).status_code == 503, timeout_s=5, what="the route to be removed")
         assert not call.done()
 
         release.touch()

@@ -192,7 +192,7 @@ def test_teardown_makes_service_inactive_and_stops_its_replicas(
 ) -> None:
     """
     1. Deploy two replicas and note their pids.
-    2. Tear the service down: it is INACTIVE, and its route answers 404.
+    2. Tear the service down: it is INACTIVE, and its route answers 503 service_inactive, saying why.
     3. Both replica processes are gone within the deadline.
     """
     with deployed(lifecycle_replicas, server_url, init_log=str(tmp_path / "init.log")) as deployment:
@@ -205,8 +205,9 @@ def test_teardown_makes_service_inactive_and_stops_its_replicas(
         info = client.get_service("lifecycle_replicas")
         assert (info["state"], info["replicas"]) == ("INACTIVE", [])
         response = httpx.get(f"{deployment.address}/whoami", timeout=HTTP_TIMEOUT)
-        assert response.status_code == 404
-        assert error_of(response)["code"] == "not_found"
+        assert response.status_code == 503
+        assert error_of(response)["code"] == "service_inactive"
+        assert error_of(response)["details"]["reason"] == "torn down"
         wait_until(lambda: all(is_gone(pid) for pid in pids), timeout_s=5, what="the replicas to exit")
 
 
@@ -238,7 +239,7 @@ def test_server_restart_restores_active_services_and_keeps_inactive_ones_down(tm
     1. On a server, deploy `echo` (ACTIVE) and `lifecycle_versions`, then tear the latter down (INACTIVE).
     2. Stop that server and start another on the same home folder.
     3. `echo` comes back ACTIVE under the same service id, with a new replica, and serves.
-    4. `lifecycle_versions` stays INACTIVE with no replicas, and its route answers 404.
+    4. `lifecycle_versions` stays INACTIVE with no replicas, and its route says so (503 service_inactive).
     """
     home = tmp_path / "home"
     with run_server(home=home, graceful_shutdown_s=2) as url:
@@ -263,7 +264,8 @@ def test_server_restart_restores_active_services_and_keeps_inactive_ones_down(tm
 
         versions_info = client.get_service("lifecycle_versions")
         assert (versions_info["state"], versions_info["replicas"]) == ("INACTIVE", [])
-        assert httpx.get(f"{url}/lifecycle_versions/version", timeout=HTTP_TIMEOUT).status_code == 404
+        response = httpx.get(f"{url}/lifecycle_versions/version", timeout=HTTP_TIMEOUT)
+        assert (response.status_code, error_of(response)["code"]) == (503, "service_inactive")
 
 
 def test_server_stop_leaves_no_replica_alive(tmp_path: Path) -> None:

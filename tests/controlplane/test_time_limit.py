@@ -60,7 +60,7 @@ def test_service_is_torn_down_when_its_time_limit_passes(server_url: str, client
     """
     1. Deploy `short_lived` (time_limit="1.5s"); it serves, with some time left.
     2. Once the limit passes it is INACTIVE, the reason naming the limit and when it was reached; its replica is
-       gone and its route answers 404.
+       gone and its route answers 503 service_inactive with that reason.
     """
     with fs.deploy(short_lived, url=server_url)() as deployment:
         deployment.wait(timeout_s=30)
@@ -79,7 +79,10 @@ def test_service_is_torn_down_when_its_time_limit_passes(server_url: str, client
     assert info["reason"] == f"time limit of 1.5s reached at {expires_at:%Y-%m-%d %H:%M:%S} UTC"
     assert info["replicas"] == []
     wait_until(lambda: is_gone(pid), timeout_s=5, what="the replica to exit")
-    assert httpx.get(f"{server_url}/short_lived/ping-me", timeout=10).status_code == 404
+    response = httpx.get(f"{server_url}/short_lived/ping-me", timeout=10)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "service_inactive"
+    assert response.json()["error"]["details"]["reason"] == info["reason"]
 
 
 def test_restarted_server_keeps_the_original_time_limit(tmp_path: Path) -> None:

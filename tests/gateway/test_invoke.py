@@ -83,8 +83,9 @@ def test_invoke_api_parameter_receives_the_description(echo_url: str) -> None:
     assert hello["method"] == "POST"
     assert hello["streaming"] is False
     assert hello["parameters"]["text"] == {"type": "str", "default": None, "auto": False}
-    assert hello["parameters"]["greeting"]["auto"] is True
-    assert hello["parameters"]["shared"] == {"type": "int", "default": 0, "auto": True}
+    # Filled in by the initializer (greeting="hello", shared=1): the default shown is the value's repr.
+    assert hello["parameters"]["greeting"] == {"type": "str", "default": "'hello'", "auto": True}
+    assert hello["parameters"]["shared"] == {"type": "int", "default": "1", "auto": True}
     assert hello["return_type"] == "dict[str, Any]"
     assert "_api" not in api["paths"]["/api"]["parameters"]
 

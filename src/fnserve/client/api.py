@@ -11,15 +11,18 @@ import asyncio
 import contextlib
 import hashlib
 import mimetypes
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
+from urllib.parse import quote
 
 import httpx
 import orjson
 
-from fnserve.errors import InternalError, error_from_code
+from fnserve.auth import is_whole_token
+from fnserve.errors import InternalError, InvalidRequest, error_from_code
 from fnserve.settings import ClientSettings
+from fnserve.sse import EventReader
 
 CONTROL_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 # An invocation may run as long as the server lets it (300 s by default); streams may pause between chunks.
@@ -49,6 +52,16 @@ def raise_for_error(response: httpx.Response) -> None:
 
 def _headers(api_key: str | None) -> dict[str, str]:
     return {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _segment(value: str) -> str:
+    """A name or id as one URL path segment, quoted, so that no value makes an invalid URL. A '/' would reach
+    another route (servers decode %2F before routing), so it is refused here, as anything but a string is."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected a name or id (a str), got {type(value).__name__} {value!r:.80}")
+    if "/" in value:
+        raise InvalidRequest(f"{value!r:.80} is not a name or id: those hold no '/'")
+    return quote(value, safe="")
 
 
 def invoke_path(route_prefix: str, path: str) -> str:
@@ -154,22 +167,35 @@ def _output_path(dest: str | Path, asset_id: str) -> Path:
     return path / asset_id if path.is_dir() else path
 
 
-def parse_sse(lines: Iterator[str]) -> Iterator[str]:
-    """Chunks from a text/event-stream; an `event: error` raises the error it carries."""
-    event, data = "message", list[str]()
-    for line in lines:
-        if line == "":
-            if data:
-                payload = "\n".join(data)
-                if event == "error":
-                    error = orjson.loads(payload)["error"]
-                    raise error_from_code(error["code"], error["message"], error.get("details"))
-                yield payload
-            event, data = "message", []
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-        elif line.startswith("event:"):
-            event = line[6:].strip()
+def parse_sse(data: Iterable[bytes]) -> Iterator[str]:
+    """Chunks from the bytes of a text/event-stream as they arrive, each exactly as the endpoint yielded it
+    (`fnserve.sse`); an `event: error` raises the error it carries."""
+    reader = EventReader()
+    for piece in data:
+        for event in reader.feed(piece):
+            yield _chunk(event)
+
+
+def _json_lines(pieces: Iterable[bytes]) -> Iterator[Any]:
+    """The values of an NDJSON body as it arrives. Lines end at LF only: httpx's `iter_lines` also ends them at
+    U+2028, U+0085 and the like, which a JSON string may hold as they are (a build log line, an error message)."""
+    buffer = bytearray()
+    for piece in pieces:
+        buffer += piece
+        if b"\n" in piece:
+            *lines, rest = buffer.split(b"\n")
+            buffer = bytearray(rest)
+            yield from (orjson.loads(line) for line in lines if line.strip())
+    if buffer.strip():
+        yield orjson.loads(buffer)
+
+
+def _chunk(event: tuple[str, str]) -> str:
+    kind, data = event
+    if kind == "error":
+        error = orjson.loads(data)["error"]
+        raise error_from_code(error["code"], error["message"], error.get("details"))
+    return data
 
 
 class Client:
@@ -223,7 +249,7 @@ class Client:
         return result
 
     def get_service(self, name_or_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", f"/v1/services/{name_or_id}")
+        result: dict[str, Any] = self._json("GET", f"/v1/services/{_segment(name_or_id)}")
         return result
 
     def list_services(self) -> list[dict[str, Any]]:
@@ -231,7 +257,7 @@ class Client:
         return result
 
     def teardown(self, name_or_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("DELETE", f"/v1/services/{name_or_id}")
+        result: dict[str, Any] = self._json("DELETE", f"/v1/services/{_segment(name_or_id)}")
         return result
 
     def disable(self, name_or_id: str) -> dict[str, Any]:
@@ -242,24 +268,24 @@ class Client:
             >>> client.disable("greeter")["state"]
             'DISABLED'
         """
-        result: dict[str, Any] = self._json("POST", f"/v1/services/{name_or_id}/disable")
+        result: dict[str, Any] = self._json("POST", f"/v1/services/{_segment(name_or_id)}/disable")
         return result
 
     def enable(self, name_or_id: str) -> dict[str, Any]:
         """Start a disabled service again as it was (same versions, replicas, autoscaling). Returns at once, its info
         in state DEPLOYING; `fs.get_deployment(name, wait=True)` waits for ACTIVE."""
-        result: dict[str, Any] = self._json("POST", f"/v1/services/{name_or_id}/enable")
+        result: dict[str, Any] = self._json("POST", f"/v1/services/{_segment(name_or_id)}/enable")
         return result
 
     def rollback(self, name_or_id: str, to: int | None = None) -> dict[str, Any]:
         """Serve an earlier version again (default: the previous one), blue/green."""
-        result: dict[str, Any] = self._json("POST", f"/v1/services/{name_or_id}/rollback", json={"to": to})
+        result: dict[str, Any] = self._json("POST", f"/v1/services/{_segment(name_or_id)}/rollback", json={"to": to})
         return result
 
     def put_environment(self, name: str, requirements: list[str], python: str | None = None) -> dict[str, Any]:
         """Create or update the named environment `name` (services name it with `env=`)."""
         body = {"requirements": requirements, "python": python}
-        result: dict[str, Any] = self._json("PUT", f"/v1/environments/{name}", json=body)
+        result: dict[str, Any] = self._json("PUT", f"/v1/environments/{_segment(name)}", json=body)
         return result
 
     def list_environments(self) -> dict[str, Any]:
@@ -269,7 +295,7 @@ class Client:
 
     def delete_environment(self, name_or_key: str) -> dict[str, Any]:
         """Remove a named environment, or a built one by its key (refused while a running version uses it)."""
-        result: dict[str, Any] = self._json("DELETE", f"/v1/environments/{name_or_key}")
+        result: dict[str, Any] = self._json("DELETE", f"/v1/environments/{_segment(name_or_key)}")
         return result
 
     def prune_environments(self) -> dict[str, Any]:
@@ -301,10 +327,7 @@ class Client:
             if not response.is_success:
                 response.read()
                 raise_for_error(response)
-            for line in response.iter_lines():
-                if not line:
-                    continue
-                event = orjson.loads(line)
+            for event in _json_lines(response.iter_bytes()):
                 if event["event"] == "spec":
                     spec: dict[str, Any] = event["spec"]
                     return spec
@@ -317,7 +340,7 @@ class Client:
     def build_log(self, name_or_id: str, version: int | None = None) -> str:
         """The environment build log of a service's version (default: its newest)."""
         params = {} if version is None else {"version": version}
-        response = self._http.get(f"/v1/services/{name_or_id}/build-log", params=params)
+        response = self._http.get(f"/v1/services/{_segment(name_or_id)}/build-log", params=params)
         raise_for_error(response)
         return response.text
 
@@ -328,16 +351,23 @@ class Client:
 
     def create_token(self, name_or_id: str, label: str = "") -> dict[str, Any]:
         """A new invocation token for one service; its secret (`token`) is in this answer only."""
-        result: dict[str, Any] = self._json("POST", f"/v1/functions/{name_or_id}/tokens", json={"label": label})
+        result: dict[str, Any] = self._json(
+            "POST", f"/v1/functions/{_segment(name_or_id)}/tokens", json={"label": label}
+        )
         return result
 
     def list_tokens(self, name_or_id: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._json("GET", f"/v1/functions/{name_or_id}/tokens")
+        result: list[dict[str, Any]] = self._json("GET", f"/v1/functions/{_segment(name_or_id)}/tokens")
         return result
 
     def revoke_token(self, name_or_id: str, token_ref: str) -> dict[str, Any]:
-        """Revoke a token by id or hint; it stops working at once."""
-        result: dict[str, Any] = self._json("DELETE", f"/v1/functions/{name_or_id}/tokens/{token_ref}")
+        """Revoke a token by id or hint, or by the whole token (`fst_...`, sent in the body, never in a URL); it stops
+        working at once."""
+        tokens = f"/v1/functions/{_segment(name_or_id)}/tokens"
+        if is_whole_token(token_ref):
+            result: dict[str, Any] = self._json("POST", f"{tokens}/revoke", json={"token": token_ref})
+        else:
+            result = self._json("DELETE", f"{tokens}/{_segment(token_ref)}")
         return result
 
     def health(self) -> bool:
@@ -386,7 +416,7 @@ class Client:
             if not response.is_success:
                 response.read()
                 raise_for_error(response)
-            yield from parse_sse(response.iter_lines())
+            yield from parse_sse(response.iter_bytes())
 
     # -- jobs (docs/JOBS.md) -------------------------------------------------------------------------------------
 
@@ -448,7 +478,7 @@ class Client:
         """
         result: dict[str, Any] = self._json(
             "GET",
-            invoke_path(route_prefix, f"/status/{job_id}"),
+            invoke_path(route_prefix, f"/status/{_segment(job_id)}"),
             params={"wait_s": f"{wait_s:g}"},
             timeout=_wait_timeout(wait_s),
         )
@@ -456,12 +486,12 @@ class Client:
 
     def cancel_job(self, route_prefix: str, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running job; returns it, CANCELLED. A finished job raises JobConflict."""
-        result: dict[str, Any] = self._json("POST", invoke_path(route_prefix, f"/cancel/{job_id}"))
+        result: dict[str, Any] = self._json("POST", invoke_path(route_prefix, f"/cancel/{_segment(job_id)}"))
         return result
 
     def retry_job(self, route_prefix: str, job_id: str) -> dict[str, Any]:
         """Queue a FAILED or TIMED_OUT job again; returns it, IN_QUEUE. Other states raise JobConflict."""
-        result: dict[str, Any] = self._json("POST", invoke_path(route_prefix, f"/retry/{job_id}"))
+        result: dict[str, Any] = self._json("POST", invoke_path(route_prefix, f"/retry/{_segment(job_id)}"))
         return result
 
     def job_output(self, job: dict[str, Any]) -> Any:
@@ -491,12 +521,12 @@ class Client:
 
     def queue(self, name: str) -> dict[str, Any]:
         """A service's queue: `{"service", "queued", "running", "max_queued", "versions": [...]}` (owner only)."""
-        result: dict[str, Any] = self._json("GET", f"/v1/queues/{name}")
+        result: dict[str, Any] = self._json("GET", f"/v1/queues/{_segment(name)}")
         return result
 
     def queue_position(self, job_id: str) -> dict[str, Any]:
         """Where a queued job stands: `{"id", "status", "position", "reason"}` (1 is next; None once started)."""
-        result: dict[str, Any] = self._json("GET", f"/v1/queues/position/{job_id}")
+        result: dict[str, Any] = self._json("GET", f"/v1/queues/position/{_segment(job_id)}")
         return result
 
     # -- assets ----------------------------------------------------------------------------------------------------
@@ -543,7 +573,7 @@ class Client:
     def _forget_asset(self, asset_id: str) -> None:
         """Delete an asset whose upload failed, so it is not left CREATED; a failure here changes nothing."""
         with contextlib.suppress(httpx.HTTPError):
-            self._http.delete(f"/v1/assets/{asset_id}", timeout=5.0)
+            self._http.delete(f"/v1/assets/{_segment(asset_id)}", timeout=5.0)
 
     def list_assets(self) -> list[dict[str, Any]]:
         """The assets this caller may see."""
@@ -551,7 +581,7 @@ class Client:
         return result
 
     def get_asset(self, asset_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", f"/v1/assets/{asset_id}")
+        result: dict[str, Any] = self._json("GET", f"/v1/assets/{_segment(asset_id)}")
         return result
 
     @overload
@@ -562,7 +592,7 @@ class Client:
 
     def download_asset(self, asset_id: str, dest: str | Path | None = None) -> bytes | Path:
         """An asset's bytes; with `dest` (a file, or a folder to put `<asset_id>` in), streamed there, and its path."""
-        path = f"/v1/assets/{asset_id}/content"
+        path = f"/v1/assets/{_segment(asset_id)}/content"
         if dest is None:
             response = self._http.get(path, timeout=TRANSFER_TIMEOUT)
             raise_for_error(response)
@@ -579,7 +609,7 @@ class Client:
 
     def delete_asset(self, asset_id: str) -> None:
         """Delete an asset; invocations naming it afterwards fail with AssetNotFound."""
-        raise_for_error(self._http.delete(f"/v1/assets/{asset_id}"))
+        raise_for_error(self._http.delete(f"/v1/assets/{_segment(asset_id)}"))
 
 
 class AsyncClient:
@@ -606,7 +636,7 @@ class AsyncClient:
         return response.json()
 
     async def get_service(self, name_or_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("GET", f"/v1/services/{name_or_id}")
+        result: dict[str, Any] = await self._json("GET", f"/v1/services/{_segment(name_or_id)}")
         return result
 
     async def list_services(self) -> list[dict[str, Any]]:
@@ -614,17 +644,17 @@ class AsyncClient:
         return result
 
     async def teardown(self, name_or_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("DELETE", f"/v1/services/{name_or_id}")
+        result: dict[str, Any] = await self._json("DELETE", f"/v1/services/{_segment(name_or_id)}")
         return result
 
     async def disable(self, name_or_id: str) -> dict[str, Any]:
         """The async twin of `Client.disable`."""
-        result: dict[str, Any] = await self._json("POST", f"/v1/services/{name_or_id}/disable")
+        result: dict[str, Any] = await self._json("POST", f"/v1/services/{_segment(name_or_id)}/disable")
         return result
 
     async def enable(self, name_or_id: str) -> dict[str, Any]:
         """The async twin of `Client.enable`."""
-        result: dict[str, Any] = await self._json("POST", f"/v1/services/{name_or_id}/enable")
+        result: dict[str, Any] = await self._json("POST", f"/v1/services/{_segment(name_or_id)}/enable")
         return result
 
     async def invoke(
@@ -657,15 +687,10 @@ class AsyncClient:
             if not response.is_success:
                 await response.aread()
                 raise_for_error(response)
-            buffer: list[str] = []
-            async for line in response.aiter_lines():
-                buffer.append(line)
-                if line == "":
-                    for chunk in parse_sse(iter(buffer)):
-                        yield chunk
-                    buffer = []
-            for chunk in parse_sse(iter([*buffer, ""])):
-                yield chunk
+            reader = EventReader()
+            async for piece in response.aiter_bytes():
+                for event in reader.feed(piece):
+                    yield _chunk(event)
 
     # -- jobs (docs/JOBS.md) -------------------------------------------------------------------------------------
 
@@ -707,18 +732,18 @@ class AsyncClient:
     async def job(self, route_prefix: str, job_id: str, wait_s: float = 0.0) -> dict[str, Any]:
         result: dict[str, Any] = await self._json(
             "GET",
-            invoke_path(route_prefix, f"/status/{job_id}"),
+            invoke_path(route_prefix, f"/status/{_segment(job_id)}"),
             params={"wait_s": f"{wait_s:g}"},
             timeout=_wait_timeout(wait_s),
         )
         return result
 
     async def cancel_job(self, route_prefix: str, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("POST", invoke_path(route_prefix, f"/cancel/{job_id}"))
+        result: dict[str, Any] = await self._json("POST", invoke_path(route_prefix, f"/cancel/{_segment(job_id)}"))
         return result
 
     async def retry_job(self, route_prefix: str, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("POST", invoke_path(route_prefix, f"/retry/{job_id}"))
+        result: dict[str, Any] = await self._json("POST", invoke_path(route_prefix, f"/retry/{_segment(job_id)}"))
         return result
 
     async def job_output(self, job: dict[str, Any]) -> Any:
@@ -743,11 +768,11 @@ class AsyncClient:
         return result
 
     async def queue(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("GET", f"/v1/queues/{name}")
+        result: dict[str, Any] = await self._json("GET", f"/v1/queues/{_segment(name)}")
         return result
 
     async def queue_position(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("GET", f"/v1/queues/position/{job_id}")
+        result: dict[str, Any] = await self._json("GET", f"/v1/queues/position/{_segment(job_id)}")
         return result
 
     # -- assets ----------------------------------------------------------------------------------------------------
@@ -778,14 +803,14 @@ class AsyncClient:
 
     async def _forget_asset(self, asset_id: str) -> None:
         with contextlib.suppress(httpx.HTTPError):
-            await self._http.delete(f"/v1/assets/{asset_id}", timeout=5.0)
+            await self._http.delete(f"/v1/assets/{_segment(asset_id)}", timeout=5.0)
 
     async def list_assets(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self._json("GET", "/v1/assets")
         return result
 
     async def get_asset(self, asset_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("GET", f"/v1/assets/{asset_id}")
+        result: dict[str, Any] = await self._json("GET", f"/v1/assets/{_segment(asset_id)}")
         return result
 
     @overload
@@ -795,7 +820,7 @@ class AsyncClient:
     async def download_asset(self, asset_id: str, dest: str | Path) -> Path: ...
 
     async def download_asset(self, asset_id: str, dest: str | Path | None = None) -> bytes | Path:
-        path = f"/v1/assets/{asset_id}/content"
+        path = f"/v1/assets/{_segment(asset_id)}/content"
         if dest is None:
             response = await self._http.get(path, timeout=TRANSFER_TIMEOUT)
             raise_for_error(response)
@@ -811,7 +836,7 @@ class AsyncClient:
         return target
 
     async def delete_asset(self, asset_id: str) -> None:
-        raise_for_error(await self._http.delete(f"/v1/assets/{asset_id}"))
+        raise_for_error(await self._http.delete(f"/v1/assets/{_segment(asset_id)}"))
 
 
 def _jobs_query(service: str | None, status: str | None, limit: int) -> dict[str, str | int]:

@@ -11,7 +11,7 @@ import orjson
 import typer
 from rich.markup import escape
 from rich.panel import Panel
-from rich.table import Table
+from rich.table import Column, Table
 
 from fnserve._loop import run as run_on_uvloop
 from fnserve._units import format_duration
@@ -169,11 +169,15 @@ def invoke(
         streaming = any(e["streaming"] and e["method"] == chosen for e in routes)
 
         def run() -> None:
-            if streaming:
+            if streaming:  # each chunk as it came, byte for byte; a newline of our own only to end a terminal line
+                out, line_ended = sys.stdout.buffer, True
                 for chunk in client.stream(deployment._info["route_prefix"], path, chosen, arguments):
-                    sys.stdout.write(chunk)
-                    sys.stdout.flush()
-                sys.stdout.write("\n")
+                    if chunk:
+                        out.write(chunk.encode())
+                        out.flush()
+                        line_ended = chunk.endswith("\n")
+                if sys.stdout.isatty() and not line_ended:
+                    out.write(b"\n")
             else:
                 result = client.invoke(deployment._info["route_prefix"], path, chosen, arguments, assets=asset)
                 print_result(result)
@@ -345,7 +349,12 @@ def tokens_list(
     if not tokens:
         console.print(f"{escape(name)} has no tokens; make one with `fnserve tokens create {escape(name)}`")
         return
-    table = Table("token id", "hint", "label", "state", "created")
+    # Ids and hints are what `tokens revoke` takes: never cut or wrapped, however narrow the terminal.
+    whole = [
+        Column(header, no_wrap=True, min_width=max(len(header), *(len(token[key]) + 1 for token in tokens)))
+        for header, key in (("token id", "token_id"), ("hint", "hint"))
+    ]
+    table = Table(*whole, "label", "state", "created")
     for token in tokens:
         state = "[green]active[/]" if token["active"] else f"[dim]revoked {token['revoked_at'][:19]}[/]"
         table.add_row(token["token_id"], token["hint"] + "…", escape(token["label"]), state, token["created_at"][:19])
@@ -355,7 +364,9 @@ def tokens_list(
 @tokens_app.command("revoke")
 def tokens_revoke(
     name: NameArgument,
-    token: Annotated[str, typer.Argument(help="The token id (or its hint) from `fnserve tokens ls`.")],
+    token: Annotated[
+        str, typer.Argument(help="The token id (or its hint) from `fnserve tokens ls`, or the whole token (fst_...).")
+    ],
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 
-from fnserve.auth import TOKEN_HINT_CHARS, TOKEN_PREFIX, Authenticator, TokenGrant, digest, new_secret
+from fnserve.auth import TOKEN_HINT_CHARS, TOKEN_PREFIX, Authenticator, TokenGrant, digest, is_whole_token, new_secret
 from fnserve.backends.gpus import gpu_types
 from fnserve.controlplane import disabling, time_limit
 from fnserve.controlplane.assets import build_assets_router
@@ -35,6 +35,7 @@ from fnserve.controlplane.schemas import (
     RegisteredVersion,
     ReplicaInfo,
     ResourcesInfo,
+    RevokeTokenRequest,
     RollbackRequest,
     ServiceInfo,
     ServiceVersionSummary,
@@ -242,7 +243,13 @@ class ControlPlane:
         return NewToken(**self.token_info(token, function.name).model_dump(), token=secret)
 
     async def revoke_token(self, function: FunctionRecord, token_ref: str) -> TokenInfo:
-        token = await asyncio.to_thread(self.tokens.revoke, function.function_id, token_ref)
+        """Revoke by token id or hint, or by the whole token (what a user holds when it leaked): matched by its
+        digest, since only that is stored, and never repeated whole in an answer."""
+        if is_whole_token(token_ref):
+            shown, token_digest = token_ref[:TOKEN_HINT_CHARS] + "…", digest(token_ref)
+            token = await asyncio.to_thread(self.tokens.revoke, function.function_id, shown, digest=token_digest)
+        else:
+            token = await asyncio.to_thread(self.tokens.revoke, function.function_id, token_ref)
         self.authenticator.revoke(token.token_id)
         return self.token_info(token, function.name)
 
@@ -258,7 +265,7 @@ class ControlPlane:
             await asyncio.to_thread(self.artifacts.unpacked, body.code.sha256)
         self.supervisor.check_prefix(body.spec)
         environment = await asyncio.to_thread(self.environment_of, body.spec)
-        return await asyncio.to_thread(
+        function, version = await asyncio.to_thread(
             self.store.add_version,
             body.spec,
             code_kind=body.code.kind,
@@ -269,6 +276,8 @@ class ControlPlane:
             tags=body.tags,
             environment=environment,
         )
+        self.supervisor.past_prefixes.add(version.spec.route_prefix, function.function_id)
+        return function, version
 
     def environment_of(self, spec: ServiceSpec) -> EnvironmentSpec | None:
         """The environment a new version runs in: a copy of the named one (later changes to it do not reach this
@@ -594,9 +603,21 @@ def build_router(plane: ControlPlane) -> APIRouter:
 
     @router.delete("/functions/{function_ref}/tokens/{token_ref}", response_model=TokenInfo, tags=["tokens"])
     async def revoke_token(function_ref: str, token_ref: str) -> TokenInfo:
-        """Revoke a token (by id or hint): it stops working with the next request. Revoking twice is harmless."""
+        """Revoke a token (by id, hint, or the whole token): it stops working with the next request. Revoking twice is
+        harmless. A whole token is better sent in the body of `POST .../tokens/revoke`: URLs end up in logs."""
         function = await asyncio.to_thread(store.get_function, function_ref)
         return await plane.revoke_token(function, token_ref)
+
+    @router.post("/functions/{function_ref}/tokens/revoke", response_model=TokenInfo, tags=["tokens"])
+    async def revoke_token_by_secret(function_ref: str, body: RevokeTokenRequest) -> TokenInfo:
+        """Revoke a token given whole (`fst_...`, what a user holds when it leaked), matched by its digest: the secret
+        is never stored. 404 when it is not one of this function's tokens. Revoking twice is harmless."""
+        function = await asyncio.to_thread(store.get_function, function_ref)
+        if not is_whole_token(body.token):
+            raise InvalidRequest(
+                f"`token` must be a whole token ({TOKEN_PREFIX}...); revoke by id with DELETE .../tokens/TOKEN_ID"
+            )
+        return await plane.revoke_token(function, body.token)
 
     # -- hardware ------------------------------------------------------------------------------------------------------
 

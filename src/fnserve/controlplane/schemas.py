@@ -200,6 +200,10 @@ class TokenRequest(BaseModel):
     label: str = Field(default="", max_length=100, description="a note to tell tokens apart, e.g. 'web frontend'")
 
 
+class RevokeTokenRequest(BaseModel):
+    token: str = Field(min_length=5, max_length=256, description="the whole token, `fst_...`")
+
+
 class TokenInfo(BaseModel):
     """A token as listed: never its secret."""
 

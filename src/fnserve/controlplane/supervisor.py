@@ -25,17 +25,19 @@ from fnserve.backends.inventory import Inventory
 from fnserve.controlplane import time_limit
 from fnserve.controlplane.building import EnvironmentPreparer
 from fnserve.controlplane.health import CrashLoop, exit_cause, failing_checks, not_answering
+from fnserve.controlplane.inactive import PastPrefixes
 from fnserve.controlplane.instance_types import resolve_resources
 from fnserve.controlplane.memory_guard import MemoryGuard
-from fnserve.controlplane.placement import Placement
+from fnserve.controlplane.placement import WAITING, Placement
+from fnserve.controlplane.spread import Fleet, slot_limit
 from fnserve.envs.builder import BuildProgress, BuiltEnv, EnvBuilder
 from fnserve.errors import EnvBuildFailed, ServiceExists
 from fnserve.gateway.connection import InitFailed, ReplicaConnection, ReplicaListener
 from fnserve.gateway.router import FunctionRoute, PrefixTable, ReplicaPicker, ServiceRoutes
 from fnserve.gateway.validation import ArgumentsValidator
 from fnserve.metrics import Metrics
-from fnserve.settings import Settings
-from fnserve.spec import Resources, ServiceSpec
+from fnserve.settings import Settings, Timeouts
+from fnserve.spec import Autoscaling, Resources, ServiceSpec
 from fnserve.store import (
     ArtifactStore,
     DeploymentRecord,
@@ -49,6 +51,7 @@ from fnserve.store.functions import RUNNING_STATES
 logger = logging.getLogger("fnserve.supervisor")
 
 MAX_REPLICA_THREADS = 256
+_DEFAULT_AUTOSCALING = Autoscaling()
 FAILED_REPLICAS_KEPT = 5  # the last replicas that failed, shown with their reasons by `fnserve status`
 
 
@@ -111,7 +114,13 @@ class LiveDeployment:
     """One deployed version as it runs now: its routes and its replicas. The gateway reads it per request."""
 
     def __init__(
-        self, function: FunctionRecord, version: VersionRecord, deployment: DeploymentRecord, resources: Resources
+        self,
+        function: FunctionRecord,
+        version: VersionRecord,
+        deployment: DeploymentRecord,
+        resources: Resources,
+        *,
+        scale_up_wait_s: float = Timeouts.scale_up_wait_s,
     ) -> None:
         self.function = function
         self.version = version
@@ -138,6 +147,7 @@ class LiveDeployment:
         self.validators: dict[int, ArgumentsValidator | None] = {}  # by endpoint index; the gateway fills it
         # Requests waiting for a replica with a free slot (all are at `concurrency`), oldest first.
         self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.scale_up_wait_s = scale_up_wait_s  # the longest a call waits for a scale-up's replicas (spread.py)
 
     @property
     def label(self) -> str:
@@ -161,6 +171,28 @@ class LiveDeployment:
     def concurrency(self) -> int:
         """Calls and streams one replica may have in flight; read per request, so an update applies at once."""
         return self.deployment.spec.max_request_concurrency or self.default_concurrency
+
+    def slot_limit(self, waited_s: float = 0.0) -> int:
+        """Calls one ready replica may take now, for a call that has waited `waited_s`: `concurrency`, or while a
+        scale-up brings replicas, its share of the autoscaling target (controlplane/spread.py)."""
+        bounds = self.deployment.spec
+        if bounds.min_instances == bounds.max_instances:  # a fixed count: no replica to wait for
+            return self.concurrency
+        starting, waiting_for_resources = 0, False
+        for replica in self.replicas.values():
+            if replica.state is ReplicaState.starting and not replica.retiring:
+                starting += 1
+                waiting_for_resources = waiting_for_resources or (replica.reason or "").startswith(WAITING)
+        policy = self.spec.autoscaling or _DEFAULT_AUTOSCALING  # bounds set through the API: the default policy
+        fleet = Fleet(
+            ready=len(self.ready),
+            starting=starting,
+            waiting_for_resources=waiting_for_resources,
+            max_replicas=bounds.max_instances,
+            target_per_replica=policy.target_ongoing_requests,
+            upscale_delay_s=policy.upscale_delay_s,
+        )
+        return slot_limit(self.concurrency, fleet, waited_s=waited_s, max_wait_s=self.scale_up_wait_s)
 
     async def wait_turn(self, deadline: float | None) -> None:
         """Wait, in order, until a slot may have come free (or replicas changed); TimeoutError at `deadline`
@@ -273,6 +305,7 @@ class Supervisor:
         self.listener = listener
         self.deployments: dict[str, LiveDeployment] = {}  # by version_id
         self.prefixes: PrefixTable[FunctionRoute[LiveDeployment]] = PrefixTable()
+        self.past_prefixes = PastPrefixes()  # running or not: a call to a stopped service learns so (inactive.py)
         self._health_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.placement = Placement(Inventory.of_host(settings))  # what replicas hold of this host, and who waits
@@ -284,6 +317,7 @@ class Supervisor:
 
     async def start(self) -> None:
         """Bring back every deployment that was ACTIVE or DEPLOYING when the server last stopped."""
+        await asyncio.to_thread(self.past_prefixes.load, self.store)
         for deployment in await asyncio.to_thread(self.store.list_deployments):
             if deployment.state not in RUNNING_STATES:
                 continue
@@ -349,11 +383,14 @@ class Supervisor:
         """
         self.check_prefix(version.spec)
         resources = resolve_resources(deployment.spec, version.spec.resources)
-        live = LiveDeployment(function, version, deployment, resources)
+        live = LiveDeployment(
+            function, version, deployment, resources, scale_up_wait_s=self.settings.timeouts.scale_up_wait_s
+        )
         live.replaces = list(replaces)
         if version.spec.time_limit_s is not None:
             self._spawn(live, self._enforce_time_limit(live))
         self.deployments[version.version_id] = live
+        self.past_prefixes.add(version.spec.route_prefix, function.function_id)
         route = self.prefixes.get(version.spec.route_prefix)
         if route is None:
             route = FunctionRoute(function.name)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import orjson
 
 from fnserve.auth import Authenticator
+from fnserve.controlplane.inactive import not_running_error
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
 from fnserve.docs import SERVICE_DOCS_PATH, SERVICE_SPEC_PATH
 from fnserve.errors import (
@@ -55,6 +56,7 @@ from fnserve.gateway.jobs import (
 )
 from fnserve.gateway.router import FunctionRoute
 from fnserve.gateway.service_paths import arguments_validator, openapi_json, service_info, swagger_page
+from fnserve.sse import encode_error, encode_event
 from fnserve.store import DeploymentState
 from fnserve.store.jobs import asset_content_url
 
@@ -119,7 +121,7 @@ class Gateway:
     async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         resolved = self.supervisor.prefixes.resolve(scope["path"])
         if resolved is None:
-            raise NotFound(f"No service at {scope['path']!r}; GET /-/routes lists the route prefixes")
+            raise await self._not_served(scope)
         function, rest = resolved
         if function.disabled:  # every path, `/ping` and `/docs` too: a load balancer must not take it for healthy
             scope[SERVICE_SCOPE_KEY] = function.name
@@ -176,7 +178,7 @@ class Gateway:
         connection = live.picker.pick(live.ready)
         if connection is None:
             connection = await self._cold_start(live)
-        if connection.in_flight >= live.concurrency:
+        if connection.in_flight and connection.in_flight >= live.slot_limit():  # a limit is at least 1
             connection = await self._wait_for_slot(live)
         if route.spec.streaming:
             batches = connection.stream(route.index, body, path_params, query, context)
@@ -197,6 +199,18 @@ class Gateway:
             await self._redirect_to_stored(send, live, result, request_id)
             return
         await send_json(send, 200, result, request_id)
+
+    async def _not_served(self, scope: Scope) -> FnserveError:
+        """The error for a path no running service owns: a service that runs nothing says so (its state, why, and how
+        to start it again: controlplane/inactive.py); any other path is a 404."""
+        path = scope["path"]
+        past = self.supervisor.past_prefixes.resolve(path)
+        if past is not None:
+            error = await asyncio.to_thread(not_running_error, self.supervisor.store, *past)
+            if error is not None:
+                scope[SERVICE_SCOPE_KEY] = (error.details or {}).get("service", "")
+                return error
+        return NotFound(f"No service at {path!r}; GET /-/routes lists the route prefixes")
 
     async def _redirect_to_stored(self, send: Send, live: LiveDeployment, result: bytes, request_id: str) -> None:
         """A result over the inline limit is kept as an asset for the service's retention; the caller gets a 302."""
@@ -268,9 +282,13 @@ class Gateway:
                 return self._pick(live)
 
     async def _wait_for_slot(self, live: LiveDeployment) -> ReplicaConnection:
-        """Every replica has `max_request_concurrency` calls in flight: wait (in order, bounded in number and time)
-        until one has a free slot."""
-        deadline = None if self.timeout_s is None else asyncio.get_running_loop().time() + self.timeout_s
+        """Every replica has as many calls in flight as it may take (`max_request_concurrency`, or while a scale-up
+        brings replicas, its share of the autoscaling target): wait (in order, bounded in number and time) until one
+        has a free slot."""
+        loop = asyncio.get_running_loop()
+        waited_from = loop.time()
+        deadline = None if self.timeout_s is None else waited_from + self.timeout_s
+        hold_ends = waited_from + live.scale_up_wait_s  # then a slot beyond the target will do (spread.py)
         while True:
             limit = live.spec.max_queued_requests
             if len(live.waiting) >= limit:
@@ -279,15 +297,19 @@ class Gateway:
                     f"busy, and {len(live.waiting)} requests already waiting (max_queued_requests={limit}); retry "
                     "later, or raise max_instances, max_ongoing_requests or max_queued_requests"
                 )
+            held = live.slot_limit(loop.time() - waited_from) < live.concurrency
+            wake_by = hold_ends if held and (deadline is None or hold_ends < deadline) else deadline
             try:
-                await live.wait_turn(deadline)
+                await live.wait_turn(wake_by)
             except TimeoutError:
-                raise InvocationTimeout(
-                    f"no replica of {live.label} had a free slot within {self.timeout_s:g} s (each takes "
-                    f"{live.concurrency} calls at once); raise max_instances or max_request_concurrency"
-                ) from None
+                if wake_by == deadline:
+                    raise InvocationTimeout(
+                        f"no replica of {live.label} had a free slot within {self.timeout_s:g} s (each takes "
+                        f"{live.concurrency} calls at once); raise max_instances or max_request_concurrency"
+                    ) from None
+                # else the hold is over: any free slot will do
             connection = self._pick(live)
-            if connection.in_flight < live.concurrency:
+            if connection.in_flight < live.slot_limit(loop.time() - waited_from):
                 return connection
 
     async def _stream(
@@ -304,12 +326,13 @@ class Gateway:
                     await send(
                         {"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id)}
                     )
-                body = b"".join(map(_sse, batch)) if sse else b"".join(batch)
+                # A plain stream is the chunks' bytes back to back; SSE keeps each chunk whole as one event.
+                body = b"".join(map(encode_event, batch)) if sse else b"".join(batch)
                 await send({"type": "http.response.body", "body": body, "more_body": True})
         except FnserveError as exc:
             if not started:
                 raise
-            await send({"type": "http.response.body", "body": _sse_error(exc, request_id), "more_body": True})
+            await send({"type": "http.response.body", "body": encode_error(exc.to_json(request_id)), "more_body": True})
         except asyncio.CancelledError:
             if watch.disconnected:  # the client left; nothing more to send
                 return
@@ -385,12 +408,3 @@ async def _wait_disconnect(receive: Receive) -> None:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
-
-
-def _sse(chunk: bytes) -> bytes:
-    lines = chunk.decode(errors="replace").rstrip("\n").split("\n")
-    return "".join(f"data: {line}\n" for line in lines).encode() + b"\n"
-
-
-def _sse_error(exc: FnserveError, request_id: str) -> bytes:
-    return b"event: error\ndata: " + exc.to_json(request_id) + b"\n\n"

@@ -81,10 +81,18 @@ class VersionQueue:
         self.task: asyncio.Task[None] | None = None
 
     def next(self) -> Job | None:
+        job = self.peek()
+        if job is not None:
+            self.pending.popleft()
+        return job
+
+    def peek(self) -> Job | None:
+        """The oldest job still queued (those cancelled or timed out while queued are dropped here)."""
         while self.pending:
-            job = self.pending.popleft()
-            if job.state is JobState.in_queue:  # cancelled or timed out while queued: skipped here
+            job = self.pending[0]
+            if job.state is JobState.in_queue:
                 return job
+            self.pending.popleft()
         return None
 
     def position(self, job: Job) -> int | None:
@@ -331,6 +339,12 @@ class Dispatcher:
             return (
                 f"all {live.ready_count} replica(s) busy ({live.concurrency} calls each); {position - 1} job(s) ahead"
             )
+        share = live.slot_limit(_waited_s(job))
+        if all(connection.in_flight >= share for connection in live.ready):
+            return (
+                f"waiting for the replicas a scale-up brings: the {live.ready_count} ready have their share "
+                f"({share} calls each); {position - 1} job(s) ahead"
+            )
         return f"{position - 1} job(s) ahead"
 
     def queued_for(self, version_id: str) -> int:
@@ -423,13 +437,22 @@ class Dispatcher:
     async def _feed(self, queue: VersionQueue) -> None:
         """Hand a version's queued jobs to its replicas as slots come free, oldest first."""
         live = queue.live
+        loop = asyncio.get_running_loop()
         try:
             while queue.pending and not live.stopping and not self.paused:
                 connection = live.picker.pick(live.ready)
                 if connection is None:
                     self.supervisor.wake(live)  # scaled to zero: a replica starts for these jobs
-                if connection is None or connection.in_flight >= live.concurrency:
-                    await live.wait_turn(None)
+                head = queue.peek()
+                if head is None:
+                    break
+                waited_s = _waited_s(head)
+                if connection is None or connection.in_flight >= live.slot_limit(waited_s):
+                    # Held for the replicas a scale-up brings (spread.py): until the hold ends, then any free slot.
+                    held = connection is not None and connection.in_flight < live.concurrency
+                    hold_ends = loop.time() + live.scale_up_wait_s - waited_s
+                    with contextlib.suppress(TimeoutError):
+                        await live.wait_turn(hold_ends if held else None)
                     continue
                 job = queue.next()
                 if job is None:
@@ -649,6 +672,11 @@ class Dispatcher:
             except Exception:
                 logger.exception("Deleting finished jobs past their retention failed")
             await asyncio.sleep(RETENTION_SWEEP_S)
+
+
+def _waited_s(job: Job) -> float:
+    """How long a queued job has waited for a slot: since it was queued, or since its retry's backoff ended."""
+    return max(time.time() - max(job.queued_at, job.backoff_until or 0.0), 0.0)
 
 
 def _expired(job: Job) -> bool:

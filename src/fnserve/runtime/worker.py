@@ -248,8 +248,7 @@ async def serve(options: WorkerOptions) -> None:
         assert server.transport is not None
         server.transport.close()
         return
-    auto = set(state) if isinstance(state, dict) else set()
-    api = api_description(service.spec, auto)
+    api = api_description(service.spec, state if isinstance(state, dict) else None)
     server.endpoints = [BoundEndpoint(endpoint, state, api) for endpoint in service.endpoints]
     server.health = health
     server.ready = True

@@ -203,9 +203,31 @@ def submit(
 
 
 def get_deployment(
-    name_or_id: str, *, wait: bool | float = False, url: str | None = None, api_key: str | None = None
+    service: str | Deployment, *, wait: bool | float = False, url: str | None = None, api_key: str | None = None
 ) -> Deployment:
-    """A handle on a service that is already deployed. `wait=True` (or seconds) blocks until it is ACTIVE."""
+    """A handle on a service that is already deployed.
+
+    Args:
+        service: its name or id, or a `Deployment` (what `fs.deploy(...)()` returned): a fresh handle on the same
+            service, on the same server with the same key unless `url` or `api_key` say otherwise.
+        wait: True (or seconds) blocks until it is ACTIVE.
+        url: the server (default `FNSERVE_URL` or http://127.0.0.1:8000).
+        api_key: the owner key (default `FNSERVE_API_KEY`, else the key file of a server on this machine).
+
+    Example:
+        >>> deployment = fs.get_deployment("greeter")  # or its id, or a Deployment
+        >>> deployment.hello(number=7)
+    """
+    if isinstance(service, Deployment):
+        url, api_key = url or service._client.url, api_key or service._client.api_key
+        name_or_id = service.service_id
+    elif isinstance(service, str):
+        name_or_id = service
+    else:
+        raise TypeError(
+            f"fs.get_deployment() takes a service name, a service id or a Deployment, got {type(service).__name__} "
+            f"{service!r:.80}"
+        )
     client = Client(url, api_key=api_key)
     try:
         deployment = Deployment(client, client.get_service(name_or_id))

@@ -66,15 +66,15 @@ class TokenStore:
         with self.engine.connect() as connection:
             return [_token(row) for row in connection.execute(query).all()]
 
-    def revoke(self, function_id: str, token_ref: str) -> TokenRecord:
-        """Revoke a token of this function by id or hint; revoking it again changes nothing."""
+    def revoke(self, function_id: str, token_ref: str, *, digest: str | None = None) -> TokenRecord:
+        """Revoke a token of this function by id or hint, or by `digest`, that of the whole token (then `token_ref`
+        is only how messages name it); revoking it again changes nothing."""
+        if digest is not None:
+            matches = tokens.c.digest == digest
+        else:
+            matches = sa.or_(tokens.c.token_id == token_ref, tokens.c.hint == token_ref)
         with self.engine.begin() as connection:
-            rows = connection.execute(
-                sa.select(tokens).where(
-                    tokens.c.function_id == function_id,
-                    sa.or_(tokens.c.token_id == token_ref, tokens.c.hint == token_ref),
-                )
-            ).all()
+            rows = connection.execute(sa.select(tokens).where(tokens.c.function_id == function_id, matches)).all()
             if len(rows) != 1:
                 problem = (
                     f"No token {token_ref!r} for this service" if not rows else f"{token_ref!r} names several tokens"
