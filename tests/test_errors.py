@@ -25,6 +25,7 @@ PUBLISHED_CODES = {
     "job_cancelled": 409,
     "asset_conflict": 409,
     "payload_too_large": 413,
+    "archive_too_large": 413,
     "queue_full": 429,
     "function_error": 500,
     "internal_error": 500,

@@ -16,6 +16,7 @@ FnserveError
 ├── JobCancelled                409 job_cancelled: the job was cancelled (or purged) before it finished
 ├── AssetConflict               409 asset_conflict: the asset has no content yet, or has it already
 ├── PayloadTooLarge             413 payload_too_large
+│   └── ArchiveTooLarge         413 archive_too_large: a code archive unpacks past a size, file-count or ratio limit
 ├── QueueFull                   429 queue_full
 ├── FunctionError               500 function_error: the user's code raised
 ├── InternalError               500 internal_error
@@ -158,6 +159,10 @@ class AssetConflict(FnserveError):
 class PayloadTooLarge(FnserveError):
     code = "payload_too_large"
     http_status = 413
+
+
+class ArchiveTooLarge(PayloadTooLarge):
+    code = "archive_too_large"
 
 
 class QueueFull(FnserveError):

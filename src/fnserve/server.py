@@ -132,7 +132,9 @@ class Server:
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
         self.store = StateStore(settings.database_url)
-        self.artifacts = ArtifactStore(settings.home)
+        self.artifacts = ArtifactStore(
+            settings.home, max_unpacked_bytes=settings.max_code_unpacked_bytes, max_files=settings.max_code_files
+        )
         # Unix socket paths are limited to ~100 bytes, so the socket lives in a short temporary folder.
         self._socket_dir = tempfile.mkdtemp(prefix="fnserve-")
         self.listener = ReplicaListener(f"{self._socket_dir}/replicas.sock")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fnserve._units import parse_memory
+from fnserve.archive import MAX_FILES, MAX_UNPACKED_BYTES
 from fnserve.auth import in_process_key, read_owner_key
 
 DEFAULT_HOST = "127.0.0.1"
@@ -57,6 +58,10 @@ class Settings:
     max_body_bytes: int = 5 * 1024 * 1024
     max_asset_bytes: int = 2 * 1024**3  # one uploaded asset
     inline_result_bytes: int = 5 * 1024 * 1024  # a larger result is stored as an asset and answered with a 302
+    # What one deployed project may unpack to under `home/code`: bytes and entries (fnserve.archive also refuses an
+    # entry that expands more than 200 times, a zip bomb).
+    max_code_unpacked_bytes: int = MAX_UNPACKED_BYTES
+    max_code_files: int = MAX_FILES
     replica_threads: int = 8
     health_failures: int = 3  # failed `check_health()` calls in a row that get a replica replaced
     # Replicas in a row that fail to start, or die within `Timeouts.replica_stable_s` of being ready, before the
@@ -121,6 +126,10 @@ class Settings:
             values["max_asset_bytes"] = int(env["FNSERVE_MAX_ASSET_BYTES"])
         if "FNSERVE_MAX_INLINE_RESULT_BYTES" in env:
             values["inline_result_bytes"] = int(env["FNSERVE_MAX_INLINE_RESULT_BYTES"])
+        if "FNSERVE_MAX_CODE_UNPACKED_BYTES" in env:
+            values["max_code_unpacked_bytes"] = int(env["FNSERVE_MAX_CODE_UNPACKED_BYTES"])
+        if "FNSERVE_MAX_CODE_FILES" in env:
+            values["max_code_files"] = int(env["FNSERVE_MAX_CODE_FILES"])
         if env.get("FNSERVE_ENVS_DIR"):
             values["envs_dir"] = Path(env["FNSERVE_ENVS_DIR"]).expanduser()
         values.update({key: value for key, value in overrides.items() if value is not None})

@@ -1,7 +1,8 @@
 """Uploaded code, content-addressed by sha256 on disk, and unpacked safely for replicas.
 
 Blobs live in `$FNSERVE_HOME/artifacts/<sha256>`; project archives (zip) are unpacked once into
-`$FNSERVE_HOME/code/<sha256>/`. The same bytes uploaded twice are stored once.
+`$FNSERVE_HOME/code/<sha256>/`, within the server's limits (`fnserve.archive`), staged beside it and renamed into
+place so a refused archive leaves nothing. The same bytes uploaded twice are stored once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from fnserve.archive import safe_extract
+from fnserve.archive import MAX_FILES, MAX_UNPACKED_BYTES, safe_extract
 from fnserve.errors import InvalidRequest, NotFound
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -30,9 +31,11 @@ def check_sha256(value: str) -> str:
 
 
 class ArtifactStore:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, max_unpacked_bytes: int = MAX_UNPACKED_BYTES, max_files: int = MAX_FILES) -> None:
         self.blobs = home / "artifacts"
         self.code = home / "code"
+        self.max_unpacked_bytes = max_unpacked_bytes
+        self.max_files = max_files
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.code.mkdir(parents=True, exist_ok=True)
 
@@ -74,7 +77,7 @@ class ArtifactStore:
         archive = self.require(sha256, what="code archive")
         staging = Path(tempfile.mkdtemp(dir=self.code, prefix=".unpack-"))
         try:
-            safe_extract(archive, staging)
+            safe_extract(archive, staging, max_bytes=self.max_unpacked_bytes, max_files=self.max_files)
             os.replace(staging, target)
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
