@@ -200,7 +200,9 @@ class Server:
                 await self._docs_page(scope, send)
             elif path == METRICS_PATH:
                 if await self._owner(scope, send, METRICS_PATH):
-                    body = self.metrics.render(self.supervisor.deployments.values(), self.dispatcher.queued_for)
+                    body = self.metrics.render(
+                        self.supervisor.deployments.values(), self.dispatcher.queued_for, len(self.dispatcher.jobs)
+                    )
                     await send_bytes(send, 200, body, request_id_for(scope), METRICS_CONTENT_TYPE)
             elif path == "/v1" or path.startswith("/v1/"):
                 if path in PUBLIC_API_PATHS or is_token_api(path) or await self._owner(scope, send, "the /v1 API"):

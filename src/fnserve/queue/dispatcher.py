@@ -1,9 +1,11 @@
 """The dispatcher: runs queued jobs on replicas, retries and times them out, and answers for them.
 
-Jobs are held in memory while they are unfinished (and for a minute after), and every change that
-matters is saved through the `BatchWriter` before anyone is told: a job is in the store before
-`/run` answers, and each attempt is recorded before it starts, so a job never runs more often than
-its policy allows, even across a server crash. One queue per deployed version feeds its replicas,
+Jobs are held in memory only while they are unfinished, and every change that matters is saved through
+the `BatchWriter` before anyone is told: a job is in the store before `/run` answers, and each attempt is
+recorded before it starts, so a job never runs more often than its policy allows, even across a server
+crash. A finished job leaves memory once its outcome is saved, and is read from the store after that (at
+44k finished no-op jobs, keeping them for a minute held 225 MB); one whose outcome could not be saved
+stays until a later save succeeds. One queue per deployed version feeds its replicas,
 sharing their `max_request_concurrency` slots with synchronous calls. Queued jobs whose version
 goes away move to the function's current version (or wait, parked, for one to be deployed).
 """
@@ -47,8 +49,6 @@ STALE_AFTER_S = 30.0
 SWEEP_INTERVAL_S = 0.5
 # How often finished jobs past retention are deleted.
 RETENTION_SWEEP_S = 10.0
-# Finished jobs stay in memory this long for fast polls; after that they are read from the store.
-KEEP_FINISHED_S = 60.0
 
 
 class Assets(Protocol):
@@ -113,12 +113,12 @@ class Dispatcher:
         self.server = server
         self.inline_result_bytes = inline_result_bytes
         self.writer = BatchWriter(store)
-        self.jobs: dict[str, Job] = {}  # unfinished, and finished in the last KEEP_FINISHED_S
+        self.jobs: dict[str, Job] = {}  # unfinished, and finished ones whose outcome is not saved yet
         self.queues: dict[str, VersionQueue] = {}  # by version id
         self.parked: dict[str, collections.deque[Job]] = {}  # by function id: no version to run on yet
         self.backing_off: set[Job] = set()  # queued again after a failed attempt, waiting out the backoff
         self.running: set[Job] = set()
-        self.finished: collections.deque[Job] = collections.deque()  # oldest first, to leave memory in order
+        self.unsaved: dict[str, Job] = {}  # finished, but saving the outcome failed: saved again later
         self.queued_count: collections.Counter[str] = collections.Counter()  # by function id
         self.paused = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -554,14 +554,23 @@ class Dispatcher:
         job.finished_at = now
         job.retain_until = now + job.policy.retention_s
         job.error = None if error is None else error.to_dict()["error"]
-        try:
-            await self.writer.save(job)
-        except Exception:
-            logger.exception("Job [%s] ended %s, but that could not be saved", job.job_id, state.value)
-        self.finished.append(job)
+        await self._save_finished(job)
         for waiter in job.waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+    async def _save_finished(self, job: Job) -> None:
+        """Save a finished job's outcome, then let it leave memory (it is read from the store after); one that cannot
+        be saved stays, for polls to see, until the sweep saves it."""
+        try:
+            await self.writer.save(job)
+        except Exception:
+            logger.exception("Job [%s] ended %s, but that could not be saved", job.job_id, job.state.value)
+            self.unsaved[job.job_id] = job
+            return
+        self.unsaved.pop(job.job_id, None)
+        if self.jobs.get(job.job_id) is job and job.state.finished:  # not retried meanwhile
+            del self.jobs[job.job_id]
 
     # -- background work ---------------------------------------------------------------------------------------
 
@@ -615,7 +624,7 @@ class Dispatcher:
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
     async def _sweep(self) -> None:
-        """TTLs of queued jobs; parked jobs to a version deployed since; finished jobs out of memory."""
+        """TTLs of queued jobs; parked jobs to a version deployed since; finished jobs not saved yet, saved."""
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
             try:
@@ -629,15 +638,13 @@ class Dispatcher:
                             "replicas, or submit it with a longer policy.ttl_s"
                         ),
                     )
-                while self.finished and (self.finished[0].finished_at or now) < now - KEEP_FINISHED_S:
-                    job = self.finished.popleft()
-                    if job.state.finished and self.jobs.get(job.job_id) is job:
-                        del self.jobs[job.job_id]
                 for function_id, parked in list(self.parked.items()):
                     if any(not live.stopping for live in self.supervisor.live_of(function_id)):
                         del self.parked[function_id]
                         for job in parked:
                             self._enqueue(job)
+                if self.unsaved:
+                    await asyncio.gather(*(self._save_finished(job) for job in list(self.unsaved.values())))
             except Exception:
                 logger.exception("Job sweep failed")
 
