@@ -130,7 +130,7 @@ def test_owner_key_is_saved_with_mode_0600_and_kept_across_restarts(
     """
     1. A server on a new home saves an `fsk_` key to `owner.key`, mode 0600; it is the key /v1 accepts.
     2. Restarted on the same home: the file is untouched (same inode, same mtime) and the same key is accepted.
-    3. With the file loosened to 0644, a restart warns, naming the file and `chmod 600`, and keeps the key.
+    3. With the file loosened to 0644, a restart makes it 0600 again, says so naming the home, and keeps the key.
     """
     home = tmp_path / "home"
     with run_server(home=home, graceful_shutdown_s=2) as url:
@@ -149,9 +149,10 @@ def test_owner_key_is_saved_with_mode_0600_and_kept_across_restarts(
         assert httpx.get(f"{url}/v1/services", headers=bearer(key), timeout=HTTP_TIMEOUT).status_code == 200
 
     (home / "owner.key").chmod(0o644)
-    with caplog.at_level("WARNING", logger="fnserve.auth"), run_server(home=home, graceful_shutdown_s=2) as url:
+    with caplog.at_level("WARNING", logger="fnserve.server"), run_server(home=home, graceful_shutdown_s=2) as url:
         assert in_process_key(url) == key
-    assert f"chmod 600 {home / 'owner.key'}" in caplog.text
+        assert (home / "owner.key").stat().st_mode & 0o777 == 0o600
+    assert f"Made 1 file(s) and folder(s) in {home} private" in caplog.text
 
 
 # -- who may call what --------------------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ from fnserve.gateway.jobs import JobRoutes
 from fnserve.gateway.one_write import OneWriteHttpProtocol
 from fnserve.gateway.router import FunctionRoute
 from fnserve.gateway.service_paths import swagger_page
+from fnserve.home import prepare_home
 from fnserve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from fnserve.metrics import Metrics
 from fnserve.queue.dispatcher import Dispatcher, server_id
@@ -130,7 +131,7 @@ class Server:
     def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
         settings.check()
         self.settings = settings
-        settings.home.mkdir(parents=True, exist_ok=True)
+        prepare_home(settings.home)
         self.store = StateStore(settings.database_url)
         self.artifacts = ArtifactStore(
             settings.home, max_unpacked_bytes=settings.max_code_unpacked_bytes, max_files=settings.max_code_files

@@ -35,6 +35,7 @@ from fnserve.errors import (
 )
 from fnserve.gateway.connection import ReplicaConnection
 from fnserve.gateway.router import EndpointRoute
+from fnserve.home import create_private
 from fnserve.queue.writer import BatchWriter
 from fnserve.store.functions import new_id
 from fnserve.store.jobs import Job, JobPolicy, JobState, JobStore
@@ -64,12 +65,13 @@ class Assets(Protocol):
 def server_id(home: Path) -> str:
     """This server's identity for the jobs it holds: kept in the home folder, so a restart reclaims them."""
     path = home / SERVER_ID_FILE
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        identity = new_id("srv")
-        path.write_text(identity + "\n")
-        return identity
+    with contextlib.suppress(FileNotFoundError):
+        identity = path.read_text().strip()
+        if identity:
+            return identity
+    identity = new_id("srv")
+    create_private(path, (identity + "\n").encode(), replace=True)  # whole or not at all
+    return identity
 
 
 class VersionQueue:

@@ -36,8 +36,8 @@ class ArtifactStore:
         self.code = home / "code"
         self.max_unpacked_bytes = max_unpacked_bytes
         self.max_files = max_files
-        self.blobs.mkdir(parents=True, exist_ok=True)
-        self.code.mkdir(parents=True, exist_ok=True)
+        self.blobs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.code.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
         return self.blobs / check_sha256(sha256)

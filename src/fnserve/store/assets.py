@@ -156,7 +156,7 @@ class AssetStore:
     def __init__(self, engine: Engine, home: Path) -> None:
         self.engine = engine
         self.directory = home / "assets"
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def path(self, asset_id: str) -> Path:
         """Where an asset's content is (or will be); AssetNotFound for a value that is not an asset id."""

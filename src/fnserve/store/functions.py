@@ -10,6 +10,7 @@ store opens.
 from __future__ import annotations
 
 import enum
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from fnserve.envs.requirements import EnvironmentSpec
 from fnserve.errors import NotFound, ServiceExists, ServiceNotFound
+from fnserve.home import make_private
 from fnserve.spec import DeploymentSpec, ServiceSpec
 from fnserve.store.migrate import upgrade
 from fnserve.store.tables import deployments, functions, versions
@@ -149,6 +151,18 @@ def _enable_sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Make the database file 0600 before SQLite opens it (its -wal and -shm files take the database's mode), or
+    make an existing one private along with them."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if each.exists():
+                make_private(each)
+
+
 def driver_url(url: str) -> str:
     """`postgresql://` means psycopg 3 here, whatever SQLAlchemy's default driver for it is."""
     for scheme in ("postgresql://", "postgres://"):
@@ -162,8 +176,9 @@ class StateStore:
 
     def __init__(self, url: str) -> None:
         url = driver_url(url)
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        parsed = sa.make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            _private_sqlite_file(Path(str(parsed.database)))
         self.engine: Engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _enable_sqlite_wal)
