@@ -35,6 +35,7 @@ PUBLISHED_CODES = {
     "env_build_failed": 422,
     "service_disabled": 503,
     "invocation_timeout": 504,
+    "home_in_use": 409,
 }
 
 

@@ -25,7 +25,8 @@ FnserveError
 ├── EnvBuildFailed              422 env_build_failed: uv could not resolve or install the service's requirements
 ├── DeploymentFailed            503 deployment_failed: the service is in ERROR
 ├── ServiceDisabled             503 service_disabled: its owner disabled it (`fnserve enable NAME` starts it)
-└── InvocationTimeout           504 invocation_timeout
+├── InvocationTimeout           504 invocation_timeout
+└── HomeInUse                   409 home_in_use: another server runs on this home folder (raised at start)
 """
 
 from __future__ import annotations
@@ -210,6 +211,13 @@ class ServiceDisabled(FnserveError):
 class InvocationTimeout(FnserveError):
     code = "invocation_timeout"
     http_status = 504
+
+
+class HomeInUse(FnserveError):
+    """Another `fnserve server` holds this home folder; raised when a second one starts, before it touches anything."""
+
+    code = "home_in_use"
+    http_status = 409
 
 
 def all_error_classes() -> list[type[FnserveError]]:

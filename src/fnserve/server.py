@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import socket
-import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -62,7 +60,7 @@ from fnserve.gateway.jobs import JobRoutes
 from fnserve.gateway.one_write import OneWriteHttpProtocol
 from fnserve.gateway.router import FunctionRoute
 from fnserve.gateway.service_paths import swagger_page
-from fnserve.home import prepare_home
+from fnserve.home import HomeLock, SocketFolder, prepare_home, remove_leftovers
 from fnserve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from fnserve.metrics import Metrics
 from fnserve.queue.dispatcher import Dispatcher, server_id
@@ -131,14 +129,25 @@ class Server:
     def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
         settings.check()
         self.settings = settings
+        # First of all, before anything is read or written: a second server on this home stops here (HomeInUse).
+        self.home_lock = HomeLock(settings.home)
+        self.home_lock.acquire()
+        try:
+            self._assemble(settings, backend)
+        except BaseException:
+            self.home_lock.release()
+            raise
+
+    def _assemble(self, settings: Settings, backend: Backend | None) -> None:
         prepare_home(settings.home)
+        remove_leftovers(settings.home)
+        SocketFolder.remove_stale()
         self.store = StateStore(settings.database_url)
         self.artifacts = ArtifactStore(
             settings.home, max_unpacked_bytes=settings.max_code_unpacked_bytes, max_files=settings.max_code_files
         )
-        # Unix socket paths are limited to ~100 bytes, so the socket lives in a short temporary folder.
-        self._socket_dir = tempfile.mkdtemp(prefix="fnserve-")
-        self.listener = ReplicaListener(f"{self._socket_dir}/replicas.sock")
+        self.socket_folder = SocketFolder()
+        self.listener = ReplicaListener(self.socket_folder.socket_path)
         self.backend = backend or LocalBackend()
         self.owner_key, self.owner_key_created = load_or_create_owner_key(settings.home)
         self.authenticator = Authenticator(self.owner_key)
@@ -186,7 +195,17 @@ class Server:
         await self.listener.close()
         await self.backend.close()
         self.store.close()
-        shutil.rmtree(self._socket_dir, ignore_errors=True)
+        self.release()
+
+    def release(self) -> None:
+        """Give back what only one server may hold: the replica socket folder, and the home (another may start)."""
+        self.socket_folder.remove()
+        self.home_lock.release()
+
+    def listening(self, url: str) -> None:
+        """The server accepts requests at `url`: clients in this process, and a second server's error, can say so."""
+        remember_in_process(url, self.owner_key)
+        self.home_lock.record(url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -221,6 +240,7 @@ class Server:
                     await self.startup()
                 except Exception as exc:
                     logger.exception("fnserve server failed to start")
+                    self.release()
                     await send({"type": "lifespan.startup.failed", "message": repr(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
@@ -343,7 +363,7 @@ async def serve(
             if server.should_exit:
                 return
             await asyncio.sleep(0.01)
-        remember_in_process(url, app.owner_key)
+        app.listening(url)
         if on_ready is not None:
             result = on_ready(url, app)
             if asyncio.iscoroutine(result):

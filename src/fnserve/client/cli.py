@@ -216,6 +216,12 @@ def deploy_target(
     return 0
 
 
+def server_failed(exc: FnserveError) -> typer.Exit:
+    """A server that cannot start says why in one line (not wrapped: it often goes to a log)."""
+    errors.print(f"[bold red]Error:[/] {escape(exc.message)}", soft_wrap=True)
+    return typer.Exit(1)
+
+
 @app.command()
 def server(
     host: Annotated[str | None, typer.Option(help="Interface to bind [default: 127.0.0.1].")] = None,
@@ -245,7 +251,10 @@ def server(
         console.print(f"fnserve server on [bold]{url}[/] (state in {settings.home}); Ctrl-C stops it")
         announce_owner_key(app)
 
-    run_on_uvloop(serve(settings, on_ready=ready, log_level="info"))
+    try:
+        run_on_uvloop(serve(settings, on_ready=ready, log_level="info"))
+    except FnserveError as exc:  # another server holds the home (HomeInUse), or it cannot be written
+        raise server_failed(exc) from None
 
 
 @app.command()
@@ -854,7 +863,10 @@ def run(
 
         await asyncio.to_thread(work)
 
-    run_on_uvloop(serve(settings, on_ready=deploy_all))
+    try:
+        run_on_uvloop(serve(settings, on_ready=deploy_all))
+    except FnserveError as exc:
+        raise server_failed(exc) from None
 
 
 @app.command(

@@ -70,7 +70,7 @@ def server_id(home: Path) -> str:
         if identity:
             return identity
     identity = new_id("srv")
-    create_private(path, (identity + "\n").encode(), replace=True)  # whole or not at all
+    create_private(path, (identity + "\n").encode(), replace=True)  # whole or not at all; the home lock is ours
     return identity
 
 
