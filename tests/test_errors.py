@@ -35,6 +35,8 @@ PUBLISHED_CODES = {
     "env_build_failed": 422,
     "service_disabled": 503,
     "invocation_timeout": 504,
+    "storage_unavailable": 507,
+    "storage_full": 507,
     "home_in_use": 409,
 }
 

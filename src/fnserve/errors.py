@@ -26,6 +26,8 @@ FnserveError
 ├── DeploymentFailed            503 deployment_failed: the service is in ERROR
 ├── ServiceDisabled             503 service_disabled: its owner disabled it (`fnserve enable NAME` starts it)
 ├── InvocationTimeout           504 invocation_timeout
+├── StorageUnavailable          507 storage_unavailable: the home folder or the database is read-only or failing
+│   └── StorageFull             507 storage_full: no room left there (disk full, quota, file size limit)
 └── HomeInUse                   409 home_in_use: another server runs on this home folder (raised at start)
 """
 
@@ -211,6 +213,18 @@ class ServiceDisabled(FnserveError):
 class InvocationTimeout(FnserveError):
     code = "invocation_timeout"
     http_status = 504
+
+
+class StorageUnavailable(FnserveError):
+    """A write under the home folder (or to the database) failed: read-only, unreachable or failing storage. Nothing
+    was half-written, and the server goes on: the next request tries the storage again."""
+
+    code = "storage_unavailable"
+    http_status = 507
+
+
+class StorageFull(StorageUnavailable):
+    code = "storage_full"
 
 
 class HomeInUse(FnserveError):

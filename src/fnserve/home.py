@@ -28,6 +28,7 @@ from typing import IO
 
 import orjson
 
+from fnserve.disk import discard, storage_error
 from fnserve.errors import HomeInUse
 
 logger = logging.getLogger("fnserve.server")
@@ -40,13 +41,19 @@ _LEFTOVERS = {"artifacts": (".upload-", "tmp"), "assets": (".upload-", ".result-
 
 
 def prepare_home(home: Path) -> None:
-    """Make the home and its folders (0700) and make private what an older server left readable by others."""
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fixed = int(make_private(home))
-    for name in FOLDERS:
-        (home / name).mkdir(mode=0o700, exist_ok=True)
-        fixed += make_private(home / name)
-    fixed += _fix_modes(home)
+    """Make the home and its folders (0700) and make private what an older server left readable by others.
+
+    Raises StorageUnavailable when the home cannot be made or written (a read-only disk, another user's folder).
+    """
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fixed = int(make_private(home))
+        for name in FOLDERS:
+            (home / name).mkdir(mode=0o700, exist_ok=True)
+            fixed += make_private(home / name)
+        fixed += _fix_modes(home)
+    except OSError as exc:
+        raise storage_error(exc, home) or exc from None
     if fixed:
         logger.warning("Made %d file(s) and folder(s) in %s private (0600, 0700): others could read them", fixed, home)
 
@@ -105,7 +112,7 @@ def create_private(path: Path, data: bytes, *, replace: bool = False) -> bool:
             return False
         return True
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        discard(temporary)
 
 
 def remove_leftovers(home: Path) -> int:
@@ -119,7 +126,7 @@ def remove_leftovers(home: Path) -> int:
                     if entry.is_dir(follow_symlinks=False):
                         shutil.rmtree(entry.path, ignore_errors=True)
                     else:
-                        Path(entry.path).unlink(missing_ok=True)
+                        discard(entry.path)
                     removed += 1
     if removed:
         logger.info("Removed %d temporary file(s) left in %s by a server that was stopped mid-write", removed, home)
@@ -135,9 +142,12 @@ class HomeLock:
         self._file: IO[bytes] | None = None
 
     def acquire(self) -> None:
-        """Hold the home, or raise HomeInUse naming the server that does."""
-        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        file = os.fdopen(private_fd(self.path, os.O_RDWR | os.O_CREAT), "r+b")
+        """Hold the home, or raise HomeInUse naming the server that does (StorageUnavailable for a read-only home)."""
+        try:
+            self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            file = os.fdopen(private_fd(self.path, os.O_RDWR | os.O_CREAT), "r+b")
+        except OSError as exc:
+            raise storage_error(exc, self.home) or exc from None
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,6 +28,7 @@ from fnserve.controlplane.api import ControlPlane, build_control_plane
 from fnserve.controlplane.autoscaler import Autoscaler
 from fnserve.controlplane.jobs import build_jobs_router
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
+from fnserve.disk import storage_error
 from fnserve.docs import (
     ASSETS_URL,
     INDEX_URL,
@@ -42,11 +44,13 @@ from fnserve.errors import (
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
+    StorageUnavailable,
     ValidationFailed,
 )
 from fnserve.gateway.app import Gateway
 from fnserve.gateway.connection import ReplicaListener
 from fnserve.gateway.http import (
+    Message,
     Receive,
     Scope,
     Send,
@@ -83,8 +87,8 @@ ASSETS_PATH = ASSETS_URL + "/"
 METRICS_PATH = "/metrics"
 
 
-def error_response(exc: FnserveError, request: Request) -> Response:
-    request_id = request_id_for(request.scope)
+def error_response(exc: FnserveError, request: Request, request_id: str | None = None) -> Response:
+    request_id = request_id or request_id_for(request.scope)
     headers = {"x-request-id": request_id, **exc.headers()}
     return Response(
         exc.to_json(request_id), status_code=exc.http_status, media_type="application/json", headers=headers
@@ -93,7 +97,28 @@ def error_response(exc: FnserveError, request: Request) -> Response:
 
 async def _fnserve_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FnserveError)
-    return error_response(exc, request)
+    request_id = request_id_for(request.scope)  # once: a request without X-Request-ID gets a new one at each call
+    if isinstance(exc, StorageUnavailable):  # not a bug of ours: one line, no traceback
+        log_storage_failure(request_id, request.method, request.url.path, exc)
+    return error_response(exc, request, request_id)
+
+
+def log_storage_failure(request_id: str, method: str, path: str, exc: StorageUnavailable) -> None:
+    logger.error("Request [%s] %s %s: %s %s", request_id, method, path, exc.code, exc.message)
+
+
+def _os_error_handler(home: Path) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """OSErrors no store turned into our own error: a full or read-only disk is answered as such, anything else is
+    a bug of ours."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, OSError)
+        error = storage_error(exc, exc.filename or home)
+        if error is None:
+            return await _unexpected_error(request, exc)
+        return await _fnserve_error(request, error)
+
+    return handle
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -120,7 +145,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     request_id = request_id_for(request.scope)
     logger.exception("Request [%s] %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
-    return error_response(InternalError(f"internal error; the server log has request {request_id}"), request)
+    return error_response(
+        InternalError(f"internal error; the server log has request {request_id}"), request, request_id
+    )
 
 
 class Server:
@@ -134,8 +161,10 @@ class Server:
         self.home_lock.acquire()
         try:
             self._assemble(settings, backend)
-        except BaseException:
+        except BaseException as exc:
             self.home_lock.release()
+            if isinstance(exc, OSError):  # a full or read-only home: one clear line, not a traceback
+                raise storage_error(exc, exc.filename or settings.home) or exc from None
             raise
 
     def _assemble(self, settings: Settings, backend: Backend | None) -> None:
@@ -177,6 +206,7 @@ class Server:
         self.control_plane.add_exception_handler(FnserveError, _fnserve_error)
         self.control_plane.add_exception_handler(RequestValidationError, _validation_error)
         self.control_plane.add_exception_handler(HTTPException, _http_error)
+        self.control_plane.add_exception_handler(OSError, _os_error_handler(settings.home))
         self.control_plane.add_exception_handler(Exception, _unexpected_error)
 
     async def startup(self) -> None:
@@ -226,11 +256,32 @@ class Server:
                     await send_bytes(send, 200, body, request_id_for(scope), METRICS_CONTENT_TYPE)
             elif path == "/v1" or path.startswith("/v1/"):
                 if path in PUBLIC_API_PATHS or is_token_api(path) or await self._owner(scope, send, "the /v1 API"):
-                    await self.control_plane(scope, receive, send)
+                    await self._control_plane(scope, receive, send)
             else:
                 await self.gateway(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _control_plane(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The /v1 app, keeping the connection open after an unexpected error it answered.
+
+        Starlette answers such an error through `_unexpected_error` (which logs it) and then raises it again for the
+        server to see; uvicorn would log it a second time and close the connection, dropping the client's next
+        keep-alive request. Once the answer is whole there is nothing left to cut short, so the error stops here.
+        """
+        answered = False
+
+        async def noting_end(message: Message) -> None:
+            nonlocal answered
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = True
+
+        try:
+            await self.control_plane(scope, receive, noting_end)
+        except Exception:
+            if not answered:
+                raise
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -239,7 +290,10 @@ class Server:
                 try:
                     await self.startup()
                 except Exception as exc:
-                    logger.exception("fnserve server failed to start")
+                    if isinstance(exc, StorageUnavailable):
+                        logger.error("fnserve server failed to start: %s", exc.message)
+                    else:
+                        logger.exception("fnserve server failed to start")
                     self.release()
                     await send({"type": "lifespan.startup.failed", "message": repr(exc)})
                     return

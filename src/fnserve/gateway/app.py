@@ -25,6 +25,7 @@ from fnserve.errors import (
     NoReplicasAvailable,
     NotFound,
     ServiceDisabled,
+    StorageUnavailable,
 )
 from fnserve.gateway.connection import ReplicaConnection
 from fnserve.gateway.http import (
@@ -99,6 +100,10 @@ class Gateway:
         try:
             await self._handle(scope, receive, send_noting_status, request_id)
         except FnserveError as exc:
+            if isinstance(exc, StorageUnavailable):  # not a bug of ours: one line, no traceback
+                logger.error(
+                    "Request [%s] %s %s: %s %s", request_id, scope["method"], scope["path"], exc.code, exc.message
+                )
             await send_error(send_noting_status, exc, request_id)
         except Exception:
             logger.exception("Request [%s] %s %s failed", request_id, scope["method"], scope["path"])

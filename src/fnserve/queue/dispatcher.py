@@ -4,8 +4,8 @@ Jobs are held in memory only while they are unfinished, and every change that ma
 the `BatchWriter` before anyone is told: a job is in the store before `/run` answers, and each attempt is
 recorded before it starts, so a job never runs more often than its policy allows, even across a server
 crash. A finished job leaves memory once its outcome is saved, and is read from the store after that (at
-44k finished no-op jobs, keeping them for a minute held 225 MB); one whose outcome could not be saved
-stays until a later save succeeds. One queue per deployed version feeds its replicas,
+44k finished no-op jobs, keeping them for a minute held 225 MB); one whose outcome could not be saved (a
+full disk) stays until a later save succeeds. One queue per deployed version feeds its replicas,
 sharing their `max_request_concurrency` slots with synchronous calls. Queued jobs whose version
 goes away move to the function's current version (or wait, parked, for one to be deployed).
 """
@@ -15,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from fnserve.controlplane.disabling import is_disabled
 from fnserve.controlplane.supervisor import LiveDeployment, ReplicaState, Supervisor
+from fnserve.disk import OutageLog
 from fnserve.errors import (
     FnserveError,
     FunctionError,
@@ -32,6 +35,7 @@ from fnserve.errors import (
     JobNotFound,
     QueueFull,
     ReplicaCrashed,
+    StorageUnavailable,
 )
 from fnserve.gateway.connection import ReplicaConnection
 from fnserve.gateway.router import EndpointRoute
@@ -120,7 +124,9 @@ class Dispatcher:
         self.parked: dict[str, collections.deque[Job]] = {}  # by function id: no version to run on yet
         self.backing_off: set[Job] = set()  # queued again after a failed attempt, waiting out the backoff
         self.running: set[Job] = set()
-        self.unsaved: dict[str, Job] = {}  # finished, but saving the outcome failed: saved again later
+        self.unsaved: dict[str, Job] = {}  # finished, but saving the outcome failed (a full disk): saved again later
+        self.save_outage = OutageLog(logger, "Saving finished jobs")
+        self.loop_outages = {name: OutageLog(logger, what) for name, what in _LOOPS.items()}
         self.queued_count: collections.Counter[str] = collections.Counter()  # by function id
         self.paused = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -207,6 +213,9 @@ class Dispatcher:
         self.queued_count[function_id] += 1
         try:
             await self.writer.insert(job)
+        except StorageUnavailable:
+            self.queued_count[function_id] -= 1
+            raise
         except Exception:
             self.queued_count[function_id] -= 1
             raise InternalError("the job could not be saved in the state store; see the server log") from None
@@ -277,22 +286,32 @@ class Dispatcher:
         if job.state not in (JobState.failed, JobState.timed_out):
             raise JobConflict(f"job {job.job_id} is {job.state.value}; only FAILED or TIMED_OUT jobs can be retried")
         now = time.time()
-        job.state = JobState.in_queue
-        job.attempt = 0
-        job.retried += 1
-        job.queued_at = now
-        job.expires_at = now + job.policy.ttl_s
-        job.started_at = job.finished_at = job.retain_until = None
-        job.error = None
-        job.output = None
-        job.output_asset = None
-        job.delivered = False
-        job.owner = self.server
-        self.jobs[job.job_id] = job
+        # A new object, queued only once it is saved: a failed save (a full disk) leaves the job as it was.
+        queued = dataclasses.replace(
+            job,
+            state=JobState.in_queue,
+            attempt=0,
+            retried=job.retried + 1,
+            queued_at=now,
+            expires_at=now + job.policy.ttl_s,
+            started_at=None,
+            finished_at=None,
+            retain_until=None,
+            error=None,
+            output=None,
+            output_asset=None,
+            delivered=False,
+            owner=self.server,
+            task=None,
+            waiters=[],
+            backoff_until=None,
+        )
+        await self.writer.save(queued)
+        self.unsaved.pop(job.job_id, None)
+        self.jobs[job.job_id] = queued
         self.queued_count[job.function_id] += 1
-        await self.writer.save(job)
-        self._enqueue(job)
-        return job
+        self._enqueue(queued)
+        return queued
 
     async def purge(self, function_id: str) -> int:
         """Cancel every queued job of a function; running ones go on."""
@@ -496,7 +515,11 @@ class Dispatcher:
             logger.exception("Job [%s] failed in the dispatcher", job.job_id)
             await self._finish(job, JobState.failed, InternalError(f"job {job.job_id} failed; see the server log"))
         else:
-            await self._complete(job, output)
+            try:
+                await self._complete(job, output)
+            except Exception:  # it ran; keeping its result failed: the job must not stay IN_PROGRESS for ever
+                logger.exception("Job [%s] ran, but its result could not be kept", job.job_id)
+                await self._finish(job, JobState.failed, InternalError(f"job {job.job_id} failed; see the server log"))
         finally:
             job.task = None
             if not called:
@@ -507,7 +530,14 @@ class Dispatcher:
             return  # cancelled while its result was on the way
         if len(output) > self.inline_result_bytes:
             expires_at = time.time() + job.policy.retention_s
-            asset = await asyncio.to_thread(self.assets.store_result, job.function_id, output, expires_at=expires_at)
+            try:
+                asset = await asyncio.to_thread(
+                    self.assets.store_result, job.function_id, output, expires_at=expires_at
+                )
+            except StorageUnavailable as exc:  # the result is lost; the job can be retried once there is room
+                logger.error("Job [%s] ran, but its result could not be stored: %s", job.job_id, exc.message)
+                await self._finish(job, JobState.failed, exc)
+                return
             job.output_asset = asset.asset_id
         else:
             job.output = output
@@ -566,10 +596,15 @@ class Dispatcher:
         be saved stays, for polls to see, until the sweep saves it."""
         try:
             await self.writer.save(job)
+        except StorageUnavailable as exc:
+            self.save_outage.failed(exc)
+            self.unsaved[job.job_id] = job
+            return
         except Exception:
             logger.exception("Job [%s] ended %s, but that could not be saved", job.job_id, job.state.value)
             self.unsaved[job.job_id] = job
             return
+        self.save_outage.succeeded()
         self.unsaved.pop(job.job_id, None)
         if self.jobs.get(job.job_id) is job and job.state.finished:  # not retried meanwhile
             del self.jobs[job.job_id]
@@ -618,18 +653,30 @@ class Dispatcher:
 
     async def _heartbeats(self) -> None:
         while True:
-            try:
+            with self._loop_step("heartbeat"):
                 await asyncio.to_thread(self.store.heartbeat, self.server, time.time())
                 await self._claim(own=False)
-            except Exception:
-                logger.exception("Job heartbeat failed")
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+    @contextlib.contextmanager
+    def _loop_step(self, name: str) -> Iterator[None]:
+        """One pass of a background loop: a storage failure is one line per outage, anything else a traceback; the
+        loop goes on either way."""
+        outage = self.loop_outages[name]
+        try:
+            yield
+        except StorageUnavailable as exc:
+            outage.failed(exc)
+        except Exception:
+            logger.exception("%s failed", outage.what)
+        else:
+            outage.succeeded()
 
     async def _sweep(self) -> None:
         """TTLs of queued jobs; parked jobs to a version deployed since; finished jobs not saved yet, saved."""
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
-            try:
+            with self._loop_step("sweep"):
                 now = time.time()
                 for job in [job for job in self._queued() if job.expires_at < now]:
                     await self._finish(
@@ -647,17 +694,22 @@ class Dispatcher:
                             self._enqueue(job)
                 if self.unsaved:
                     await asyncio.gather(*(self._save_finished(job) for job in list(self.unsaved.values())))
-            except Exception:
-                logger.exception("Job sweep failed")
 
     async def _expire_retained(self) -> None:
+        """Finished jobs past their retention, and result assets past theirs: deleted."""
         while True:
-            try:
+            with self._loop_step("expiry"):
                 await asyncio.to_thread(self.store.delete_expired, time.time())
                 await asyncio.to_thread(self.assets.delete_expired, time.time())
-            except Exception:
-                logger.exception("Deleting finished jobs past their retention failed")
             await asyncio.sleep(RETENTION_SWEEP_S)
+
+
+# The background loops, and how their failures are named in the log.
+_LOOPS = {
+    "heartbeat": "Job heartbeat",
+    "sweep": "Job sweep",
+    "expiry": "Deleting jobs and assets past their retention",
+}
 
 
 def _expired(job: Job) -> bool:

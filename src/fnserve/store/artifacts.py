@@ -1,8 +1,9 @@
 """Uploaded code, content-addressed by sha256 on disk, and unpacked safely for replicas.
 
 Blobs live in `$FNSERVE_HOME/artifacts/<sha256>`; project archives (zip) are unpacked once into
-`$FNSERVE_HOME/code/<sha256>/`, within the server's limits (`fnserve.archive`), staged beside it and renamed into
-place so a refused archive leaves nothing. The same bytes uploaded twice are stored once.
+`$FNSERVE_HOME/code/<sha256>/`, within the server's limits (`fnserve.archive`). The same bytes uploaded twice are
+stored once. Both are written beside their final place and renamed into it, so a failure (a refused archive, a full
+disk) leaves nothing half-written; what a killed server leaves there is removed at the next start (`fnserve.home`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from fnserve.archive import MAX_FILES, MAX_UNPACKED_BYTES, safe_extract
+from fnserve.disk import discard, storage_error
 from fnserve.errors import InvalidRequest, NotFound
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -58,9 +60,14 @@ class ArtifactStore:
             raise InvalidRequest(f"uploaded bytes hash to {actual}, not {sha256}; upload them again")
         if target.is_file():
             return False
-        with tempfile.NamedTemporaryFile(dir=self.blobs, delete=False) as handle:
-            handle.write(data)
-        os.replace(handle.name, target)
+        fd, temporary = tempfile.mkstemp(dir=self.blobs, prefix=".upload-")  # 0600
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, target)
+        except OSError as exc:
+            discard(temporary)
+            raise storage_error(exc, self.blobs) or exc from None
         return True
 
     def require(self, sha256: str, *, what: str) -> Path:
@@ -75,14 +82,17 @@ class ArtifactStore:
         if target.is_dir():
             return target
         archive = self.require(sha256, what="code archive")
-        staging = Path(tempfile.mkdtemp(dir=self.code, prefix=".unpack-"))
+        try:
+            staging = Path(tempfile.mkdtemp(dir=self.code, prefix=".unpack-"))  # 0700
+        except OSError as exc:
+            raise storage_error(exc, self.code) or exc from None
         try:
             safe_extract(archive, staging, max_bytes=self.max_unpacked_bytes, max_files=self.max_files)
             os.replace(staging, target)
-        except OSError:
+        except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if not target.is_dir():  # another request unpacked it first: fine; otherwise a real failure
-                raise
+                raise storage_error(exc, self.code) or exc from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -2,12 +2,14 @@
 
 Each asset is a row in the `assets` table and, once it has content, a file `$FNSERVE_HOME/assets/<asset_id>`.
 An asset is written once: its bytes arrive (streamed to a temporary file, hashed and counted on the way) or it is
-stored whole as a result, and never change after. Who may see which asset is the HTTP layer's concern
-(`fnserve.controlplane.assets`); this module is synchronous SQLAlchemy Core, run in a thread by async callers.
+stored whole as a result, and never change after. A failed write (a full disk) leaves no file behind and raises
+StorageFull. Who may see which asset is the HTTP layer's concern (`fnserve.controlplane.assets`); this module is
+synchronous SQLAlchemy Core, run in a thread by async callers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import os
@@ -22,7 +24,8 @@ from typing import IO, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from fnserve.errors import AssetConflict, AssetNotFound, InvalidRequest, PayloadTooLarge
+from fnserve.disk import discard, storage_error
+from fnserve.errors import AssetConflict, AssetNotFound, InvalidRequest, PayloadTooLarge, StorageUnavailable
 from fnserve.store.functions import new_id
 from fnserve.store.tables import assets
 
@@ -125,7 +128,11 @@ class AssetUpload:
         self.max_bytes = max_bytes
         self.size = 0
         self._hash = hashlib.sha256()
-        fd, name = tempfile.mkstemp(dir=directory, prefix=f".upload-{asset_id}-")
+        self.directory = directory
+        try:
+            fd, name = tempfile.mkstemp(dir=directory, prefix=f".upload-{asset_id}-")  # 0600
+        except OSError as exc:
+            raise storage_error(exc, directory) or exc from None
         self.temp_path = Path(name)
         self._file: IO[bytes] = os.fdopen(fd, "wb")
 
@@ -137,17 +144,27 @@ class AssetUpload:
         if self.size + len(data) > self.max_bytes:
             self.abort()
             raise asset_too_large(self.asset_id, self.max_bytes)
-        self._file.write(data)
+        try:
+            self._file.write(data)
+            self._file.flush()  # a full disk shows now, not at close
+        except OSError as exc:
+            self.abort()
+            raise storage_error(exc, self.directory) or exc from None
         self._hash.update(data)
         self.size += len(data)
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as exc:
+            self.abort()
+            raise storage_error(exc, self.directory) or exc from None
 
     def abort(self) -> None:
         """Drop what was written; harmless to call twice."""
-        self._file.close()
-        self.temp_path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
+            self._file.close()
+        discard(self.temp_path)
 
 
 class AssetStore:
@@ -220,24 +237,37 @@ class AssetStore:
                     assets.update()
                     .where(assets.c.asset_id == upload.asset_id, assets.c.state == AssetState.created.value)
                     .values(
-                        state=AssetState.uploaded.value, size=upload.size, sha256=upload.sha256, uploaded_at=time.time()
+                        state=AssetState.uploaded.value,
+                        size=upload.size,
+                        sha256=upload.sha256,
+                        uploaded_at=time.time(),
                     )
                 ).rowcount
                 if changed != 1:
                     raise _already_uploaded(self.get(upload.asset_id))
-                os.replace(upload.temp_path, self.path(upload.asset_id))
+                try:
+                    os.replace(upload.temp_path, self.path(upload.asset_id))
+                except OSError as exc:
+                    raise storage_error(exc, self.directory) or exc from None
         finally:
             upload.abort()  # the file was moved (nothing to remove) or lost
         return self.get(upload.asset_id)
 
     def delete(self, asset_id: str) -> None:
-        """Remove the asset's row and file; AssetNotFound when there is no such asset."""
-        path = self.path(asset_id)
+        """Remove the asset's file and row; AssetNotFound when there is no such asset. The file goes first: one that
+        cannot be removed (a read-only disk) leaves the asset whole, and the caller gets StorageUnavailable."""
+        self.get(asset_id)
+        self._unlink(asset_id)
         with self.engine.begin() as connection:
             removed = connection.execute(assets.delete().where(assets.c.asset_id == asset_id)).rowcount
         if removed != 1:
             raise asset_not_found(asset_id)
-        path.unlink(missing_ok=True)
+
+    def _unlink(self, asset_id: str) -> None:
+        try:
+            (self.directory / asset_id).unlink(missing_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, self.directory) or exc from None
 
     def resolve_inputs(self, ids: Sequence[str], function_id: str) -> dict[str, Path]:
         """The files of the assets an invocation of `function_id` names, in the given order.
@@ -280,32 +310,48 @@ class AssetStore:
         )
         path = self.path(asset_id)
         # The file first, then the row: an asset that can be found always has its content.
-        with tempfile.NamedTemporaryFile(dir=self.directory, prefix=f".result-{asset_id}-", delete=False) as handle:
-            handle.write(data)
+        temporary: Path | None = None
         try:
-            os.replace(handle.name, path)
+            fd, name = tempfile.mkstemp(dir=self.directory, prefix=f".result-{asset_id}-")  # 0600
+            temporary = Path(name)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, path)
             with self.engine.begin() as connection:
                 connection.execute(assets.insert().values(**_row(record)))
-        except BaseException:
-            Path(handle.name).unlink(missing_ok=True)
-            path.unlink(missing_ok=True)
+        except BaseException as exc:
+            if temporary is not None:
+                discard(temporary)
+            discard(path)
+            if isinstance(exc, OSError):
+                raise storage_error(exc, self.directory) or exc from None
             raise
         return record
 
     def delete_expired(self, now: float) -> int:
-        """Remove the assets whose `expires_at` has passed, rows and files; returns how many."""
+        """Remove the assets whose `expires_at` has passed, files then rows; returns how many. One whose file cannot
+        be removed stays for the next call, which tries again; StorageUnavailable says so once the others are gone."""
         with self.engine.connect() as connection:
             ids = connection.execute(
                 sa.select(assets.c.asset_id).where(assets.c.expires_at.is_not(None), assets.c.expires_at <= now)
             ).scalars()
             expired = list(ids)
         removed = 0
+        failure: StorageUnavailable | None = None
         for start in range(0, len(expired), _DELETE_BATCH):
-            batch = expired[start : start + _DELETE_BATCH]
-            with self.engine.begin() as connection:
-                removed += connection.execute(assets.delete().where(assets.c.asset_id.in_(batch))).rowcount
-            for asset_id in batch:
-                (self.directory / asset_id).unlink(missing_ok=True)
+            batch = []
+            for asset_id in expired[start : start + _DELETE_BATCH]:
+                try:
+                    self._unlink(asset_id)
+                except StorageUnavailable as exc:
+                    failure = exc
+                else:
+                    batch.append(asset_id)
+            if batch:
+                with self.engine.begin() as connection:
+                    removed += connection.execute(assets.delete().where(assets.c.asset_id.in_(batch))).rowcount
+        if failure is not None:
+            raise failure
         return removed
 
     def _find(self, ids: Sequence[str], now: float) -> dict[str, AssetRecord]:

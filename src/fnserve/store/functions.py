@@ -21,6 +21,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from fnserve.disk import storage_error
 from fnserve.envs.requirements import EnvironmentSpec
 from fnserve.errors import NotFound, ServiceExists, ServiceNotFound
 from fnserve.home import make_private
@@ -172,17 +173,34 @@ def driver_url(url: str) -> str:
 
 
 class StateStore:
-    """Functions, versions and deployments in a SQL database."""
+    """Functions, versions and deployments in a SQL database.
+
+    Every statement that fails for lack of storage (a full or read-only disk, a failing one) raises StorageFull or
+    StorageUnavailable naming the database's folder, whichever store (jobs, assets, tokens) runs it on this engine.
+    """
 
     def __init__(self, url: str) -> None:
         url = driver_url(url)
         parsed = sa.make_url(url)
+        self.location = parsed.render_as_string(hide_password=True)  # what errors name
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            _private_sqlite_file(Path(str(parsed.database)))
+            path = Path(str(parsed.database))
+            self.location = str(path.parent)
+            try:
+                _private_sqlite_file(path)
+            except OSError as exc:
+                raise storage_error(exc, path.parent) or exc from None
         self.engine: Engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _enable_sqlite_wal)
+        sa.event.listen(self.engine, "handle_error", self._storage_failure)
         upgrade(self.engine)
+
+    def _storage_failure(self, context: sa.engine.ExceptionContext) -> None:
+        """The `handle_error` hook: a storage failure is raised as our own error, in place of SQLAlchemy's."""
+        error = storage_error(context.original_exception, self.location)
+        if error is not None:
+            raise error from None
 
     def close(self) -> None:
         self.engine.dispose()
