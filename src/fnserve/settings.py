@@ -58,6 +58,8 @@ class Settings:
     max_body_bytes: int = 5 * 1024 * 1024
     max_asset_bytes: int = 2 * 1024**3  # one uploaded asset
     inline_result_bytes: int = 5 * 1024 * 1024  # a larger result is stored as an asset and answered with a 302
+    # An asset created and not uploaded within this long is deleted (an uploaded one is kept until deleted).
+    asset_upload_deadline_s: float = 3600.0
     # What one deployed project may unpack to under `home/code`: bytes and entries (fnserve.archive also refuses an
     # entry that expands more than 200 times, a zip bomb).
     max_code_unpacked_bytes: int = MAX_UNPACKED_BYTES
@@ -126,6 +128,8 @@ class Settings:
             values["max_asset_bytes"] = int(env["FNSERVE_MAX_ASSET_BYTES"])
         if "FNSERVE_MAX_INLINE_RESULT_BYTES" in env:
             values["inline_result_bytes"] = int(env["FNSERVE_MAX_INLINE_RESULT_BYTES"])
+        if "FNSERVE_ASSET_UPLOAD_DEADLINE_S" in env:
+            values["asset_upload_deadline_s"] = float(env["FNSERVE_ASSET_UPLOAD_DEADLINE_S"])
         if "FNSERVE_MAX_CODE_UNPACKED_BYTES" in env:
             values["max_code_unpacked_bytes"] = int(env["FNSERVE_MAX_CODE_UNPACKED_BYTES"])
         if "FNSERVE_MAX_CODE_FILES" in env:

@@ -696,7 +696,8 @@ class Dispatcher:
                     await asyncio.gather(*(self._save_finished(job) for job in list(self.unsaved.values())))
 
     async def _expire_retained(self) -> None:
-        """Finished jobs past their retention, and result assets past theirs: deleted."""
+        """Finished jobs past their retention, result assets past theirs, and assets never uploaded by their
+        deadline: deleted."""
         while True:
             with self._loop_step("expiry"):
                 await asyncio.to_thread(self.store.delete_expired, time.time())

@@ -2,9 +2,10 @@
 
 Each asset is a row in the `assets` table and, once it has content, a file `$FNSERVE_HOME/assets/<asset_id>`.
 An asset is written once: its bytes arrive (streamed to a temporary file, hashed and counted on the way) or it is
-stored whole as a result, and never change after. A failed write (a full disk) leaves no file behind and raises
-StorageFull. Who may see which asset is the HTTP layer's concern (`fnserve.controlplane.assets`); this module is
-synchronous SQLAlchemy Core, run in a thread by async callers.
+stored whole as a result, and never change after. One created and not uploaded by its deadline expires, as results
+do after their retention; a failed write (a full disk) leaves no file behind and raises StorageFull. Who may see
+which asset is the HTTP layer's concern (`fnserve.controlplane.assets`); this module is synchronous SQLAlchemy Core,
+run in a thread by async callers.
 """
 
 from __future__ import annotations
@@ -170,10 +171,11 @@ class AssetUpload:
 class AssetStore:
     """Asset rows in the state store's database (the engine of `StateStore`), their files under `home/assets`."""
 
-    def __init__(self, engine: Engine, home: Path) -> None:
+    def __init__(self, engine: Engine, home: Path, *, upload_deadline_s: float | None = None) -> None:
         self.engine = engine
         self.directory = home / "assets"
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.upload_deadline_s = upload_deadline_s  # None: a created asset waits for its bytes forever
 
     def path(self, asset_id: str) -> Path:
         """Where an asset's content is (or will be); AssetNotFound for a value that is not an asset id."""
@@ -190,7 +192,11 @@ class AssetStore:
         kind: str = AssetKind.input,
         expires_at: float | None = None,
     ) -> AssetRecord:
-        """A new asset awaiting its bytes (CREATED), owned by `function_id` (None: the owner key)."""
+        """A new asset awaiting its bytes (CREATED), owned by `function_id` (None: the owner key). Unless given its
+        own `expires_at`, it expires at the upload deadline if its bytes have not come by then."""
+        now = time.time()
+        if expires_at is None and self.upload_deadline_s is not None:
+            expires_at = now + self.upload_deadline_s
         record = AssetRecord(
             asset_id=new_id("ast"),
             function_id=function_id,
@@ -200,7 +206,7 @@ class AssetStore:
             state=AssetState.created,
             size=None,
             sha256=None,
-            created_at=time.time(),
+            created_at=now,
             uploaded_at=None,
             expires_at=expires_at,
         )
@@ -226,7 +232,8 @@ class AssetStore:
         """Move the uploaded bytes into place and mark the asset UPLOADED with their size and sha256.
 
         Of two uploads of one asset at once, the first to finish wins and the other gets AssetConflict; an asset
-        deleted meanwhile is AssetNotFound. Either way the losing upload's file is removed.
+        deleted meanwhile (or expired at its upload deadline) is AssetNotFound. Either way the losing upload's file is
+        removed. An uploaded input asset no longer expires: it is kept until deleted.
         """
         upload.close()
         try:
@@ -241,6 +248,7 @@ class AssetStore:
                         size=upload.size,
                         sha256=upload.sha256,
                         uploaded_at=time.time(),
+                        expires_at=None,
                     )
                 ).rowcount
                 if changed != 1:
@@ -329,8 +337,9 @@ class AssetStore:
         return record
 
     def delete_expired(self, now: float) -> int:
-        """Remove the assets whose `expires_at` has passed, files then rows; returns how many. One whose file cannot
-        be removed stays for the next call, which tries again; StorageUnavailable says so once the others are gone."""
+        """Remove the assets whose `expires_at` has passed (results past their retention, inputs never uploaded by
+        their deadline), files then rows; returns how many. One whose file cannot be removed stays for the next
+        call, which tries again; StorageUnavailable says so once the others are gone."""
         with self.engine.connect() as connection:
             ids = connection.execute(
                 sa.select(assets.c.asset_id).where(assets.c.expires_at.is_not(None), assets.c.expires_at <= now)
