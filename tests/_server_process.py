@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,20 +23,37 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def server_log(home: Path, url: str) -> Path:
+    """Where `server_process` writes the output of the server at `url`."""
+    return home.parent / f"server-{url.rsplit(':', 1)[1]}.log"
+
+
 @contextmanager
 def server_process(
-    home: Path, extra_env: dict[str, str] | None = None
+    home: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    prefix: Sequence[str] = (),
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
     """`fnserve server` in its own process (with `extra_env` added to its environment); yields it, its URL and its
-    owner key. Killed at the end if alive."""
+    owner key. Killed at the end if alive.
+
+    `prefix` runs the server through another command (tests/_small_disk.py: in a namespace of its own, where its home
+    may be another filesystem, read here through /proc); `preexec_fn` runs in the child before it starts."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("FNSERVE_")}
     env.update(extra_env or {})
     log = (home.parent / f"server-{port}.log").open("wb")
     process = subprocess.Popen(
-        [str(FNSERVE), "server", "--port", str(port), "--home", str(home)], env=env, stdout=log, stderr=log
+        [*prefix, str(FNSERVE), "server", "--port", str(port), "--home", str(home)],
+        env=env,
+        stdout=log,
+        stderr=log,
+        preexec_fn=preexec_fn,
     )
     url = f"http://127.0.0.1:{port}"
+    key_file = Path(f"/proc/{process.pid}/root{home}" if prefix else home) / "owner.key"
     try:
 
         def up() -> bool:
@@ -47,7 +64,7 @@ def server_process(
                 return False
 
         wait_until(up, timeout_s=30, what="the server to start")
-        yield process, url, (home / "owner.key").read_text().strip()
+        yield process, url, key_file.read_text().strip()
     finally:
         if process.poll() is None:
             process.kill()

@@ -32,6 +32,7 @@ PUBLISHED_CODES = {
     "job_cancelled": 409,
     "asset_conflict": 409,
     "payload_too_large": 413,
+    "archive_too_large": 413,
     "queue_full": 429,
     "function_error": 500,
     "internal_error": 500,
@@ -42,6 +43,9 @@ PUBLISHED_CODES = {
     "service_disabled": 503,
     "service_inactive": 503,
     "invocation_timeout": 504,
+    "storage_unavailable": 507,
+    "storage_full": 507,
+    "home_in_use": 409,
 }
 
 

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-import os
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fnserve.errors import Forbidden, Unauthenticated
-
-logger = logging.getLogger("fnserve.auth")
+from fnserve.home import create_private
 
 OWNER_KEY_FILE = "owner.key"
 OWNER_KEY_PREFIX = "fsk_"
@@ -69,20 +66,18 @@ def load_or_create_owner_key(home: Path) -> tuple[str, bool]:
     """The server's owner key, made and saved (mode 0600) on first start; `(key, created)`."""
     path = owner_key_path(home)
     existing = read_owner_key(home)
-    if existing is not None:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            logger.warning("Owner key file %s is readable by others (mode %o); run: chmod 600 %s", path, mode, path)
+    if existing is not None:  # its mode was made 0600 by `fnserve.home.prepare_home`, if others could read it
         return existing, False
     key = new_secret(OWNER_KEY_PREFIX)
-    home.mkdir(parents=True, exist_ok=True)
-    # O_EXCL: two servers starting on one home at once must not each write (and print) a different key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return load_or_create_owner_key(home)
-    with os.fdopen(fd, "w") as file:
-        file.write(key + "\n")
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Written whole or not at all (a full disk must not leave an empty key file, which would read as no key and then
+    # refuse a new one), and only if no other process made one meanwhile: they must not each print a different key.
+    if not create_private(path, (key + "\n").encode()):
+        existing = read_owner_key(home)
+        if existing is not None:
+            return existing, False
+        # An empty key file, from a server stopped while writing it before keys were written whole: replaced.
+        create_private(path, (key + "\n").encode(), replace=True)
     return key, True
 
 

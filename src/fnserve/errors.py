@@ -20,6 +20,7 @@ FnserveError
 ├── JobCancelled                409 job_cancelled: the job was cancelled (or purged) before it finished
 ├── AssetConflict               409 asset_conflict: the asset has no content yet, or has it already
 ├── PayloadTooLarge             413 payload_too_large
+│   └── ArchiveTooLarge         413 archive_too_large: a code archive unpacks past a size, file-count or ratio limit
 ├── QueueFull                   429 queue_full
 ├── FunctionError               500 function_error: the user's code raised
 ├── InternalError               500 internal_error
@@ -29,7 +30,10 @@ FnserveError
 ├── DeploymentFailed            503 deployment_failed: the service is in ERROR
 ├── ServiceDisabled             503 service_disabled: its owner disabled it (`fnserve enable NAME` starts it)
 ├── ServiceInactive             503 service_inactive: nothing of it runs (torn down, time limit); deploy it again
-└── InvocationTimeout           504 invocation_timeout
+├── InvocationTimeout           504 invocation_timeout
+├── StorageUnavailable          507 storage_unavailable: the home folder or the database is read-only or failing
+│   └── StorageFull             507 storage_full: no room left there (disk full, quota, file size limit)
+└── HomeInUse                   409 home_in_use: another server runs on this home folder (raised at start)
 """
 
 from __future__ import annotations
@@ -189,6 +193,10 @@ class PayloadTooLarge(FnserveError):
         return {"connection": "close"}
 
 
+class ArchiveTooLarge(PayloadTooLarge):
+    code = "archive_too_large"
+
+
 class QueueFull(FnserveError):
     code = "queue_full"
     http_status = 429
@@ -239,6 +247,25 @@ class ServiceInactive(FnserveError):
 class InvocationTimeout(FnserveError):
     code = "invocation_timeout"
     http_status = 504
+
+
+class StorageUnavailable(FnserveError):
+    """A write under the home folder (or to the database) failed: read-only, unreachable or failing storage. Nothing
+    was half-written, and the server goes on: the next request tries the storage again."""
+
+    code = "storage_unavailable"
+    http_status = 507
+
+
+class StorageFull(StorageUnavailable):
+    code = "storage_full"
+
+
+class HomeInUse(FnserveError):
+    """Another `fnserve server` holds this home folder; raised when a second one starts, before it touches anything."""
+
+    code = "home_in_use"
+    http_status = 409
 
 
 def all_error_classes() -> list[type[FnserveError]]:

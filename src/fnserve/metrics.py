@@ -72,8 +72,10 @@ class Metrics:
     def replica_failed(self, service: str) -> None:
         self.replica_failures[service] = self.replica_failures.get(service, 0) + 1
 
-    def render(self, deployments: Iterable[LiveDeployment], queued_jobs: Callable[[str], int]) -> bytes:
-        """The exposition text: the counters, then gauges read now from each running version."""
+    def render(
+        self, deployments: Iterable[LiveDeployment], queued_jobs: Callable[[str], int], held_jobs: int = 0
+    ) -> bytes:
+        """The exposition text: the counters, then gauges read now from each running version and the queue."""
         lines: list[str] = []
         _family(lines, "fnserve_requests_total", "counter", "Requests answered, by service and HTTP status.")
         for (service, status), count in sorted(self.requests.items()):
@@ -90,6 +92,13 @@ class Metrics:
         for service, count in sorted(self.replica_failures.items()):
             lines.append(f'fnserve_replica_failures_total{{service="{_escape(service)}"}} {count}')
         _gauges(lines, sorted(deployments, key=lambda live: (live.name, live.version.number)), queued_jobs)
+        _family(
+            lines,
+            "fnserve_jobs_held",
+            "gauge",
+            "Jobs this server holds in memory: queued or running (and finished ones whose outcome is not saved yet).",
+        )
+        lines.append(f"fnserve_jobs_held {held_jobs}")
         return ("\n".join(lines) + "\n").encode()
 
 

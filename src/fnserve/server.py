@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import socket
-import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -30,6 +29,7 @@ from fnserve.controlplane.autoscaler import Autoscaler
 from fnserve.controlplane.jobs import build_jobs_router
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
 from fnserve.controlplane.uploads import is_streamed_upload
+from fnserve.disk import storage_error
 from fnserve.docs import (
     ASSETS_URL,
     INDEX_URL,
@@ -45,6 +45,7 @@ from fnserve.errors import (
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
+    StorageUnavailable,
     UriTooLong,
     ValidationFailed,
 )
@@ -70,6 +71,7 @@ from fnserve.gateway.jobs import JobRoutes
 from fnserve.gateway.limits import ConnectionGuard
 from fnserve.gateway.router import FunctionRoute
 from fnserve.gateway.service_paths import swagger_page
+from fnserve.home import HomeLock, SocketFolder, prepare_home, remove_leftovers
 from fnserve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from fnserve.metrics import Metrics
 from fnserve.queue.dispatcher import Dispatcher, server_id
@@ -92,8 +94,8 @@ ASSETS_PATH = ASSETS_URL + "/"
 METRICS_PATH = "/metrics"
 
 
-def error_response(exc: FnserveError, request: Request) -> Response:
-    request_id = request_id_for(request.scope)
+def error_response(exc: FnserveError, request: Request, request_id: str | None = None) -> Response:
+    request_id = request_id or request_id_for(request.scope)
     headers = {"x-request-id": request_id, **exc.headers()}
     return Response(
         exc.to_json(request_id), status_code=exc.http_status, media_type="application/json", headers=headers
@@ -102,7 +104,28 @@ def error_response(exc: FnserveError, request: Request) -> Response:
 
 async def _fnserve_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FnserveError)
-    return error_response(exc, request)
+    request_id = request_id_for(request.scope)  # once: a request without X-Request-ID gets a new one at each call
+    if isinstance(exc, StorageUnavailable):  # not a bug of ours: one line, no traceback
+        log_storage_failure(request_id, request.method, request.url.path, exc)
+    return error_response(exc, request, request_id)
+
+
+def log_storage_failure(request_id: str, method: str, path: str, exc: StorageUnavailable) -> None:
+    logger.error("Request [%s] %s %s: %s %s", request_id, method, path, exc.code, exc.message)
+
+
+def _os_error_handler(home: Path) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """OSErrors no store turned into our own error: a full or read-only disk is answered as such, anything else is
+    a bug of ours."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, OSError)
+        error = storage_error(exc, exc.filename or home)
+        if error is None:
+            return await _unexpected_error(request, exc)
+        return await _fnserve_error(request, error)
+
+    return handle
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -129,7 +152,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     request_id = request_id_for(request.scope)
     logger.exception("Request [%s] %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
-    return error_response(InternalError(f"internal error; the server log has request {request_id}"), request)
+    return error_response(
+        InternalError(f"internal error; the server log has request {request_id}"), request, request_id
+    )
 
 
 class Server:
@@ -138,12 +163,27 @@ class Server:
     def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
         settings.check()
         self.settings = settings
-        settings.home.mkdir(parents=True, exist_ok=True)
+        # First of all, before anything is read or written: a second server on this home stops here (HomeInUse).
+        self.home_lock = HomeLock(settings.home)
+        self.home_lock.acquire()
+        try:
+            self._assemble(settings, backend)
+        except BaseException as exc:
+            self.home_lock.release()
+            if isinstance(exc, OSError):  # a full or read-only home: one clear line, not a traceback
+                raise storage_error(exc, exc.filename or settings.home) or exc from None
+            raise
+
+    def _assemble(self, settings: Settings, backend: Backend | None) -> None:
+        prepare_home(settings.home)
+        remove_leftovers(settings.home)
+        SocketFolder.remove_stale()
         self.store = StateStore(settings.database_url)
-        self.artifacts = ArtifactStore(settings.home)
-        # Unix socket paths are limited to ~100 bytes, so the socket lives in a short temporary folder.
-        self._socket_dir = tempfile.mkdtemp(prefix="fnserve-")
-        self.listener = ReplicaListener(f"{self._socket_dir}/replicas.sock")
+        self.artifacts = ArtifactStore(
+            settings.home, max_unpacked_bytes=settings.max_code_unpacked_bytes, max_files=settings.max_code_files
+        )
+        self.socket_folder = SocketFolder()
+        self.listener = ReplicaListener(self.socket_folder.socket_path)
         self.backend = backend or LocalBackend()
         self.owner_key, self.owner_key_created = load_or_create_owner_key(settings.home)
         self.authenticator = Authenticator(self.owner_key)
@@ -173,6 +213,7 @@ class Server:
         self.control_plane.add_exception_handler(FnserveError, _fnserve_error)
         self.control_plane.add_exception_handler(RequestValidationError, _validation_error)
         self.control_plane.add_exception_handler(HTTPException, _http_error)
+        self.control_plane.add_exception_handler(OSError, _os_error_handler(settings.home))
         self.control_plane.add_exception_handler(Exception, _unexpected_error)
 
     async def startup(self) -> None:
@@ -191,7 +232,17 @@ class Server:
         await self.listener.close()
         await self.backend.close()
         self.store.close()
-        shutil.rmtree(self._socket_dir, ignore_errors=True)
+        self.release()
+
+    def release(self) -> None:
+        """Give back what only one server may hold: the replica socket folder, and the home (another may start)."""
+        self.socket_folder.remove()
+        self.home_lock.release()
+
+    def listening(self, url: str) -> None:
+        """The server accepts requests at `url`: clients in this process, and a second server's error, can say so."""
+        remember_in_process(url, self.owner_key)
+        self.home_lock.record(url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -206,7 +257,9 @@ class Server:
                 await self._docs_page(scope, send)
             elif path == METRICS_PATH:
                 if await self._owner(scope, send, METRICS_PATH):
-                    body = self.metrics.render(self.supervisor.deployments.values(), self.dispatcher.queued_for)
+                    body = self.metrics.render(
+                        self.supervisor.deployments.values(), self.dispatcher.queued_for, len(self.dispatcher.jobs)
+                    )
                     await send_bytes(send, 200, body, request_id_for(scope), METRICS_CONTENT_TYPE)
             elif path == "/v1" or path.startswith("/v1/"):
                 if path in PUBLIC_API_PATHS or is_token_api(path) or await self._owner(scope, send, "the /v1 API"):
@@ -220,7 +273,7 @@ class Server:
         """`/v1`: uploads stream to disk in their routes; every other body is read here first, up to `max_body_bytes`,
         and must be JSON (415 otherwise; one without a content type is taken as JSON), whatever FastAPI would do."""
         if is_streamed_upload(scope["method"], scope["path"]):
-            await self.control_plane(scope, receive, send)
+            await self._run_control_plane(scope, receive, send)
             return
         try:
             body = await read_body(
@@ -235,7 +288,28 @@ class Server:
             return
         if body and not content_type:
             scope["headers"].append((b"content-type", JSON))  # FastAPI reads a body as JSON only when told
-        await self.control_plane(scope, replay(body, receive), send)
+        await self._run_control_plane(scope, replay(body, receive), send)
+
+    async def _run_control_plane(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The /v1 app, keeping the connection open after an unexpected error it answered.
+
+        Starlette answers such an error through `_unexpected_error` (which logs it) and then raises it again for the
+        server to see; uvicorn would log it a second time and close the connection, dropping the client's next
+        keep-alive request. Once the answer is whole there is nothing left to cut short, so the error stops here.
+        """
+        answered = False
+
+        async def noting_end(message: Message) -> None:
+            nonlocal answered
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = True
+
+        try:
+            await self.control_plane(scope, receive, noting_end)
+        except Exception:
+            if not answered:
+                raise
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -244,7 +318,11 @@ class Server:
                 try:
                     await self.startup()
                 except Exception as exc:
-                    logger.exception("fnserve server failed to start")
+                    if isinstance(exc, StorageUnavailable):
+                        logger.error("fnserve server failed to start: %s", exc.message)
+                    else:
+                        logger.exception("fnserve server failed to start")
+                    self.release()
                     await send({"type": "lifespan.startup.failed", "message": repr(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
@@ -378,7 +456,7 @@ async def serve(
             if server.should_exit:
                 return
             await asyncio.sleep(0.01)
-        remember_in_process(url, app.owner_key)
+        app.listening(url)
         if on_ready is not None:
             result = on_ready(url, app)
             if asyncio.iscoroutine(result):

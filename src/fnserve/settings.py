@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fnserve._units import parse_memory
+from fnserve.archive import MAX_FILES, MAX_UNPACKED_BYTES
 from fnserve.auth import in_process_key, read_owner_key
 
 DEFAULT_HOST = "127.0.0.1"
@@ -91,6 +92,12 @@ class Settings:
     max_headers: int = 100
     max_head_bytes: int = 32 * 1024
     inline_result_bytes: int = 5 * 1024 * 1024  # a larger result is stored as an asset and answered with a 302
+    # An asset created and not uploaded within this long is deleted (an uploaded one is kept until deleted).
+    asset_upload_deadline_s: float = 3600.0
+    # What one deployed project may unpack to under `home/code`: bytes and entries (fnserve.archive also refuses an
+    # entry that expands more than 200 times, a zip bomb).
+    max_code_unpacked_bytes: int = MAX_UNPACKED_BYTES
+    max_code_files: int = MAX_FILES
     replica_threads: int = 8
     health_failures: int = 3  # failed `check_health()` calls in a row that get a replica replaced
     # Replicas in a row that fail to start, or die within `Timeouts.replica_stable_s` of being ready, before the
@@ -171,6 +178,12 @@ class Settings:
         }
         if slow_clients:
             values["timeouts"] = replace(Timeouts(), **slow_clients)
+        if "FNSERVE_ASSET_UPLOAD_DEADLINE_S" in env:
+            values["asset_upload_deadline_s"] = float(env["FNSERVE_ASSET_UPLOAD_DEADLINE_S"])
+        if "FNSERVE_MAX_CODE_UNPACKED_BYTES" in env:
+            values["max_code_unpacked_bytes"] = int(env["FNSERVE_MAX_CODE_UNPACKED_BYTES"])
+        if "FNSERVE_MAX_CODE_FILES" in env:
+            values["max_code_files"] = int(env["FNSERVE_MAX_CODE_FILES"])
         if env.get("FNSERVE_ENVS_DIR"):
             values["envs_dir"] = Path(env["FNSERVE_ENVS_DIR"]).expanduser()
         values.update({key: value for key, value in overrides.items() if value is not None})

@@ -24,7 +24,7 @@ from typing import TypeVar
 import uvicorn
 
 from fnserve._loop import run as run_on_uvloop
-from fnserve.auth import forget_in_process, remember_in_process
+from fnserve.auth import forget_in_process
 from fnserve.server import Server, bind_socket, uvicorn_config
 from fnserve.settings import Settings, Timeouts
 
@@ -49,9 +49,13 @@ def run_server(
     settings = replace(
         base, host="127.0.0.1", port=0, home=Path(home), timeouts=replace(base.timeouts or Timeouts(), **timeouts)
     )
-    sock = bind_socket("127.0.0.1", 0)
+    app = Server(settings)  # first: a home in use (HomeInUse) or unwritable stops here, before any socket is open
+    try:
+        sock = bind_socket("127.0.0.1", 0)
+    except BaseException:
+        app.release()
+        raise
     port = sock.getsockname()[1]
-    app = Server(settings)
     config = uvicorn_config(app, settings)
     server = uvicorn.Server(config)
     errors: list[BaseException] = []
@@ -69,7 +73,7 @@ def run_server(
         wait_until(lambda: server.started or bool(errors) or not thread.is_alive(), timeout_s=startup_timeout_s)
         if errors or not server.started:
             raise RuntimeError(f"fnserve server did not start: {errors[0] if errors else 'startup failed'}")
-        remember_in_process(url, app.owner_key)  # clients in this process find the owner key by the URL
+        app.listening(url)  # clients in this process find the owner key by the URL
         yield url
     finally:
         forget_in_process(url)

@@ -309,6 +309,27 @@ def test_upload_over_the_limit_answers_413_and_leaves_the_asset_empty(tmp_path: 
         assert (done["state"], done["size"]) == ("UPLOADED", 1000)
 
 
+def test_an_asset_not_uploaded_by_its_deadline_expires(tmp_path: Path) -> None:
+    """
+    1. A server whose assets must get their bytes within 1 s (FNSERVE_ASSET_UPLOAD_DEADLINE_S).
+    2. Two assets are created: each says when it expires; one gets its bytes at once, and no longer expires.
+    3. Past the deadline the other answers 404, to reads and uploads alike; the uploaded one stays.
+    """
+    settings = Settings(asset_upload_deadline_s=1.0)
+    with (
+        run_server(home=tmp_path / "home", settings=settings, graceful_shutdown_s=2) as url,
+        httpx.Client(base_url=url, headers=owner(url), timeout=HTTP_TIMEOUT) as http,
+    ):
+        late = ok(http.post("/v1/assets"), 201)
+        prompt = ok(http.post("/v1/assets"), 201)
+        assert late["expires_at"] is not None
+        assert ok(http.put(prompt["upload_url"], content=b"on time"))["expires_at"] is None
+        wait_until(lambda: http.get(f"/v1/assets/{late['asset_id']}").status_code == 404, timeout_s=5)
+        error_of(http.put(late["upload_url"], content=b"too late"), 404, "asset_not_found")
+        assert [asset["asset_id"] for asset in ok(http.get("/v1/assets"))] == [prompt["asset_id"]]
+        assert http.get(f"/v1/assets/{prompt['asset_id']}/content").content == b"on time"
+
+
 # -- the store -----------------------------------------------------------------------------------------------------
 
 
@@ -382,6 +403,24 @@ def test_delete_expired_removes_rows_and_files_of_expired_assets_only(store: Ass
     with pytest.raises(AssetNotFound):
         store.get(later.asset_id)
     assert [a.asset_id for a in store.list(ALL)] == [kept]
+
+
+def test_delete_expired_removes_assets_never_uploaded_by_their_deadline(tmp_path: Path) -> None:
+    """Created and left without bytes: deleted once the upload deadline has passed; uploaded in time: kept."""
+    state = StateStore(f"sqlite:///{tmp_path / 'fnserve.db'}")
+    store = AssetStore(state.engine, tmp_path, upload_deadline_s=60.0)
+    try:
+        abandoned = store.create(None, content_type="text/plain", description="")
+        assert abandoned.expires_at == pytest.approx(abandoned.created_at + 60.0)
+        kept = put(store, None, b"bytes")
+        assert store.get(kept).expires_at is None
+        assert store.delete_expired(abandoned.created_at + 59.0) == 0
+        assert store.delete_expired(abandoned.created_at + 61.0) == 1
+        with pytest.raises(AssetNotFound):
+            store.get(abandoned.asset_id)
+        assert [asset.asset_id for asset in store.list(ALL)] == [kept]
+    finally:
+        state.close()
 
 
 def test_list_gives_each_caller_its_own(store: AssetStore) -> None:

@@ -14,6 +14,8 @@ from typing import IO
 from fnserve.backends.base import ReplicaLaunch, ReplicaProcess
 from fnserve.backends.memory import session_rss_bytes
 from fnserve.backends.warm_pool import WarmPool
+from fnserve.disk import storage_error
+from fnserve.home import private_fd
 from fnserve.runtime import bootstrap
 
 BOOTSTRAP = Path(bootstrap.__file__)
@@ -70,7 +72,10 @@ class LocalBackend:
         self.warm.keep(count)
 
     async def start(self, launch: ReplicaLaunch) -> LocalReplicaProcess:
-        launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            launch.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, launch.log_path.parent) or exc from None
         threads = str(max(1, int(launch.resources.num_cpus)))
         own_env = {
             "FNSERVE_REPLICA_ID": launch.replica_id,
@@ -90,7 +95,10 @@ class LocalBackend:
             # worker started through the bootstrap that keeps the runtime's packages out of the service's way.
             assert launch.overlay is not None
             command = [str(launch.python), "-I", "-u", str(BOOTSTRAP), str(launch.overlay), *launch.worker_args()]
-        log = open(launch.log_path, "ab")  # noqa: SIM115 -- closed by LocalReplicaProcess.wait
+        try:
+            log = os.fdopen(private_fd(launch.log_path), "ab")  # closed by LocalReplicaProcess.wait
+        except OSError as exc:
+            raise storage_error(exc, launch.log_path.parent) or exc from None
         process = await asyncio.create_subprocess_exec(
             *command,
             stdin=asyncio.subprocess.DEVNULL,

@@ -13,7 +13,6 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Column, Table
 
-from fnserve._loop import run as run_on_uvloop
 from fnserve._units import format_duration
 from fnserve.client.cli_assets import assets_app
 from fnserve.client.cli_common import (
@@ -32,6 +31,7 @@ from fnserve.client.cli_common import (
     matches_route,
     print_json,
     require_server,
+    run_server,
     state,
 )
 from fnserve.client.cli_deploy import announce_owner_key, deploy, print_deployment, wait_with_progress
@@ -109,7 +109,7 @@ def server(
         console.print(f"fnserve server on [bold]{url}[/] (state in {settings.home}); Ctrl-C stops it")
         announce_owner_key(app)
 
-    run_on_uvloop(serve(settings, sock=sock, on_ready=ready, log_level="info"))
+    run_server(serve(settings, sock=sock, on_ready=ready, log_level="info"))
 
 
 app.command()(deploy)

@@ -6,6 +6,7 @@ import errno
 import socket
 import sys
 import traceback
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,6 +115,17 @@ def listen(settings: Settings) -> socket.socket:
                 "another with --port (--port 0 takes a free one)"
             ) from None
         raise fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+
+
+def run_server(main: Coroutine[Any, Any, None]) -> None:
+    """Run a server to its end; one that cannot start (another server holds its home, the home cannot be written)
+    says why in one line."""
+    from fnserve._loop import run as run_on_uvloop
+
+    try:
+        run_on_uvloop(main)
+    except FnserveError as exc:
+        raise fail(escape(exc.message)) from None
 
 
 def guard(action: Any) -> Any:

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from fnserve._loop import run as run_on_uvloop
-from fnserve.client.cli_common import connect, console, errors, listen
+from fnserve.client.cli_common import connect, console, errors, listen, run_server
 from fnserve.client.cli_deploy import announce_owner_key, deploy_target
 from fnserve.client.reload import POLL_INTERVAL_S, ProjectWatcher, forget_project_modules, project_root
 from fnserve.errors import FnserveError
@@ -65,7 +64,7 @@ def run_targets(
         finally:  # the server stops (Ctrl-C): the watching thread ends at its next poll
             stop.set()
 
-    run_on_uvloop(serve(settings, sock=listen(settings), on_ready=deploy_all))
+    run_server(serve(settings, sock=listen(settings), on_ready=deploy_all))
 
 
 def _deploy_and_watch(server_url: str, targets: list[str], reload: bool, stop: threading.Event) -> None:

@@ -85,7 +85,7 @@ class ControlPlane:
         self.authenticator = authenticator
         self.tokens = TokenStore(store.engine)
         self.environments = EnvironmentStore(store.engine)
-        self.assets = AssetStore(store.engine, settings.home)
+        self.assets = AssetStore(store.engine, settings.home, upload_deadline_s=settings.asset_upload_deadline_s)
 
     def load_tokens(self) -> None:
         """Give the authenticator every active token (at start; afterwards it is told of each change)."""

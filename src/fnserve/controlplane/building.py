@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from fnserve.envs.builder import BuildProgress, BuiltEnv, EnvBuilder
+from fnserve.home import private_fd
 from fnserve.store import StateStore, VersionRecord
 from fnserve.store.environments import EnvironmentStore
 
@@ -39,9 +41,9 @@ class EnvironmentPreparer:
         environment = version.environment
         assert environment is not None
         log_path = build_log_path(self.home, name, version.number)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         started = time.monotonic()
-        with open(log_path, "a", encoding="utf-8") as log:
+        with os.fdopen(private_fd(log_path), "a", encoding="utf-8") as log:
             _write(
                 log,
                 f"Environment for {name} v{version.number}: python {environment.python}, requirements: "

@@ -317,4 +317,7 @@ class AssetInfo(BaseModel):
     upload_url: str = Field(description="PUT the bytes here (once); GET them back from the same URL")
     created_at: datetime
     uploaded_at: datetime | None
-    expires_at: datetime | None = Field(description="when it is deleted (results); null: kept until deleted")
+    expires_at: datetime | None = Field(
+        description="when it is deleted: a result at the end of its retention, an asset still without its bytes at "
+        "its upload deadline (FNSERVE_ASSET_UPLOAD_DEADLINE_S); null: kept until deleted"
+    )

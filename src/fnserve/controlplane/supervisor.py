@@ -31,7 +31,7 @@ from fnserve.controlplane.memory_guard import MemoryGuard
 from fnserve.controlplane.placement import WAITING, Placement
 from fnserve.controlplane.spread import Fleet, slot_limit
 from fnserve.envs.builder import BuildProgress, BuiltEnv, EnvBuilder
-from fnserve.errors import EnvBuildFailed, ServiceExists
+from fnserve.errors import EnvBuildFailed, ServiceExists, StorageUnavailable
 from fnserve.gateway.connection import InitFailed, ReplicaConnection, ReplicaListener
 from fnserve.gateway.router import FunctionRoute, PrefixTable, ReplicaPicker, ServiceRoutes
 from fnserve.gateway.validation import ArgumentsValidator
@@ -570,7 +570,10 @@ class Supervisor:
             await self._replica_failed(live, replica, replica.killed_because or exc.message, exc.traceback_tail)
             return
         except Exception as exc:
-            logger.exception("%s of service [%s] could not start", replica.label, live.label)
+            if isinstance(exc, StorageUnavailable):  # its log cannot be written: one line, not a traceback
+                logger.error("%s of service [%s] could not start: %s", replica.label, live.label, exc.message)
+            else:
+                logger.exception("%s of service [%s] could not start", replica.label, live.label)
             message = replica.killed_because or f"{type(exc).__name__}: {exc}"
             await self._replica_failed(live, replica, message, "")
             return
@@ -759,6 +762,8 @@ class Supervisor:
             route.refresh()
         try:
             await asyncio.to_thread(self.store.set_deployment_state, live.version.version_id, state, reason)
+        except StorageUnavailable as exc:  # a full or read-only disk: one line, not a traceback
+            logger.error("Deployment [%s] state %s could not be saved: %s", live.label, state.value, exc.message)
         except Exception:
             logger.exception("Deployment [%s] state %s could not be saved", live.label, state.value)
 

@@ -26,6 +26,7 @@ from fnserve.errors import (
     NoReplicasAvailable,
     NotFound,
     ServiceDisabled,
+    StorageUnavailable,
 )
 from fnserve.gateway.connection import ReplicaConnection
 from fnserve.gateway.http import (
@@ -105,6 +106,10 @@ class Gateway:
         except ClientDisconnected:
             pass  # gone before its body ended: nothing was called, and no one to answer
         except FnserveError as exc:
+            if isinstance(exc, StorageUnavailable):  # not a bug of ours: one line, no traceback
+                logger.error(
+                    "Request [%s] %s %s: %s %s", request_id, scope["method"], scope["path"], exc.code, exc.message
+                )
             await send_error(send_noting_status, exc, request_id)
         except Exception:
             logger.exception("Request [%s] %s %s failed", request_id, scope["method"], scope["path"])

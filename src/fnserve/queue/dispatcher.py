@@ -1,9 +1,11 @@
 """The dispatcher: runs queued jobs on replicas, retries and times them out, and answers for them.
 
-Jobs are held in memory while they are unfinished (and for a minute after), and every change that
-matters is saved through the `BatchWriter` before anyone is told: a job is in the store before
-`/run` answers, and each attempt is recorded before it starts, so a job never runs more often than
-its policy allows, even across a server crash. One queue per deployed version feeds its replicas,
+Jobs are held in memory only while they are unfinished, and every change that matters is saved through
+the `BatchWriter` before anyone is told: a job is in the store before `/run` answers, and each attempt is
+recorded before it starts, so a job never runs more often than its policy allows, even across a server
+crash. A finished job leaves memory once its outcome is saved, and is read from the store after that (at
+44k finished no-op jobs, keeping them for a minute held 225 MB); one whose outcome could not be saved (a
+full disk) stays until a later save succeeds. One queue per deployed version feeds its replicas,
 sharing their `max_request_concurrency` slots with synchronous calls. Queued jobs whose version
 goes away move to the function's current version (or wait, parked, for one to be deployed).
 """
@@ -13,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from fnserve.controlplane.disabling import is_disabled
 from fnserve.controlplane.supervisor import LiveDeployment, ReplicaState, Supervisor
+from fnserve.disk import OutageLog
 from fnserve.errors import (
     FnserveError,
     FunctionError,
@@ -30,9 +35,11 @@ from fnserve.errors import (
     JobNotFound,
     QueueFull,
     ReplicaCrashed,
+    StorageUnavailable,
 )
 from fnserve.gateway.connection import ReplicaConnection
 from fnserve.gateway.router import EndpointRoute
+from fnserve.home import create_private
 from fnserve.queue.writer import BatchWriter
 from fnserve.store.functions import new_id
 from fnserve.store.jobs import Job, JobPolicy, JobState, JobStore
@@ -47,8 +54,6 @@ STALE_AFTER_S = 30.0
 SWEEP_INTERVAL_S = 0.5
 # How often finished jobs past retention are deleted.
 RETENTION_SWEEP_S = 10.0
-# Finished jobs stay in memory this long for fast polls; after that they are read from the store.
-KEEP_FINISHED_S = 60.0
 
 
 class Assets(Protocol):
@@ -64,12 +69,13 @@ class Assets(Protocol):
 def server_id(home: Path) -> str:
     """This server's identity for the jobs it holds: kept in the home folder, so a restart reclaims them."""
     path = home / SERVER_ID_FILE
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        identity = new_id("srv")
-        path.write_text(identity + "\n")
-        return identity
+    with contextlib.suppress(FileNotFoundError):
+        identity = path.read_text().strip()
+        if identity:
+            return identity
+    identity = new_id("srv")
+    create_private(path, (identity + "\n").encode(), replace=True)  # whole or not at all; the home lock is ours
+    return identity
 
 
 class VersionQueue:
@@ -121,12 +127,14 @@ class Dispatcher:
         self.server = server
         self.inline_result_bytes = inline_result_bytes
         self.writer = BatchWriter(store)
-        self.jobs: dict[str, Job] = {}  # unfinished, and finished in the last KEEP_FINISHED_S
+        self.jobs: dict[str, Job] = {}  # unfinished, and finished ones whose outcome is not saved yet
         self.queues: dict[str, VersionQueue] = {}  # by version id
         self.parked: dict[str, collections.deque[Job]] = {}  # by function id: no version to run on yet
         self.backing_off: set[Job] = set()  # queued again after a failed attempt, waiting out the backoff
         self.running: set[Job] = set()
-        self.finished: collections.deque[Job] = collections.deque()  # oldest first, to leave memory in order
+        self.unsaved: dict[str, Job] = {}  # finished, but saving the outcome failed (a full disk): saved again later
+        self.save_outage = OutageLog(logger, "Saving finished jobs")
+        self.loop_outages = {name: OutageLog(logger, what) for name, what in _LOOPS.items()}
         self.queued_count: collections.Counter[str] = collections.Counter()  # by function id
         self.paused = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -213,6 +221,9 @@ class Dispatcher:
         self.queued_count[function_id] += 1
         try:
             await self.writer.insert(job)
+        except StorageUnavailable:
+            self.queued_count[function_id] -= 1
+            raise
         except Exception:
             self.queued_count[function_id] -= 1
             raise InternalError("the job could not be saved in the state store; see the server log") from None
@@ -283,22 +294,32 @@ class Dispatcher:
         if job.state not in (JobState.failed, JobState.timed_out):
             raise JobConflict(f"job {job.job_id} is {job.state.value}; only FAILED or TIMED_OUT jobs can be retried")
         now = time.time()
-        job.state = JobState.in_queue
-        job.attempt = 0
-        job.retried += 1
-        job.queued_at = now
-        job.expires_at = now + job.policy.ttl_s
-        job.started_at = job.finished_at = job.retain_until = None
-        job.error = None
-        job.output = None
-        job.output_asset = None
-        job.delivered = False
-        job.owner = self.server
-        self.jobs[job.job_id] = job
+        # A new object, queued only once it is saved: a failed save (a full disk) leaves the job as it was.
+        queued = dataclasses.replace(
+            job,
+            state=JobState.in_queue,
+            attempt=0,
+            retried=job.retried + 1,
+            queued_at=now,
+            expires_at=now + job.policy.ttl_s,
+            started_at=None,
+            finished_at=None,
+            retain_until=None,
+            error=None,
+            output=None,
+            output_asset=None,
+            delivered=False,
+            owner=self.server,
+            task=None,
+            waiters=[],
+            backoff_until=None,
+        )
+        await self.writer.save(queued)
+        self.unsaved.pop(job.job_id, None)
+        self.jobs[job.job_id] = queued
         self.queued_count[job.function_id] += 1
-        await self.writer.save(job)
-        self._enqueue(job)
-        return job
+        self._enqueue(queued)
+        return queued
 
     async def purge(self, function_id: str) -> int:
         """Cancel every queued job of a function; running ones go on."""
@@ -517,7 +538,11 @@ class Dispatcher:
             logger.exception("Job [%s] failed in the dispatcher", job.job_id)
             await self._finish(job, JobState.failed, InternalError(f"job {job.job_id} failed; see the server log"))
         else:
-            await self._complete(job, output)
+            try:
+                await self._complete(job, output)
+            except Exception:  # it ran; keeping its result failed: the job must not stay IN_PROGRESS for ever
+                logger.exception("Job [%s] ran, but its result could not be kept", job.job_id)
+                await self._finish(job, JobState.failed, InternalError(f"job {job.job_id} failed; see the server log"))
         finally:
             job.task = None
             if not called:
@@ -528,7 +553,14 @@ class Dispatcher:
             return  # cancelled while its result was on the way
         if len(output) > self.inline_result_bytes:
             expires_at = time.time() + job.policy.retention_s
-            asset = await asyncio.to_thread(self.assets.store_result, job.function_id, output, expires_at=expires_at)
+            try:
+                asset = await asyncio.to_thread(
+                    self.assets.store_result, job.function_id, output, expires_at=expires_at
+                )
+            except StorageUnavailable as exc:  # the result is lost; the job can be retried once there is room
+                logger.error("Job [%s] ran, but its result could not be stored: %s", job.job_id, exc.message)
+                await self._finish(job, JobState.failed, exc)
+                return
             job.output_asset = asset.asset_id
         else:
             job.output = output
@@ -577,14 +609,28 @@ class Dispatcher:
         job.finished_at = now
         job.retain_until = now + job.policy.retention_s
         job.error = None if error is None else error.to_dict()["error"]
-        try:
-            await self.writer.save(job)
-        except Exception:
-            logger.exception("Job [%s] ended %s, but that could not be saved", job.job_id, state.value)
-        self.finished.append(job)
+        await self._save_finished(job)
         for waiter in job.waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+    async def _save_finished(self, job: Job) -> None:
+        """Save a finished job's outcome, then let it leave memory (it is read from the store after); one that cannot
+        be saved stays, for polls to see, until the sweep saves it."""
+        try:
+            await self.writer.save(job)
+        except StorageUnavailable as exc:
+            self.save_outage.failed(exc)
+            self.unsaved[job.job_id] = job
+            return
+        except Exception:
+            logger.exception("Job [%s] ended %s, but that could not be saved", job.job_id, job.state.value)
+            self.unsaved[job.job_id] = job
+            return
+        self.save_outage.succeeded()
+        self.unsaved.pop(job.job_id, None)
+        if self.jobs.get(job.job_id) is job and job.state.finished:  # not retried meanwhile
+            del self.jobs[job.job_id]
 
     # -- background work ---------------------------------------------------------------------------------------
 
@@ -630,18 +676,30 @@ class Dispatcher:
 
     async def _heartbeats(self) -> None:
         while True:
-            try:
+            with self._loop_step("heartbeat"):
                 await asyncio.to_thread(self.store.heartbeat, self.server, time.time())
                 await self._claim(own=False)
-            except Exception:
-                logger.exception("Job heartbeat failed")
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
+    @contextlib.contextmanager
+    def _loop_step(self, name: str) -> Iterator[None]:
+        """One pass of a background loop: a storage failure is one line per outage, anything else a traceback; the
+        loop goes on either way."""
+        outage = self.loop_outages[name]
+        try:
+            yield
+        except StorageUnavailable as exc:
+            outage.failed(exc)
+        except Exception:
+            logger.exception("%s failed", outage.what)
+        else:
+            outage.succeeded()
+
     async def _sweep(self) -> None:
-        """TTLs of queued jobs; parked jobs to a version deployed since; finished jobs out of memory."""
+        """TTLs of queued jobs; parked jobs to a version deployed since; finished jobs not saved yet, saved."""
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
-            try:
+            with self._loop_step("sweep"):
                 now = time.time()
                 for job in [job for job in self._queued() if job.expires_at < now]:
                     await self._finish(
@@ -652,31 +710,35 @@ class Dispatcher:
                             "replicas, or submit it with a longer policy.ttl_s"
                         ),
                     )
-                while self.finished and (self.finished[0].finished_at or now) < now - KEEP_FINISHED_S:
-                    job = self.finished.popleft()
-                    if job.state.finished and self.jobs.get(job.job_id) is job:
-                        del self.jobs[job.job_id]
                 for function_id, parked in list(self.parked.items()):
                     if any(not live.stopping for live in self.supervisor.live_of(function_id)):
                         del self.parked[function_id]
                         for job in parked:
                             self._enqueue(job)
-            except Exception:
-                logger.exception("Job sweep failed")
+                if self.unsaved:
+                    await asyncio.gather(*(self._save_finished(job) for job in list(self.unsaved.values())))
 
     async def _expire_retained(self) -> None:
+        """Finished jobs past their retention, result assets past theirs, and assets never uploaded by their
+        deadline: deleted."""
         while True:
-            try:
+            with self._loop_step("expiry"):
                 await asyncio.to_thread(self.store.delete_expired, time.time())
                 await asyncio.to_thread(self.assets.delete_expired, time.time())
-            except Exception:
-                logger.exception("Deleting finished jobs past their retention failed")
             await asyncio.sleep(RETENTION_SWEEP_S)
 
 
 def _waited_s(job: Job) -> float:
     """How long a queued job has waited for a slot: since it was queued, or since its retry's backoff ended."""
     return max(time.time() - max(job.queued_at, job.backoff_until or 0.0), 0.0)
+
+
+# The background loops, and how their failures are named in the log.
+_LOOPS = {
+    "heartbeat": "Job heartbeat",
+    "sweep": "Job sweep",
+    "expiry": "Deleting jobs and assets past their retention",
+}
 
 
 def _expired(job: Job) -> bool:

@@ -14,6 +14,8 @@ import logging
 
 import sqlalchemy as sa
 
+from fnserve.disk import OutageLog
+from fnserve.errors import StorageUnavailable
 from fnserve.store.jobs import Job, JobStore
 
 logger = logging.getLogger("fnserve.queue")
@@ -32,6 +34,7 @@ class BatchWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self.outage = OutageLog(logger, "Saving jobs")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -84,11 +87,15 @@ class BatchWriter:
             try:
                 await self._write(inserts, updates, deletes)
             except Exception as exc:
-                logger.exception("Saving %d job change(s) failed", len(inserts) + len(updates) + len(deletes))
+                if isinstance(exc, StorageUnavailable):  # each caller answers or logs it; here one line per outage
+                    self.outage.failed(exc)
+                else:
+                    logger.exception("Saving %d job change(s) failed", len(inserts) + len(updates) + len(deletes))
                 if not batch.done():
                     batch.set_exception(exc)
                     batch.exception()  # retrieved here, so a caller that left does not leave a warning
             else:
+                self.outage.succeeded()
                 if not batch.done():
                     batch.set_result(None)
 

@@ -271,7 +271,7 @@ def wait_for_assignment() -> list[str]:
         os._exit(0)
     assignment = orjson.loads(line)
     os.environ.update(assignment["env"])
-    log = os.open(assignment["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    log = os.open(assignment["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # what a service prints is private
     quiet = os.open(os.devnull, os.O_RDONLY)
     for source, target in ((log, 1), (log, 2), (quiet, 0)):
         os.dup2(source, target)

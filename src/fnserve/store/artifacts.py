@@ -1,9 +1,11 @@
 """Uploaded code, content-addressed by sha256 on disk, and unpacked safely for replicas.
 
 Blobs live in `$FNSERVE_HOME/artifacts/<sha256>`; project archives (zip) are unpacked once into
-`$FNSERVE_HOME/code/<sha256>/`. The same bytes uploaded twice are stored once. Uploads are streamed to a
-temporary file and hashed on the way (`store/uploads.py`); the file takes its digest's name only once its bytes
-hash to it.
+`$FNSERVE_HOME/code/<sha256>/`, within the server's limits (`fnserve.archive`). The same bytes uploaded twice are
+stored once. Uploads are streamed to a temporary file and hashed on the way (`store/uploads.py`); the file takes its
+digest's name only once its bytes hash to it. Archives are unpacked beside their final place and renamed into it, so a
+failure (a refused archive, a full disk) leaves nothing half-written; what a killed server leaves there is removed at
+the next start (`fnserve.home`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from fnserve.archive import safe_extract
+from fnserve.archive import MAX_FILES, MAX_UNPACKED_BYTES, safe_extract
+from fnserve.disk import storage_error
 from fnserve.errors import InvalidRequest, NotFound, PayloadTooLarge
 from fnserve.store.uploads import StreamedUpload
 
@@ -45,11 +48,13 @@ class ArtifactUpload(StreamedUpload):
 
 
 class ArtifactStore:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, max_unpacked_bytes: int = MAX_UNPACKED_BYTES, max_files: int = MAX_FILES) -> None:
         self.blobs = home / "artifacts"
         self.code = home / "code"
-        self.blobs.mkdir(parents=True, exist_ok=True)
-        self.code.mkdir(parents=True, exist_ok=True)
+        self.max_unpacked_bytes = max_unpacked_bytes
+        self.max_files = max_files
+        self.blobs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.code.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
         return self.blobs / check_sha256(sha256)
@@ -95,14 +100,17 @@ class ArtifactStore:
         if target.is_dir():
             return target
         archive = self.require(sha256, what="code archive")
-        staging = Path(tempfile.mkdtemp(dir=self.code, prefix=".unpack-"))
         try:
-            safe_extract(archive, staging)
+            staging = Path(tempfile.mkdtemp(dir=self.code, prefix=".unpack-"))  # 0700
+        except OSError as exc:
+            raise storage_error(exc, self.code) or exc from None
+        try:
+            safe_extract(archive, staging, max_bytes=self.max_unpacked_bytes, max_files=self.max_files)
             os.replace(staging, target)
-        except OSError:
+        except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if not target.is_dir():  # another request unpacked it first: fine; otherwise a real failure
-                raise
+                raise storage_error(exc, self.code) or exc from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

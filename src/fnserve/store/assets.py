@@ -2,8 +2,10 @@
 
 Each asset is a row in the `assets` table and, once it has content, a file `$FNSERVE_HOME/assets/<asset_id>`.
 An asset is written once: its bytes arrive (streamed to a temporary file, hashed and counted on the way) or it is
-stored whole as a result, and never change after. Who may see which asset is the HTTP layer's concern
-(`fnserve.controlplane.assets`); this module is synchronous SQLAlchemy Core, run in a thread by async callers.
+stored whole as a result, and never change after. One created and not uploaded by its deadline expires, as results
+do after their retention; a failed write (a full disk) leaves no file behind and raises StorageFull. Who may see
+which asset is the HTTP layer's concern (`fnserve.controlplane.assets`); this module is synchronous SQLAlchemy Core,
+run in a thread by async callers.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from fnserve.errors import AssetConflict, AssetNotFound, InvalidRequest, PayloadTooLarge
+from fnserve.disk import discard, storage_error
+from fnserve.errors import AssetConflict, AssetNotFound, InvalidRequest, PayloadTooLarge, StorageUnavailable
 from fnserve.store.functions import new_id
 from fnserve.store.tables import assets
 from fnserve.store.uploads import StreamedUpload
@@ -130,10 +133,11 @@ class AssetUpload(StreamedUpload):
 class AssetStore:
     """Asset rows in the state store's database (the engine of `StateStore`), their files under `home/assets`."""
 
-    def __init__(self, engine: Engine, home: Path) -> None:
+    def __init__(self, engine: Engine, home: Path, *, upload_deadline_s: float | None = None) -> None:
         self.engine = engine
         self.directory = home / "assets"
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.upload_deadline_s = upload_deadline_s  # None: a created asset waits for its bytes forever
 
     def path(self, asset_id: str) -> Path:
         """Where an asset's content is (or will be); AssetNotFound for a value that is not an asset id."""
@@ -150,7 +154,11 @@ class AssetStore:
         kind: str = AssetKind.input,
         expires_at: float | None = None,
     ) -> AssetRecord:
-        """A new asset awaiting its bytes (CREATED), owned by `function_id` (None: the owner key)."""
+        """A new asset awaiting its bytes (CREATED), owned by `function_id` (None: the owner key). Unless given its
+        own `expires_at`, it expires at the upload deadline if its bytes have not come by then."""
+        now = time.time()
+        if expires_at is None and self.upload_deadline_s is not None:
+            expires_at = now + self.upload_deadline_s
         record = AssetRecord(
             asset_id=new_id("ast"),
             function_id=function_id,
@@ -160,7 +168,7 @@ class AssetStore:
             state=AssetState.created,
             size=None,
             sha256=None,
-            created_at=time.time(),
+            created_at=now,
             uploaded_at=None,
             expires_at=expires_at,
         )
@@ -186,7 +194,8 @@ class AssetStore:
         """Move the uploaded bytes into place and mark the asset UPLOADED with their size and sha256.
 
         Of two uploads of one asset at once, the first to finish wins and the other gets AssetConflict; an asset
-        deleted meanwhile is AssetNotFound. Either way the losing upload's file is removed.
+        deleted meanwhile (or expired at its upload deadline) is AssetNotFound. Either way the losing upload's file is
+        removed. An uploaded input asset no longer expires: it is kept until deleted.
         """
         upload.close()
         try:
@@ -197,7 +206,11 @@ class AssetStore:
                     assets.update()
                     .where(assets.c.asset_id == upload.asset_id, assets.c.state == AssetState.created.value)
                     .values(
-                        state=AssetState.uploaded.value, size=upload.size, sha256=upload.sha256, uploaded_at=time.time()
+                        state=AssetState.uploaded.value,
+                        size=upload.size,
+                        sha256=upload.sha256,
+                        uploaded_at=time.time(),
+                        expires_at=None,
                     )
                 ).rowcount
                 if changed != 1:
@@ -208,13 +221,20 @@ class AssetStore:
         return self.get(upload.asset_id)
 
     def delete(self, asset_id: str) -> None:
-        """Remove the asset's row and file; AssetNotFound when there is no such asset."""
-        path = self.path(asset_id)
+        """Remove the asset's file and row; AssetNotFound when there is no such asset. The file goes first: one that
+        cannot be removed (a read-only disk) leaves the asset whole, and the caller gets StorageUnavailable."""
+        self.get(asset_id)
+        self._unlink(asset_id)
         with self.engine.begin() as connection:
             removed = connection.execute(assets.delete().where(assets.c.asset_id == asset_id)).rowcount
         if removed != 1:
             raise asset_not_found(asset_id)
-        path.unlink(missing_ok=True)
+
+    def _unlink(self, asset_id: str) -> None:
+        try:
+            (self.directory / asset_id).unlink(missing_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, self.directory) or exc from None
 
     def resolve_inputs(self, ids: Sequence[str], function_id: str) -> dict[str, Path]:
         """The files of the assets an invocation of `function_id` names, in the given order.
@@ -257,32 +277,49 @@ class AssetStore:
         )
         path = self.path(asset_id)
         # The file first, then the row: an asset that can be found always has its content.
-        with tempfile.NamedTemporaryFile(dir=self.directory, prefix=f".result-{asset_id}-", delete=False) as handle:
-            handle.write(data)
+        temporary: Path | None = None
         try:
-            os.replace(handle.name, path)
+            fd, name = tempfile.mkstemp(dir=self.directory, prefix=f".result-{asset_id}-")  # 0600
+            temporary = Path(name)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, path)
             with self.engine.begin() as connection:
                 connection.execute(assets.insert().values(**_row(record)))
-        except BaseException:
-            Path(handle.name).unlink(missing_ok=True)
-            path.unlink(missing_ok=True)
+        except BaseException as exc:
+            if temporary is not None:
+                discard(temporary)
+            discard(path)
+            if isinstance(exc, OSError):
+                raise storage_error(exc, self.directory) or exc from None
             raise
         return record
 
     def delete_expired(self, now: float) -> int:
-        """Remove the assets whose `expires_at` has passed, rows and files; returns how many."""
+        """Remove the assets whose `expires_at` has passed (results past their retention, inputs never uploaded by
+        their deadline), files then rows; returns how many. One whose file cannot be removed stays for the next
+        call, which tries again; StorageUnavailable says so once the others are gone."""
         with self.engine.connect() as connection:
             ids = connection.execute(
                 sa.select(assets.c.asset_id).where(assets.c.expires_at.is_not(None), assets.c.expires_at <= now)
             ).scalars()
             expired = list(ids)
         removed = 0
+        failure: StorageUnavailable | None = None
         for start in range(0, len(expired), _DELETE_BATCH):
-            batch = expired[start : start + _DELETE_BATCH]
-            with self.engine.begin() as connection:
-                removed += connection.execute(assets.delete().where(assets.c.asset_id.in_(batch))).rowcount
-            for asset_id in batch:
-                (self.directory / asset_id).unlink(missing_ok=True)
+            batch = []
+            for asset_id in expired[start : start + _DELETE_BATCH]:
+                try:
+                    self._unlink(asset_id)
+                except StorageUnavailable as exc:
+                    failure = exc
+                else:
+                    batch.append(asset_id)
+            if batch:
+                with self.engine.begin() as connection:
+                    removed += connection.execute(assets.delete().where(assets.c.asset_id.in_(batch))).rowcount
+        if failure is not None:
+            raise failure
         return removed
 
     def _find(self, ids: Sequence[str], now: float) -> dict[str, AssetRecord]:

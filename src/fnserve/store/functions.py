@@ -10,6 +10,7 @@ store opens.
 from __future__ import annotations
 
 import enum
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,8 +21,10 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from fnserve.disk import storage_error
 from fnserve.envs.requirements import EnvironmentSpec
 from fnserve.errors import NotFound, ServiceExists, ServiceNotFound
+from fnserve.home import make_private
 from fnserve.spec import DeploymentSpec, ServiceSpec
 from fnserve.store.migrate import upgrade
 from fnserve.store.tables import deployments, functions, versions
@@ -149,6 +152,18 @@ def _enable_sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Make the database file 0600 before SQLite opens it (its -wal and -shm files take the database's mode), or
+    make an existing one private along with them."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if each.exists():
+                make_private(each)
+
+
 def driver_url(url: str) -> str:
     """`postgresql://` means psycopg 3 here, whatever SQLAlchemy's default driver for it is."""
     for scheme in ("postgresql://", "postgres://"):
@@ -158,16 +173,34 @@ def driver_url(url: str) -> str:
 
 
 class StateStore:
-    """Functions, versions and deployments in a SQL database."""
+    """Functions, versions and deployments in a SQL database.
+
+    Every statement that fails for lack of storage (a full or read-only disk, a failing one) raises StorageFull or
+    StorageUnavailable naming the database's folder, whichever store (jobs, assets, tokens) runs it on this engine.
+    """
 
     def __init__(self, url: str) -> None:
         url = driver_url(url)
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        parsed = sa.make_url(url)
+        self.location = parsed.render_as_string(hide_password=True)  # what errors name
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            path = Path(str(parsed.database))
+            self.location = str(path.parent)
+            try:
+                _private_sqlite_file(path)
+            except OSError as exc:
+                raise storage_error(exc, path.parent) or exc from None
         self.engine: Engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _enable_sqlite_wal)
+        sa.event.listen(self.engine, "handle_error", self._storage_failure)
         upgrade(self.engine)
+
+    def _storage_failure(self, context: sa.engine.ExceptionContext) -> None:
+        """The `handle_error` hook: a storage failure is raised as our own error, in place of SQLAlchemy's."""
+        error = storage_error(context.original_exception, self.location)
+        if error is not None:
+            raise error from None
 
     def close(self) -> None:
         self.engine.dispose()

@@ -7,6 +7,7 @@ file I/O, run in a thread by async callers (`fnserve.controlplane.uploads`), one
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from fnserve.disk import discard, storage_error
 from fnserve.errors import FnserveError
 
 
@@ -25,8 +27,12 @@ class StreamedUpload:
         self.max_bytes = max_bytes
         self.too_large = too_large
         self.size = 0
+        self.directory = directory
         self._hash = hashlib.sha256()
-        fd, name = tempfile.mkstemp(dir=directory, prefix=prefix)
+        try:
+            fd, name = tempfile.mkstemp(dir=directory, prefix=prefix)  # 0600
+        except OSError as exc:
+            raise storage_error(exc, directory) or exc from None
         self.temp_path = Path(name)
         self._file: IO[bytes] = os.fdopen(fd, "wb")
 
@@ -38,19 +44,32 @@ class StreamedUpload:
         if self.size + len(data) > self.max_bytes:
             self.abort()
             raise self.too_large()
-        self._file.write(data)
+        try:
+            self._file.write(data)
+            self._file.flush()  # a full disk shows now, not at close
+        except OSError as exc:
+            self.abort()
+            raise storage_error(exc, self.directory) or exc from None
         self._hash.update(data)
         self.size += len(data)
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as exc:
+            self.abort()
+            raise storage_error(exc, self.directory) or exc from None
 
     def move_to(self, target: Path) -> None:
         """Put the whole file at `target` in one step (readers see all of it or nothing)."""
-        self._file.close()
-        os.replace(self.temp_path, target)
+        self.close()
+        try:
+            os.replace(self.temp_path, target)
+        except OSError as exc:
+            raise storage_error(exc, self.directory) or exc from None
 
     def abort(self) -> None:
-        """Drop what was written."""
-        self._file.close()
-        self.temp_path.unlink(missing_ok=True)
+        """Drop what was written; harmless to call twice."""
+        with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
+            self._file.close()
+        discard(self.temp_path)
