@@ -18,6 +18,7 @@ import importlib
 import typing
 
 from fnserve import errors
+from fnserve.responses import FileResponse, Response
 from fnserve.sdk.context import JobContext
 from fnserve.sdk.environment import Environment
 from fnserve.sdk.service import Service, endpoint, service
@@ -66,9 +67,11 @@ __all__ = [
     "Client",
     "Deployment",
     "Environment",
+    "FileResponse",
     "Job",
     "JobContext",
     "Resources",
+    "Response",
     "RetryPolicy",
     "Service",
     "__version__",

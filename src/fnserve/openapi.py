@@ -210,7 +210,24 @@ def _path_parameter(name: str, schema: dict[str, Any] | None, endpoint: Endpoint
     return result
 
 
+# Return annotations whose answer is raw bytes (responses.py), not JSON.
+_BYTES_RETURNS = ("bytes", "bytearray")
+_RESPONSE_RETURNS = ("Response", "FileResponse")
+
+
 def _success_response(endpoint: EndpointSpec, schemas: _Schemas) -> dict[str, Any]:
+    if endpoint.media_type is not None:
+        return {
+            "description": "The function's chunks, raw and back to back, as they are produced.",
+            "content": {endpoint.media_type: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    returned = endpoint.return_type.rpartition(".")[2]
+    if returned in _BYTES_RETURNS:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        return {"description": "The function's bytes.", "content": {"application/octet-stream": binary}}
+    if returned in _RESPONSE_RETURNS:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        return {"description": "The function's answer, with the media type it names.", "content": {"*/*": binary}}
     if endpoint.streaming:
         chunk = {"schema": {"type": "string"}}
         return {

@@ -203,6 +203,13 @@ class EndpointSpec(_Spec):
     request_timeout_s: float | None = Field(
         default=None, gt=0, le=86_400, description="a synchronous call running longer is cancelled: 504"
     )
+    media_type: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=200,
+        pattern=r"^[!-~]+/[ -~]+$",
+        description="a streaming endpoint's content-type: its chunks are sent raw with it, never as SSE",
+    )
 
     @field_validator("method", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ import orjson
 
 from fnserve.auth import is_whole_token
 from fnserve.errors import InternalError, InvalidRequest, error_from_code
+from fnserve.responses import OCTET_STREAM, Response
 from fnserve.settings import ClientSettings
 from fnserve.sse import EventReader
 
@@ -105,11 +106,24 @@ def job_request(
 
 
 def decode_result(response: httpx.Response, *, downloaded: bool = False) -> Any:
-    """A call's result: JSON as the gateway answers it. A result over the inline limit comes from its download URL
-    (after a 302, or a job's `output_url`): JSON when its content type says so, else its bytes."""
-    if (downloaded or response.history) and "json" not in response.headers.get("content-type", ""):
+    """A call's result: JSON decoded; `application/octet-stream` (an endpoint that returned bytes) as bytes; any other
+    media type as an `fs.Response` (content, media_type, status, headers). A result over the inline limit comes the
+    same way from its download URL (after a 302, or a job's `output_url`)."""
+    content_type = response.headers.get("content-type", "")
+    if "json" in content_type:
+        return response.json()
+    if not content_type and not downloaded and not response.history:
+        return response.json()
+    if content_type.partition(";")[0].strip().lower() in ("", OCTET_STREAM):
         return response.content
-    return response.json()
+    headers = {name: value for name, value in response.headers.items() if name not in _TRANSPORT_HEADERS}
+    return Response(response.content, media_type=content_type, status=response.status_code, headers=headers)
+
+
+# Headers of the HTTP exchange rather than of the answer, left out of a returned `fs.Response`.
+_TRANSPORT_HEADERS = frozenset(
+    {"content-type", "content-length", "transfer-encoding", "connection", "date", "server", "x-request-id"}
+)
 
 
 def _wait_timeout(wait_s: float) -> httpx.Timeout:
@@ -408,14 +422,18 @@ class Client:
 
     def stream(
         self, route_prefix: str, path: str, method: str = "POST", arguments: dict[str, Any] | None = None
-    ) -> Iterator[str]:
-        """Call a streaming endpoint; yields each chunk as text as soon as the server sends it."""
+    ) -> Iterator[str | bytes]:
+        """Call a streaming endpoint; yields each chunk as text as soon as the server sends it (bytes as they arrive,
+        for an endpoint declared with a `media_type`)."""
         request = invoke_request(method, arguments or {})
         request["headers"]["accept"] = "text/event-stream"
         with self._http.stream(method, invoke_path(route_prefix, path), timeout=INVOKE_TIMEOUT, **request) as response:
             if not response.is_success:
                 response.read()
                 raise_for_error(response)
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                yield from response.iter_bytes()  # a stream with a media type of its own (audio/wav): its raw bytes
+                return
             yield from parse_sse(response.iter_bytes())
 
     # -- jobs (docs/JOBS.md) -------------------------------------------------------------------------------------
@@ -678,7 +696,7 @@ class AsyncClient:
 
     async def stream(
         self, route_prefix: str, path: str, method: str = "POST", arguments: dict[str, Any] | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[str | bytes]:
         request = invoke_request(method, arguments or {})
         request["headers"]["accept"] = "text/event-stream"
         async with self._http.stream(
@@ -687,6 +705,10 @@ class AsyncClient:
             if not response.is_success:
                 await response.aread()
                 raise_for_error(response)
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                async for raw in response.aiter_bytes():  # a stream with a media type of its own: its raw bytes
+                    yield raw
+                return
             reader = EventReader()
             async for piece in response.aiter_bytes():
                 for event in reader.feed(piece):

@@ -56,6 +56,7 @@ from fnserve.gateway.jobs import (
 )
 from fnserve.gateway.router import FunctionRoute
 from fnserve.gateway.service_paths import arguments_validator, openapi_json, service_info, swagger_page
+from fnserve.responses import Response
 from fnserve.sse import encode_error, encode_event
 from fnserve.store import DeploymentState
 from fnserve.store.jobs import asset_content_url
@@ -182,8 +183,12 @@ class Gateway:
             connection = await self._wait_for_slot(live)
         if route.spec.streaming:
             batches = connection.stream(route.index, body, path_params, query, context)
-            sse = b"text/event-stream" in (header(scope, b"accept") or b"")
-            await self._stream(batches, receive, send, request_id, sse)
+            media_type = route.spec.media_type
+            if media_type is None:
+                sse = b"text/event-stream" in (header(scope, b"accept") or b"")
+                await self._stream(batches, receive, send, request_id, sse)
+            else:  # a declared media type (audio, video): its raw bytes, never SSE
+                await self._stream(batches, receive, send, request_id, False, media_type.encode())
             return
         watch = _DisconnectWatch(receive)
         try:
@@ -195,6 +200,9 @@ class Gateway:
             raise
         finally:
             watch.stop()
+        if result.__class__ is not bytes:  # bytes or fs.Response: sent as they are, with their media type
+            await self._send_media(send, live, result, request_id)  # type: ignore[arg-type]
+            return
         if len(result) > self.inline_result_bytes:
             await self._redirect_to_stored(send, live, result, request_id)
             return
@@ -212,11 +220,26 @@ class Gateway:
                 return error
         return NotFound(f"No service at {path!r}; GET /-/routes lists the route prefixes")
 
-    async def _redirect_to_stored(self, send: Send, live: LiveDeployment, result: bytes, request_id: str) -> None:
+    async def _send_media(self, send: Send, live: LiveDeployment, response: Response, request_id: str) -> None:
+        """An answer that is not JSON: its bytes with its media type, status and headers; over the inline limit, kept
+        as an asset of that media type like a large JSON result (its status and headers are not kept)."""
+        if len(response.content) > self.inline_result_bytes:
+            await self._redirect_to_stored(send, live, response.content, request_id, response.media_type)
+            return
+        extra = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items())
+        await send_bytes(send, response.status, response.content, request_id, response.media_type.encode(), extra)
+
+    async def _redirect_to_stored(
+        self, send: Send, live: LiveDeployment, result: bytes, request_id: str, content_type: str = "application/json"
+    ) -> None:
         """A result over the inline limit is kept as an asset for the service's retention; the caller gets a 302."""
         expires_at = time.time() + live.spec.result_retention_s
         asset = await asyncio.to_thread(
-            self.jobs.assets.store_result, live.function.function_id, result, expires_at=expires_at
+            self.jobs.assets.store_result,
+            live.function.function_id,
+            result,
+            expires_at=expires_at,
+            content_type=content_type,
         )
         location = asset_content_url(asset.asset_id).encode()
         await send_bytes(send, 302, b"", request_id, extra=((b"location", location),))
@@ -313,7 +336,13 @@ class Gateway:
                 return connection
 
     async def _stream(
-        self, batches: AsyncIterator[list[bytes]], receive: Receive, send: Send, request_id: str, sse: bool
+        self,
+        batches: AsyncIterator[list[bytes]],
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        sse: bool,
+        media_type: bytes | None = None,
     ) -> None:
         """Send chunks as they come. Errors before the first chunk are normal error responses; after it, a
         final `event: error`. A client disconnect cancels the stream, which cancels the generator."""
@@ -324,7 +353,11 @@ class Gateway:
                 if not started:
                     started = True
                     await send(
-                        {"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id)}
+                        {
+                            "type": "http.response.start",
+                            "status": 200,
+                            "headers": _stream_headers(sse, request_id, media_type),
+                        }
                     )
                 # A plain stream is the chunks' bytes back to back; SSE keeps each chunk whole as one event.
                 body = b"".join(map(encode_event, batch)) if sse else b"".join(batch)
@@ -342,7 +375,9 @@ class Gateway:
             with contextlib.suppress(BaseException):
                 await batches.aclose()  # type: ignore[attr-defined]
         if not started:
-            await send({"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id)})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id, media_type)}
+            )
         await send({"type": "http.response.body", "body": b""})
 
 
@@ -362,7 +397,9 @@ def _call_headers(scope: Scope) -> tuple[bytes | None, bool, bytes | None]:
     return poll, with_assets, content_type
 
 
-def _stream_headers(sse: bool, request_id: str) -> list[tuple[bytes, bytes]]:
+def _stream_headers(sse: bool, request_id: str, media_type: bytes | None = None) -> list[tuple[bytes, bytes]]:
+    if media_type is not None:
+        return [(b"content-type", media_type), (b"x-request-id", request_id.encode())]
     if sse:
         return [
             (b"content-type", b"text/event-stream"),

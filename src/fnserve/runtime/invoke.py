@@ -1,4 +1,5 @@
-"""Calling one endpoint inside a replica: arguments in (injected, validated, coerced), JSON out.
+"""Calling one endpoint inside a replica: arguments in (injected, validated, coerced), JSON out (or, for bytes and
+`fs.Response`, the fields of a MEDIA frame).
 
 `BoundEndpoint` is built once per endpoint after the initializer ran; per call it only validates
 the arguments and runs the function the way its kind requires.
@@ -21,6 +22,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from fnserve.errors import FunctionError, InvalidRequest, ValidationFailed
+from fnserve.responses import to_frame
 from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER, JobContext
 from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model
 from fnserve.sdk.service import Endpoint
@@ -49,6 +51,22 @@ def to_json(value: Any, *, what: str) -> bytes:
             f"TypeError: {what} is not JSON-serializable ({exc}); return dicts, lists, strings, numbers, "
             "pydantic models or dataclasses"
         ) from None
+
+
+# A result as the replica sends it: JSON bytes (RESULT), or a raw answer's fields (MEDIA: responses.to_frame).
+Encoded = bytes | tuple[bytes, str, int, list[list[str]]]
+
+
+def encode_result(value: Any, *, what: str) -> Encoded:
+    """A return value as JSON bytes, or, when it is bytes or a `Response`, as a MEDIA frame's fields. Those are
+    recognised only after orjson refused them, so a JSON result pays nothing for them."""
+    try:
+        return orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
+    except TypeError:
+        media = to_frame(value)
+        if media is not None:
+            return media
+        return to_json(value, what=what)  # raises the error that names the value, or writes a big integer
 
 
 def encode_chunk(chunk: Any, *, what: str) -> bytes:
@@ -122,21 +140,21 @@ class BoundEndpoint:
             kwargs[ASSETS_PARAMETER] = {asset_id: Path(path) for asset_id, path in (files or {}).items()}
         return kwargs
 
-    def call_in_thread(self, kwargs: dict[str, Any]) -> bytes:
+    def call_in_thread(self, kwargs: dict[str, Any]) -> Encoded:
         """Run a sync endpoint and encode its result, both in the calling (pool) thread."""
         try:
             result = self.function(**kwargs)
         except Exception as exc:
             raise function_error(exc) from exc
-        return to_json(result, what=f"the return value of {self.spec.function_name}()")
+        return encode_result(result, what=f"the return value of {self.spec.function_name}()")
 
-    async def call_async(self, kwargs: dict[str, Any]) -> bytes:
+    async def call_async(self, kwargs: dict[str, Any]) -> Encoded:
         """Run a coroutine endpoint on the loop and encode its result."""
         try:
             result = await self.function(**kwargs)
         except Exception as exc:
             raise function_error(exc) from exc
-        return to_json(result, what=f"the return value of {self.spec.function_name}()")
+        return encode_result(result, what=f"the return value of {self.spec.function_name}()")
 
     async def stream(self, kwargs: dict[str, Any], pool: ThreadPoolExecutor) -> AsyncIterator[bytes]:
         """Run a streaming endpoint, yielding each chunk as soon as the generator produces it."""

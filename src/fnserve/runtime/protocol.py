@@ -12,6 +12,9 @@ Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `Fr
                        READY    [kind, api: dict]                 initializer done
                        INIT_FAILED [kind, message, traceback of the user's frames]
                        RESULT   [kind, request_id, json: bytes]
+                       MEDIA    [kind, request_id, content: bytes, media_type: str, status: int, headers: [[str, str]]]
+                                a result that is not JSON (bytes, fs.Response, fs.FileResponse: responses.py); a frame
+                                of its own so that RESULT, the JSON path, carries nothing more
                        ERROR    [kind, request_id, code, message, details | None]
                        CHUNK    [kind, request_id, data: bytes]
                        END      [kind, request_id]
@@ -49,6 +52,7 @@ class Kind(enum.IntEnum):
     END = 16
     PONG = 17
     HEALTH = 18
+    MEDIA = 19
 
 
 class ProtocolError(Exception):

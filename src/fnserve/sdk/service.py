@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 _ENDPOINT_MARK = "__fnserve_endpoint__"
+_MEDIA_TYPE = re.compile(r"^[!-~]+/[ -~]+$")
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,16 @@ class _EndpointOptions:
     streaming: bool
     retry: RetryPolicy | None
     request_timeout_s: float | None
+    media_type: str | None = None
 
 
 def _check_route_options(
-    path: str, method: str, streaming: bool, retry: RetryPolicy | None, request_timeout: float | str | None
+    path: str,
+    method: str,
+    streaming: bool,
+    retry: RetryPolicy | None,
+    request_timeout: float | str | None,
+    media_type: str | None = None,
 ) -> _EndpointOptions:
     try:
         check_endpoint_path(path)
@@ -78,6 +86,14 @@ def _check_route_options(
         raise SpecError(f"method must be one of {', '.join(HTTP_METHODS)} (any case), got {method!r}")
     if not isinstance(streaming, bool):
         raise SpecError(f"streaming must be True or False, got {streaming!r}")
+    if media_type is not None:
+        if not isinstance(media_type, str) or not _MEDIA_TYPE.match(media_type):
+            raise SpecError(f"media_type must be a MIME type like 'audio/wav', got {media_type!r}")
+        if not streaming:
+            raise SpecError(
+                f"media_type={media_type!r} is for streaming endpoints; a function that returns one answer returns "
+                f"fs.Response(content, media_type={media_type!r}) instead"
+            )
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise SpecError(f"retry must be fs.RetryPolicy(...), got {retry!r}")
     try:
@@ -90,6 +106,7 @@ def _check_route_options(
         streaming=streaming,
         retry=retry,
         request_timeout_s=timeout_s,
+        media_type=media_type,
     )
 
 
@@ -136,6 +153,7 @@ def _build_endpoint(function: Callable[..., Any], options: _EndpointOptions, *, 
         retry=options.retry,
         asynchronous=kind in (CallKind.coroutine, CallKind.async_generator),
         request_timeout_s=options.request_timeout_s,
+        media_type=options.media_type,
     )
     spec = spec.model_copy(
         update={
@@ -293,6 +311,7 @@ class Service(Generic[T]):
         streaming: bool = False,
         retry: RetryPolicy | None = None,
         request_timeout: float | str | None = None,
+        media_type: str | None = None,
     ) -> Callable[[F], F]:
         """Register a function as a route of this service; the function itself is returned unchanged.
 
@@ -303,6 +322,9 @@ class Service(Generic[T]):
             retry: how its queued jobs are retried (default: the service's `retry`).
             request_timeout: a synchronous call running longer is cancelled in the replica and answered 504
                 (seconds, or "30s", "2 minutes"; default: the server's invocation timeout).
+            media_type: for a streaming endpoint, the content-type of its stream, e.g. `"audio/wav"`: its chunks
+                (bytes) are sent raw with it. A function that returns one answer returns `bytes` or
+                `fs.Response(content, media_type=...)` instead.
 
         Parameters whose names match keys of the initializer's dict are filled from it when the
         caller leaves them out.
@@ -317,7 +339,7 @@ class Service(Generic[T]):
                 f"service {self.name!r} is a class; mark its methods with @fs.endpoint(...) instead of "
                 f"@{self.name}.endpoint(...)"
             )
-        options = _check_route_options(path, method, streaming, retry, request_timeout)
+        options = _check_route_options(path, method, streaming, retry, request_timeout, media_type)
 
         def register(function: F) -> F:
             self._add(_build_endpoint(function, options, is_method=False))
@@ -526,6 +548,7 @@ def endpoint(
     streaming: bool = False,
     retry: RetryPolicy | None = None,
     request_timeout: float | str | None = None,
+    media_type: str | None = None,
 ) -> Callable[[F], F]:
     """Mark a method of a class service as a route (the class form of `Service.endpoint`).
 
@@ -540,7 +563,7 @@ def endpoint(
         ...         self.count += by
         ...         return self.count
     """
-    options = _check_route_options(path, method, streaming, retry, request_timeout)
+    options = _check_route_options(path, method, streaming, retry, request_timeout, media_type)
 
     def mark(function: F) -> F:
         setattr(function, _ENDPOINT_MARK, options)
