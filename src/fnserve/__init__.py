@@ -23,6 +23,7 @@ from fnserve.sdk.context import JobContext
 from fnserve.sdk.environment import Environment
 from fnserve.sdk.service import Service, endpoint, service
 from fnserve.spec import Autoscaling, Resources, RetryPolicy
+from fnserve.uploads import File
 
 if typing.TYPE_CHECKING:
     from fnserve.client.api import AsyncClient, Client
@@ -67,6 +68,7 @@ __all__ = [
     "Client",
     "Deployment",
     "Environment",
+    "File",
     "FileResponse",
     "Job",
     "JobContext",

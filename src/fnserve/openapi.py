@@ -175,6 +175,13 @@ def _operation(endpoint: EndpointSpec, schemas: _Schemas, auto_parameters: Colle
         # The rest (`additionalProperties`, ...) as pydantic wrote it; its title is the generated `f_arguments`.
         body.update((key, value) for key, value in arguments.items() if key not in _BODY_KEYS_OF_OURS)
         operation["requestBody"] = {"required": bool(required), "content": {"application/json": {"schema": body}}}
+        files = endpoint.file_parameters
+        if len(files) == 1:  # a body of any other media type is the file itself (gateway/http.py raw_body)
+            operation["requestBody"]["description"] = (
+                f"A JSON object of arguments, or the raw bytes of `{files[0]}` with their own content type (the "
+                "other arguments then in the query string)."
+            )
+            operation["requestBody"]["content"]["*/*"] = {"schema": {"type": "string", "format": "binary"}}
 
     responses: dict[str, Any] = {"200": _success_response(endpoint, schemas)}
     if endpoint.parameters or endpoint.var_kwargs:

@@ -86,3 +86,28 @@ def test_openapi_shows_raw_answers_as_binary() -> None:
     assert content("/raw") == {"application/octet-stream": binary}
     assert content("/image", "get") == {"*/*": binary}
     assert content("/speak") == {"audio/wav": binary}
+
+
+def test_openapi_offers_a_raw_body_for_a_file_parameter() -> None:
+    from uploads import uploads
+
+    document = service_openapi(uploads.spec)
+    validate(document)
+
+    body = document["paths"]["/uploads/describe"]["post"]["requestBody"]
+    assert body["content"]["*/*"] == {"schema": {"type": "string", "format": "binary"}}
+    assert "raw bytes of `image`" in body["description"]
+    assert "*/*" not in document["paths"]["/uploads/json-only"]["post"]["requestBody"]["content"]
+    assert uploads.spec.endpoints[0].parameters["data"].location == "file"
+
+
+def test_max_body_bytes_must_be_a_positive_number_of_bytes() -> None:
+    service = fs.service(state)
+    with pytest.raises(SpecError, match="max_body_bytes must be a number of bytes"):
+        service.endpoint("/a", max_body_bytes=0)
+
+    @service.endpoint("/b", max_body_bytes=1024)
+    def b(data: bytes) -> int:
+        return len(data)
+
+    assert service.spec.endpoints[0].max_body_bytes == 1024

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 
@@ -35,11 +36,12 @@ from fnserve.gateway.http import (
     Scope,
     Send,
     header,
+    is_json,
     parse_json_object,
     query_params,
+    raw_body,
     read_body,
     request_id_for,
-    require_json,
     send_bytes,
     send_error,
     send_html,
@@ -60,6 +62,7 @@ from fnserve.responses import Response
 from fnserve.sse import encode_error, encode_event
 from fnserve.store import DeploymentState
 from fnserve.store.jobs import asset_content_url
+from fnserve.uploads import RAW_BODY_KEY
 
 logger = logging.getLogger("fnserve.gateway")
 
@@ -154,10 +157,17 @@ class Gateway:
             await self.jobs(scope, receive, send, request_id, live, rest, pinned)
             return
         route, path_params = live.routes.match(method, rest)
-        body = await read_body(receive, self.max_body_bytes)
+        body = await read_body(receive, route.spec.max_body_bytes or self.max_body_bytes)
         query = query_params(scope)
         poll, with_assets, content_type = _call_headers(scope)
-        require_json(content_type, body)
+        raw = None
+        if body and content_type and not is_json(content_type):  # a file, for an endpoint that takes one: else 415
+            raw = raw_body(route.spec, content_type)
+            if poll is not None:
+                raise InvalidRequest(
+                    "a raw body cannot be held as a job's input; call the endpoint without fnserve-poll-seconds, or "
+                    "upload the file as an asset and pass its id"
+                )
         if poll is not None:  # run it as a job: its answer if it finishes within the window, else a 202 to poll
             # An empty value asks for the default window.
             poll_s = parse_seconds(
@@ -167,15 +177,18 @@ class Gateway:
                 send, request_id, live, route, body, path_params, query, scope, poll_s=poll_s, pinned=pinned
             )
             return
-        validator = arguments_validator(live, route)
-        if validator is not None:  # wrong types, missing or unknown fields: refused here, never sent to a replica
-            validator.validate_request(body, path_params, query)
+        context: dict[str, Any] | None = None
+        if raw is not None:  # the replica validates the other arguments, from the query string
+            context = {RAW_BODY_KEY: raw}
         else:
-            parse_json_object(body)
-        context = None
+            validator = arguments_validator(live, route)
+            if validator is not None:  # wrong types, missing or unknown fields: refused here, never sent to a replica
+                validator.validate_request(body, path_params, query)
+            else:
+                parse_json_object(body)
         if with_assets:
             files = await self.jobs.input_assets(scope, live)
-            context = {"assets": {asset_id: str(path) for asset_id, path in files.items()}}
+            context = {**(context or {}), "assets": {asset_id: str(path) for asset_id, path in files.items()}}
         connection = live.picker.pick(live.ready)
         if connection is None:
             connection = await self._cold_start(live)

@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import json
 import threading
+import typing
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +27,7 @@ from fnserve.responses import to_frame
 from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER, JobContext
 from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model
 from fnserve.sdk.service import Endpoint
+from fnserve.uploads import RAW_BODY_KEY, File, wants_file
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _END = object()
@@ -101,6 +103,12 @@ class BoundEndpoint:
         self._extra: dict[str, Any] = {API_PARAMETER: api} if _takes(endpoint.function, API_PARAMETER) else {}
         self._takes_job = _takes(endpoint.function, JOB_PARAMETER)
         self._takes_assets = _takes(endpoint.function, ASSETS_PARAMETER)
+        # Only endpoints that take a raw body (a bytes or fs.File parameter) look for one: the others keep the
+        # plain `arguments` and pay nothing for it.
+        hints = _hints(endpoint.function)
+        self._as_file = {name: wants_file(hints.get(name)) for name in self.spec.file_parameters}
+        if self._as_file:
+            self.arguments = self._arguments_with_raw_body  # type: ignore[method-assign]
 
     def arguments(
         self, body: bytes, path: dict[str, str], query: dict[str, Any], context: dict[str, Any] | None = None
@@ -139,6 +147,19 @@ class BoundEndpoint:
             files = context.get("assets") if context else None
             kwargs[ASSETS_PARAMETER] = {asset_id: Path(path) for asset_id, path in (files or {}).items()}
         return kwargs
+
+    def _arguments_with_raw_body(
+        self, body: bytes, path: dict[str, str], query: dict[str, Any], context: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """`arguments` for an endpoint with a file parameter: a raw body (the gateway says so in the context, with
+        its content type) goes to that parameter, and the other arguments come from the query string and path."""
+        raw = context.get(RAW_BODY_KEY) if context else None
+        if raw is None:
+            return BoundEndpoint.arguments(self, body, path, query, context)
+        name = raw["parameter"]
+        values = dict(query) if query else {}
+        values[name] = File.from_bytes(body, content_type=raw["content_type"]) if self._as_file[name] else body
+        return BoundEndpoint.arguments(self, b"", path, values, context)
 
     def call_in_thread(self, kwargs: dict[str, Any]) -> Encoded:
         """Run a sync endpoint and encode its result, both in the calling (pool) thread."""
@@ -254,6 +275,13 @@ class _ThreadedGenerator:
     def stop(self) -> None:
         self.stopping = True
         self.room.release()  # a producer waiting for room wakes, sees the stop, and closes the generator
+
+
+def _hints(function: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(function)
+    except Exception:  # unresolvable forward references: introspect.py made them plain parameters too
+        return {}
 
 
 def _takes(function: Callable[..., Any], name: str) -> bool:

@@ -4,7 +4,9 @@ Each frame is a 4-byte big-endian length, then a msgpack array whose first item 
 Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `FrameReader`.
 
     server → replica   CALL     [kind, request_id, endpoint_index, body: bytes, path: dict, query: dict, context?]
-                                context: {"job_id", "attempt", "max_attempts", "assets": {id: path}}, all optional
+                                context: {"job_id", "attempt", "max_attempts", "assets": {id: path},
+                                "raw": {"parameter", "content_type"}}, all optional; "raw": the body is not JSON
+                                but the file for that parameter (uploads.py)
                        CANCEL   [kind, request_id]
                        PING     [kind, ping_id]
                        SHUTDOWN [kind]

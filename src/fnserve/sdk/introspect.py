@@ -21,6 +21,7 @@ from pydantic_core import core_schema
 from fnserve._runtime_modules import runtime_module
 from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER
 from fnserve.spec import EndpointSpec, ParameterSpec
+from fnserve.uploads import is_file_annotation
 
 # Parameters the platform fills in; callers never send them.
 API_PARAMETER = "_api"
@@ -73,6 +74,7 @@ def json_default(value: Any) -> Any:
 def describe_parameters(func: Callable[..., Any], *, skip_first: bool) -> tuple[dict[str, ParameterSpec], bool]:
     """The caller-visible parameters of `func`, and whether it takes `**kwargs`."""
     signature = inspect.signature(func)
+    hints = _annotations(func)
     parameters: dict[str, ParameterSpec] = {}
     var_kwargs = False
     for index, parameter in enumerate(signature.parameters.values()):
@@ -93,6 +95,7 @@ def describe_parameters(func: Callable[..., Any], *, skip_first: bool) -> tuple[
             type=type_name(parameter.annotation),
             default=json_default(parameter.default) if has_default else None,
             has_default=has_default,
+            location="file" if is_file_annotation(hints.get(parameter.name)) else "body",
         )
     return parameters, var_kwargs
 

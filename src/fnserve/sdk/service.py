@@ -68,6 +68,7 @@ class _EndpointOptions:
     retry: RetryPolicy | None
     request_timeout_s: float | None
     media_type: str | None = None
+    max_body_bytes: int | None = None
 
 
 def _check_route_options(
@@ -77,6 +78,7 @@ def _check_route_options(
     retry: RetryPolicy | None,
     request_timeout: float | str | None,
     media_type: str | None = None,
+    max_body_bytes: int | None = None,
 ) -> _EndpointOptions:
     try:
         check_endpoint_path(path)
@@ -94,6 +96,13 @@ def _check_route_options(
                 f"media_type={media_type!r} is for streaming endpoints; a function that returns one answer returns "
                 f"fs.Response(content, media_type={media_type!r}) instead"
             )
+    if max_body_bytes is not None and (
+        isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or not 0 < max_body_bytes <= 10**9
+    ):
+        raise SpecError(
+            f"max_body_bytes must be a number of bytes from 1 to 1000000000, got {max_body_bytes!r}; "
+            "use None for the server's limit (FNSERVE_MAX_BODY_BYTES)"
+        )
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise SpecError(f"retry must be fs.RetryPolicy(...), got {retry!r}")
     try:
@@ -107,6 +116,7 @@ def _check_route_options(
         retry=retry,
         request_timeout_s=timeout_s,
         media_type=media_type,
+        max_body_bytes=max_body_bytes,
     )
 
 
@@ -154,6 +164,7 @@ def _build_endpoint(function: Callable[..., Any], options: _EndpointOptions, *, 
         asynchronous=kind in (CallKind.coroutine, CallKind.async_generator),
         request_timeout_s=options.request_timeout_s,
         media_type=options.media_type,
+        max_body_bytes=options.max_body_bytes,
     )
     spec = spec.model_copy(
         update={
@@ -312,6 +323,7 @@ class Service(Generic[T]):
         retry: RetryPolicy | None = None,
         request_timeout: float | str | None = None,
         media_type: str | None = None,
+        max_body_bytes: int | None = None,
     ) -> Callable[[F], F]:
         """Register a function as a route of this service; the function itself is returned unchanged.
 
@@ -325,6 +337,12 @@ class Service(Generic[T]):
             media_type: for a streaming endpoint, the content-type of its stream, e.g. `"audio/wav"`: its chunks
                 (bytes) are sent raw with it. A function that returns one answer returns `bytes` or
                 `fs.Response(content, media_type=...)` instead.
+            max_body_bytes: the largest request body this endpoint takes (default: the server's,
+                `FNSERVE_MAX_BODY_BYTES`, 5 MiB); a larger one is refused with 413 as it arrives.
+
+        A parameter annotated `bytes` or `fs.File` receives the request's raw body when its content type is not
+        JSON (`curl --data-binary @cat.jpg -H 'content-type: image/jpeg'`); the other parameters then come from the
+        query string.
 
         Parameters whose names match keys of the initializer's dict are filled from it when the
         caller leaves them out.
@@ -339,7 +357,7 @@ class Service(Generic[T]):
                 f"service {self.name!r} is a class; mark its methods with @fs.endpoint(...) instead of "
                 f"@{self.name}.endpoint(...)"
             )
-        options = _check_route_options(path, method, streaming, retry, request_timeout, media_type)
+        options = _check_route_options(path, method, streaming, retry, request_timeout, media_type, max_body_bytes)
 
         def register(function: F) -> F:
             self._add(_build_endpoint(function, options, is_method=False))
@@ -549,6 +567,7 @@ def endpoint(
     retry: RetryPolicy | None = None,
     request_timeout: float | str | None = None,
     media_type: str | None = None,
+    max_body_bytes: int | None = None,
 ) -> Callable[[F], F]:
     """Mark a method of a class service as a route (the class form of `Service.endpoint`).
 
@@ -563,7 +582,7 @@ def endpoint(
         ...         self.count += by
         ...         return self.count
     """
-    options = _check_route_options(path, method, streaming, retry, request_timeout, media_type)
+    options = _check_route_options(path, method, streaming, retry, request_timeout, media_type, max_body_bytes)
 
     def mark(function: F) -> F:
         setattr(function, _ENDPOINT_MARK, options)

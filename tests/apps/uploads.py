@@ -1,0 +1,44 @@
+"""Endpoints that take a request's raw body: `bytes` and `fs.File` parameters, and per-endpoint body limits."""
+
+import fnserve as fs
+
+
+@fs.service(name="uploads", auth=False)
+def uploads() -> dict[str, str]:
+    return {}
+
+
+@uploads.endpoint("/size")
+def size(data: bytes, scale: int = 1) -> dict[str, object]:
+    return {"size": len(data) * scale, "head": data[:4].hex()}
+
+
+@uploads.endpoint("/describe")
+async def describe(image: fs.File, top_k: int = 5) -> dict[str, object]:
+    return {
+        "filename": image.filename,
+        "content_type": image.content_type,
+        "size": image.size,
+        "text": image.read().decode(errors="replace"),
+        "top_k": top_k,
+    }
+
+
+@uploads.endpoint("/small", max_body_bytes=10)
+def small(data: bytes) -> int:
+    return len(data)
+
+
+@uploads.endpoint("/large", max_body_bytes=300_000)
+def large(data: bytes) -> int:
+    return len(data)
+
+
+@uploads.endpoint("/echo")
+def echo(data: bytes) -> bytes:
+    return data
+
+
+@uploads.endpoint("/json-only")
+def json_only(x: int) -> int:
+    return x
