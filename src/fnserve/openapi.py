@@ -176,6 +176,12 @@ def _operation(endpoint: EndpointSpec, schemas: _Schemas, auto_parameters: Colle
         body.update((key, value) for key, value in arguments.items() if key not in _BODY_KEYS_OF_OURS)
         operation["requestBody"] = {"required": bool(required), "content": {"application/json": {"schema": body}}}
         files = endpoint.file_parameters
+        if files:  # Swagger UI offers a file picker for `format: binary` in a form
+            form = copy.deepcopy(body)
+            for name in files:
+                form["properties"][name] = {"type": "string", "format": "binary"}
+            form.pop("additionalProperties", None)
+            operation["requestBody"]["content"]["multipart/form-data"] = {"schema": form}
         if len(files) == 1:  # a body of any other media type is the file itself (gateway/http.py raw_body)
             operation["requestBody"]["description"] = (
                 f"A JSON object of arguments, or the raw bytes of `{files[0]}` with their own content type (the "

@@ -39,6 +39,11 @@ def echo(data: bytes) -> bytes:
     return data
 
 
+@uploads.endpoint("/pair")
+def pair(left: fs.File, right: bytes, separator: str = ",") -> dict[str, object]:
+    return {"left": f"{left.filename}:{left.size}", "right": len(right), "separator": separator}
+
+
 @uploads.endpoint("/json-only")
 def json_only(x: int) -> int:
     return x

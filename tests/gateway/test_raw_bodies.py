@@ -78,11 +78,11 @@ def test_endpoint_without_a_file_parameter_keeps_its_415(address: str) -> None:
     assert response.json()["error"]["code"] == "unsupported_media_type"
 
 
-def test_multipart_to_a_raw_body_endpoint_is_a_415(address: str) -> None:
-    response = httpx.post(f"{address}/size", files={"data": ("a.bin", b"abc")})
+def test_raw_body_to_an_endpoint_with_several_files_asks_for_multipart(address: str) -> None:
+    response = httpx.post(f"{address}/pair", content=b"abc", headers=JPEG)
 
     assert response.status_code == 415
-    assert "raw body" in response.json()["error"]["message"]
+    assert "multipart/form-data" in response.json()["error"]["message"]
 
 
 def test_raw_body_as_a_polled_job_is_refused(address: str) -> None:

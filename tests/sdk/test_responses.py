@@ -111,3 +111,16 @@ def test_max_body_bytes_must_be_a_positive_number_of_bytes() -> None:
         return len(data)
 
     assert service.spec.endpoints[0].max_body_bytes == 1024
+
+
+def test_openapi_shows_file_parameters_as_binary_in_a_form() -> None:
+    from uploads import uploads
+
+    document = service_openapi(uploads.spec)
+    validate(document)
+
+    form = document["paths"]["/uploads/pair"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["properties"]["left"] == {"type": "string", "format": "binary"}
+    assert form["properties"]["right"] == {"type": "string", "format": "binary"}
+    assert form["properties"]["separator"]["type"] == "string"
+    assert form["required"] == ["left", "right"]

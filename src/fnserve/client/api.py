@@ -69,6 +69,27 @@ def invoke_path(route_prefix: str, path: str) -> str:
     return (route_prefix.rstrip("/") + path) if route_prefix != "/" else path
 
 
+def _is_upload(value: Any) -> bool:
+    return isinstance(value, bytes | bytearray) or (hasattr(value, "read") and not isinstance(value, str))
+
+
+def form_request(arguments: dict[str, Any]) -> dict[str, Any] | None:
+    """httpx keyword arguments for a multipart/form-data call when some argument is a file (an open file, bytes),
+    else None: files as parts (named as the file is), the other arguments as text fields (JSON for non-strings)."""
+    if not any(_is_upload(value) for value in arguments.values()):
+        return None
+    files: dict[str, Any] = {}
+    data: dict[str, str] = {}
+    for name, value in arguments.items():
+        if _is_upload(value):
+            filename = Path(str(getattr(value, "name", name))).name
+            content = bytes(value) if isinstance(value, bytes | bytearray) else value
+            files[name] = (filename, content, mimetypes.guess_type(filename)[0] or OCTET_STREAM)
+        else:
+            data[name] = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return {"files": files, "data": data}
+
+
 def invoke_request(method: str, arguments: dict[str, Any], assets: Sequence[str] | None = None) -> dict[str, Any]:
     """httpx keyword arguments for an invocation: JSON body, or query parameters for GET and DELETE; the assets
     it names go in the `fnserve-input-assets` header."""
@@ -77,7 +98,11 @@ def invoke_request(method: str, arguments: dict[str, Any], assets: Sequence[str]
         params = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in arguments.items()}
         request = {"params": params, "headers": {}}
     else:
-        request = {"content": orjson.dumps(arguments), "headers": {"content-type": "application/json"}}
+        form = form_request(arguments)
+        if form is None:
+            request = {"content": orjson.dumps(arguments), "headers": {"content-type": "application/json"}}
+        else:  # httpx sets the multipart content type, with its boundary
+            request = {**form, "headers": {}}
     request["headers"].update(assets_header(assets))
     return request
 

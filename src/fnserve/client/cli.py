@@ -156,6 +156,14 @@ def invoke(
         str | None, typer.Option("--method", "-X", help="HTTP method.", show_default="the route's")
     ] = None,
     asset: AssetOption = None,
+    form: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--form",
+            "-F",
+            help="A form field NAME=VALUE, or a file NAME=@PATH: the call goes as multipart/form-data (repeatable).",
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -168,7 +176,18 @@ def invoke(
     """Call an endpoint and print the result (streaming routes print chunks as they arrive); a result that is not
     JSON (an image, audio) is written as it is: give `-o FILE` to keep it in a file."""
     arguments = json_object(data, "--data")
-    with connect(url, api_key) as client:
+    with connect(url, api_key) as client, contextlib.ExitStack() as opened:
+        for field in form or []:
+            field_name, equals, value = field.partition("=")
+            if not equals or not field_name:
+                raise fail(f"-F takes NAME=VALUE or NAME=@PATH, got {field!r}")
+            if value.startswith("@"):
+                try:
+                    arguments[field_name] = opened.enter_context(Path(value[1:]).open("rb"))
+                except OSError as exc:
+                    raise fail(f"-F {field_name}: cannot read {value[1:]!r} ({exc.strerror or exc})") from None
+            else:
+                arguments[field_name] = value
         require_server(client)
         from fnserve.client.deployment import Deployment
 

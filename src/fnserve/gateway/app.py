@@ -56,13 +56,14 @@ from fnserve.gateway.jobs import (
     is_job_path,
     parse_seconds,
 )
+from fnserve.gateway.multipart import read_form
 from fnserve.gateway.router import FunctionRoute
 from fnserve.gateway.service_paths import arguments_validator, openapi_json, service_info, swagger_page
 from fnserve.responses import Response
 from fnserve.sse import encode_error, encode_event
 from fnserve.store import DeploymentState
 from fnserve.store.jobs import asset_content_url
-from fnserve.uploads import RAW_BODY_KEY
+from fnserve.uploads import FILES_KEY, RAW_BODY_KEY
 
 logger = logging.getLogger("fnserve.gateway")
 
@@ -157,17 +158,26 @@ class Gateway:
             await self.jobs(scope, receive, send, request_id, live, rest, pinned)
             return
         route, path_params = live.routes.match(method, rest)
-        body = await read_body(receive, route.spec.max_body_bytes or self.max_body_bytes)
-        query = query_params(scope)
         poll, with_assets, content_type = _call_headers(scope)
-        raw = None
+        query = query_params(scope)
+        raw: dict[str, Any] | None = None
+        if content_type is not None and content_type.startswith(b"multipart/") and route.spec.file_parameters:
+            # Read part by part as it arrives: file parts for the file parameters, fields with the query string's.
+            fields, parts = await read_form(
+                receive, content_type, route.spec.max_body_bytes or self.max_body_bytes, route.spec.file_parameters
+            )
+            body = b""
+            query = {**query, **fields}
+            raw = {FILES_KEY: parts}
+        else:
+            body = await read_body(receive, route.spec.max_body_bytes or self.max_body_bytes)
         if body and content_type and not is_json(content_type):  # a file, for an endpoint that takes one: else 415
-            raw = raw_body(route.spec, content_type)
-            if poll is not None:
-                raise InvalidRequest(
-                    "a raw body cannot be held as a job's input; call the endpoint without fnserve-poll-seconds, or "
-                    "upload the file as an asset and pass its id"
-                )
+            raw = {RAW_BODY_KEY: raw_body(route.spec, content_type)}
+        if raw is not None and poll is not None:
+            raise InvalidRequest(
+                "a raw body or form cannot be held as a job's input; call the endpoint without fnserve-poll-seconds, "
+                "or upload the file as an asset and pass its id"
+            )
         if poll is not None:  # run it as a job: its answer if it finishes within the window, else a 202 to poll
             # An empty value asks for the default window.
             poll_s = parse_seconds(
@@ -179,7 +189,7 @@ class Gateway:
             return
         context: dict[str, Any] | None = None
         if raw is not None:  # the replica validates the other arguments, from the query string
-            context = {RAW_BODY_KEY: raw}
+            context = raw
         else:
             validator = arguments_validator(live, route)
             if validator is not None:  # wrong types, missing or unknown fields: refused here, never sent to a replica

@@ -140,12 +140,11 @@ def raw_body(endpoint: EndpointSpec, content_type: bytes) -> dict[str, str]:
     shown = content_type.decode("latin-1")
     if not files:
         require_json(content_type, b"-")  # raises 415, saying JSON is what it takes
-    if len(files) > 1 or shown.partition(";")[0].strip().lower() == "multipart/form-data":
+    if len(files) > 1:
         raise UnsupportedMediaType(
-            f"this endpoint takes its file ({', '.join(files)}) as the raw body, sent as content-type {shown[:100]!r}; "
-            "send the file's bytes with their own content type (curl --data-binary @FILE -H 'content-type: ...'), "
-            "other arguments in the query string",
-            details={"expected": "the file's own media type", "received": shown[:100]},
+            f"this endpoint takes several files ({', '.join(files)}), sent as content-type {shown[:100]!r}; send them "
+            "as multipart/form-data (curl -F name=@FILE)",
+            details={"expected": "multipart/form-data", "received": shown[:100]},
         )
     return {"parameter": files[0], "content_type": shown}
 

@@ -27,7 +27,7 @@ from fnserve.responses import to_frame
 from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER, JobContext
 from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model
 from fnserve.sdk.service import Endpoint
-from fnserve.uploads import RAW_BODY_KEY, File, wants_file
+from fnserve.uploads import FILES_KEY, RAW_BODY_KEY, File, wants_file
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _END = object()
@@ -153,12 +153,20 @@ class BoundEndpoint:
     ) -> dict[str, Any]:
         """`arguments` for an endpoint with a file parameter: a raw body (the gateway says so in the context, with
         its content type) goes to that parameter, and the other arguments come from the query string and path."""
-        raw = context.get(RAW_BODY_KEY) if context else None
-        if raw is None:
+        if not context:
             return BoundEndpoint.arguments(self, body, path, query, context)
-        name = raw["parameter"]
         values = dict(query) if query else {}
-        values[name] = File.from_bytes(body, content_type=raw["content_type"]) if self._as_file[name] else body
+        raw = context.get(RAW_BODY_KEY)
+        if raw is not None:
+            name = raw["parameter"]
+            values[name] = File.from_bytes(body, content_type=raw["content_type"]) if self._as_file[name] else body
+        parts = context.get(FILES_KEY)
+        if parts is not None:  # multipart: a part for a parameter that is not a file stays as it came (bytes)
+            for name, (content_type, filename, data) in parts.items():
+                wants = self._as_file.get(name)
+                values[name] = File.from_bytes(data, content_type=content_type, filename=filename) if wants else data
+        if raw is None and parts is None:
+            return BoundEndpoint.arguments(self, body, path, query, context)
         return BoundEndpoint.arguments(self, b"", path, values, context)
 
     def call_in_thread(self, kwargs: dict[str, Any]) -> Encoded:
