@@ -18,6 +18,7 @@ import importlib
 import typing
 
 from fnserve import errors
+from fnserve.request import Request
 from fnserve.responses import FileResponse, Response
 from fnserve.sdk.context import JobContext
 from fnserve.sdk.environment import Environment
@@ -72,6 +73,7 @@ __all__ = [
     "FileResponse",
     "Job",
     "JobContext",
+    "Request",
     "Resources",
     "Response",
     "RetryPolicy",

@@ -189,6 +189,16 @@ def _operation(endpoint: EndpointSpec, schemas: _Schemas, auto_parameters: Colle
             )
             operation["requestBody"]["content"]["*/*"] = {"schema": {"type": "string", "format": "binary"}}
 
+    if endpoint.request_parameter is not None:  # a webhook: the body is the request's, the arguments in the query
+        query = [
+            {"name": name, "in": "query", "required": name in arguments.get("required", []), "schema": schema}
+            for name, schema in body_properties.items()
+        ]
+        operation["parameters"] = operation.get("parameters", []) + query
+        operation["requestBody"] = {
+            "description": f"Any body, of any content type: `{endpoint.request_parameter}` receives the request whole.",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        }
     responses: dict[str, Any] = {"200": _success_response(endpoint, schemas)}
     if endpoint.parameters or endpoint.var_kwargs:
         responses["422"] = _error_response("The arguments do not match the parameters; `details` names the fields.")

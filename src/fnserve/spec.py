@@ -205,6 +205,9 @@ class EndpointSpec(_Spec):
     request_timeout_s: float | None = Field(
         default=None, gt=0, le=86_400, description="a synchronous call running longer is cancelled: 504"
     )
+    request_parameter: str | None = Field(
+        default=None, max_length=200, description="its parameter annotated fs.Request: the body goes to it whole"
+    )
     max_body_bytes: int | None = Field(
         default=None, gt=0, le=1_000_000_000, description="the largest request body it takes; None: the server's"
     )

@@ -44,6 +44,30 @@ def pair(left: fs.File, right: bytes, separator: str = ",") -> dict[str, object]
     return {"left": f"{left.filename}:{left.size}", "right": len(right), "separator": separator}
 
 
+@uploads.endpoint("/webhook")
+def webhook(request: fs.Request, source: str = "unknown") -> dict[str, object]:
+    return {
+        "method": request.method,
+        "path": request.path,
+        "signature": request.headers.get("x-signature"),
+        "authorized": "authorization" in request.headers,
+        "query": request.query,
+        "body": request.body.decode(),
+        "json": request.json() if request.headers.get("content-type") == "application/json" else None,
+        "source": source,
+    }
+
+
 @uploads.endpoint("/json-only")
 def json_only(x: int) -> int:
     return x
+
+
+@fs.service(name="hooks")  # auth on: the token that reaches it is fnserve's, not the endpoint's
+def hooks() -> dict[str, str]:
+    return {}
+
+
+@hooks.endpoint("/webhook")
+def guarded_webhook(request: fs.Request) -> list[str]:
+    return sorted(request.headers)

@@ -124,3 +124,14 @@ def test_openapi_shows_file_parameters_as_binary_in_a_form() -> None:
     assert form["properties"]["right"] == {"type": "string", "format": "binary"}
     assert form["properties"]["separator"]["type"] == "string"
     assert form["required"] == ["left", "right"]
+
+
+def test_openapi_shows_a_webhook_body_as_any_bytes_and_its_arguments_in_the_query() -> None:
+    from uploads import uploads
+
+    document = service_openapi(uploads.spec)
+    validate(document)
+
+    operation = document["paths"]["/uploads/webhook"]["post"]
+    assert operation["requestBody"]["content"] == {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+    assert [(p["name"], p["in"]) for p in operation["parameters"]] == [("source", "query")]

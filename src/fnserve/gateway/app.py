@@ -59,6 +59,7 @@ from fnserve.gateway.jobs import (
 from fnserve.gateway.multipart import read_form
 from fnserve.gateway.router import FunctionRoute
 from fnserve.gateway.service_paths import arguments_validator, openapi_json, service_info, swagger_page
+from fnserve.request import REQUEST_KEY
 from fnserve.responses import Response
 from fnserve.sse import encode_error, encode_event
 from fnserve.store import DeploymentState
@@ -161,7 +162,10 @@ class Gateway:
         poll, with_assets, content_type = _call_headers(scope)
         query = query_params(scope)
         raw: dict[str, Any] | None = None
-        if content_type is not None and content_type.startswith(b"multipart/") and route.spec.file_parameters:
+        if route.spec.request_parameter is not None:  # the request as it came, any body (a webhook): no 415
+            body = await read_body(receive, route.spec.max_body_bytes or self.max_body_bytes)
+            raw = {REQUEST_KEY: _request_facts(scope, rest, query, drop_authorization=live.spec.auth)}
+        elif content_type is not None and content_type.startswith(b"multipart/") and route.spec.file_parameters:
             # Read part by part as it arrives: file parts for the file parameters, fields with the query string's.
             fields, parts = await read_form(
                 receive, content_type, route.spec.max_body_bytes or self.max_body_bytes, route.spec.file_parameters
@@ -171,7 +175,7 @@ class Gateway:
             raw = {FILES_KEY: parts}
         else:
             body = await read_body(receive, route.spec.max_body_bytes or self.max_body_bytes)
-        if body and content_type and not is_json(content_type):  # a file, for an endpoint that takes one: else 415
+        if raw is None and body and content_type and not is_json(content_type):  # a file parameter takes it: else 415
             raw = {RAW_BODY_KEY: raw_body(route.spec, content_type)}
         if raw is not None and poll is not None:
             raise InvalidRequest(
@@ -418,6 +422,16 @@ def _call_headers(scope: Scope) -> tuple[bytes | None, bool, bytes | None]:
         elif name == ASSETS_HEADER:
             with_assets = True
     return poll, with_assets, content_type
+
+
+def _request_facts(scope: Scope, path: str, query: dict[str, str], *, drop_authorization: bool) -> dict[str, Any]:
+    """What an `fs.Request` parameter receives besides the body (request.py); the token is not the endpoint's."""
+    headers = [
+        [name.decode("latin-1"), value.decode("latin-1")]
+        for name, value in scope["headers"]
+        if not (drop_authorization and name == b"authorization")
+    ]
+    return {"method": scope["method"], "path": path, "headers": headers, "query": query}
 
 
 def _stream_headers(sse: bool, request_id: str, media_type: bytes | None = None) -> list[tuple[bytes, bytes]]:

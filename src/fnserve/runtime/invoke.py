@@ -23,6 +23,8 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from fnserve.errors import FunctionError, InvalidRequest, ValidationFailed
+from fnserve.request import REQUEST_KEY, Request
+from fnserve.request import from_context as request_from_context
 from fnserve.responses import to_frame
 from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER, JobContext
 from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model
@@ -109,6 +111,8 @@ class BoundEndpoint:
         self._as_file = {name: wants_file(hints.get(name)) for name in self.spec.file_parameters}
         if self._as_file:
             self.arguments = self._arguments_with_raw_body  # type: ignore[method-assign]
+        if self.spec.request_parameter is not None:
+            self.arguments = self._arguments_with_request  # type: ignore[method-assign]
 
     def arguments(
         self, body: bytes, path: dict[str, str], query: dict[str, Any], context: dict[str, Any] | None = None
@@ -168,6 +172,25 @@ class BoundEndpoint:
         if raw is None and parts is None:
             return BoundEndpoint.arguments(self, body, path, query, context)
         return BoundEndpoint.arguments(self, b"", path, values, context)
+
+    def _arguments_with_request(
+        self, body: bytes, path: dict[str, str], query: dict[str, Any], context: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """`arguments` for an endpoint with an `fs.Request` parameter: the body goes to it whole, the other
+        arguments come from the path and query string. A job (no request in its context) gets its JSON body, and a
+        Request made of it."""
+        facts = context.get(REQUEST_KEY) if context else None
+        if facts is None:
+            kwargs = BoundEndpoint.arguments(self, body, path, query, context)
+            request = Request("POST", self.spec.path, {"content-type": "application/json"}, dict(query or {}), body)
+        else:  # the query string is the request's: its names that are no parameter stay in `request.query` only
+            known = self.spec.parameters
+            named = query if self.spec.var_kwargs else {k: v for k, v in (query or {}).items() if k in known}
+            kwargs = BoundEndpoint.arguments(self, b"", path, named, context)
+            request = request_from_context(facts, body)
+        assert self.spec.request_parameter is not None
+        kwargs[self.spec.request_parameter] = request
+        return kwargs
 
     def call_in_thread(self, kwargs: dict[str, Any]) -> Encoded:
         """Run a sync endpoint and encode its result, both in the calling (pool) thread."""

@@ -5,8 +5,10 @@ Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `Fr
 
     server → replica   CALL     [kind, request_id, endpoint_index, body: bytes, path: dict, query: dict, context?]
                                 context: {"job_id", "attempt", "max_attempts", "assets": {id: path},
-                                "raw": {"parameter", "content_type"}}, all optional; "raw": the body is not JSON
-                                but the file for that parameter (uploads.py)
+                                "raw": {"parameter", "content_type"}, "files": {name: [content_type, filename, data]},
+                                "request": {"method", "path", "headers", "query"}}, all optional; "raw": the body is
+                                the file for that parameter, "files": a form's file parts (uploads.py); "request": the
+                                body and these go to the endpoint's fs.Request parameter (request.py)
                        CANCEL   [kind, request_id]
                        PING     [kind, ping_id]
                        SHUTDOWN [kind]

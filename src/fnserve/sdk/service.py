@@ -25,6 +25,7 @@ from fnserve.sdk.introspect import (
     call_kind,
     describe_parameters,
     first_paragraph,
+    request_parameter,
     return_schema,
     return_type_name,
     split_docstring,
@@ -165,6 +166,7 @@ def _build_endpoint(function: Callable[..., Any], options: _EndpointOptions, *, 
         request_timeout_s=options.request_timeout_s,
         media_type=options.media_type,
         max_body_bytes=options.max_body_bytes,
+        request_parameter=request_parameter(function),
     )
     spec = spec.model_copy(
         update={
