@@ -42,6 +42,7 @@ from fnserve.gateway.http import (
     raw_body,
     read_body,
     request_id_for,
+    require_json,
     send_bytes,
     send_error,
     send_html,
@@ -57,7 +58,7 @@ from fnserve.gateway.jobs import (
     parse_seconds,
 )
 from fnserve.gateway.multipart import read_form
-from fnserve.gateway.router import FunctionRoute
+from fnserve.gateway.router import EndpointRoute, FunctionRoute
 from fnserve.gateway.service_paths import arguments_validator, openapi_json, service_info, swagger_page
 from fnserve.request import REQUEST_KEY
 from fnserve.responses import Response
@@ -161,27 +162,17 @@ class Gateway:
         route, path_params = live.routes.match(method, rest)
         poll, with_assets, content_type = _call_headers(scope)
         query = query_params(scope)
-        raw: dict[str, Any] | None = None
-        if route.spec.request_parameter is not None:  # the request as it came, any body (a webhook): no 415
-            body = await read_body(receive, route.spec.max_body_bytes or self.max_body_bytes)
-            raw = {REQUEST_KEY: _request_facts(scope, rest, query, drop_authorization=live.spec.auth)}
-        elif content_type is not None and content_type.startswith(b"multipart/") and route.spec.file_parameters:
-            # Read part by part as it arrives: file parts for the file parameters, fields with the query string's.
-            fields, parts = await read_form(
-                receive, content_type, route.spec.max_body_bytes or self.max_body_bytes, route.spec.file_parameters
-            )
-            body = b""
-            query = {**query, **fields}
-            raw = {FILES_KEY: parts}
+        context: dict[str, Any] | None = None  # for the replica: a file, a form, the request; a job's assets
+        if route.takes_other_bodies:  # a file, a form or the request itself, not only JSON arguments
+            body, query, context = await self._other_body(receive, scope, live, route, rest, query, content_type)
+            if context is not None and poll is not None:
+                raise InvalidRequest(
+                    "a raw body or form cannot be held as a job's input; call the endpoint without "
+                    "fnserve-poll-seconds, or upload the file as an asset and pass its id"
+                )
         else:
             body = await read_body(receive, route.spec.max_body_bytes or self.max_body_bytes)
-        if raw is None and body and content_type and not is_json(content_type):  # a file parameter takes it: else 415
-            raw = {RAW_BODY_KEY: raw_body(route.spec, content_type)}
-        if raw is not None and poll is not None:
-            raise InvalidRequest(
-                "a raw body or form cannot be held as a job's input; call the endpoint without fnserve-poll-seconds, "
-                "or upload the file as an asset and pass its id"
-            )
+            require_json(content_type, body)
         if poll is not None:  # run it as a job: its answer if it finishes within the window, else a 202 to poll
             # An empty value asks for the default window.
             poll_s = parse_seconds(
@@ -191,10 +182,7 @@ class Gateway:
                 send, request_id, live, route, body, path_params, query, scope, poll_s=poll_s, pinned=pinned
             )
             return
-        context: dict[str, Any] | None = None
-        if raw is not None:  # the replica validates the other arguments, from the query string
-            context = raw
-        else:
+        if context is None:  # else the replica validates the other arguments, from the query string
             validator = arguments_validator(live, route)
             if validator is not None:  # wrong types, missing or unknown fields: refused here, never sent to a replica
                 validator.validate_request(body, path_params, query)
@@ -234,6 +222,31 @@ class Gateway:
             await self._redirect_to_stored(send, live, result, request_id)
             return
         await send_json(send, 200, result, request_id)
+
+    async def _other_body(
+        self,
+        receive: Receive,
+        scope: Scope,
+        live: LiveDeployment,
+        route: EndpointRoute,
+        rest: str,
+        query: dict[str, str],
+        content_type: bytes | None,
+    ) -> tuple[bytes, dict[str, str], dict[str, Any] | None]:
+        """The body of an endpoint with a file or `fs.Request` parameter: (body, query, context for the replica);
+        the context is None for JSON arguments, which are validated as any endpoint's are."""
+        limit = route.spec.max_body_bytes or self.max_body_bytes
+        if route.spec.request_parameter is not None:  # the request as it came, any body (a webhook): no 415
+            body = await read_body(receive, limit)
+            return body, query, {REQUEST_KEY: _request_facts(scope, rest, query, drop_authorization=live.spec.auth)}
+        if content_type is not None and content_type.startswith(b"multipart/"):
+            # Read part by part as it arrives: file parts for the file parameters, fields with the query string's.
+            fields, parts = await read_form(receive, content_type, limit, route.spec.file_parameters)
+            return b"", {**query, **fields}, {FILES_KEY: parts}
+        body = await read_body(receive, limit)
+        if body and content_type and not is_json(content_type):  # the file itself
+            return body, query, {RAW_BODY_KEY: raw_body(route.spec, content_type)}
+        return body, query, None
 
     async def _not_served(self, scope: Scope) -> FnserveError:
         """The error for a path no running service owns: a service that runs nothing says so (its state, why, and how
