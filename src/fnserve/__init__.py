@@ -18,10 +18,13 @@ import importlib
 import typing
 
 from fnserve import errors
+from fnserve.request import Request
+from fnserve.responses import FileResponse, Response
 from fnserve.sdk.context import JobContext
 from fnserve.sdk.environment import Environment
 from fnserve.sdk.service import Service, endpoint, service
 from fnserve.spec import Autoscaling, Resources, RetryPolicy
+from fnserve.uploads import File
 
 if typing.TYPE_CHECKING:
     from fnserve.client.api import AsyncClient, Client
@@ -66,9 +69,13 @@ __all__ = [
     "Client",
     "Deployment",
     "Environment",
+    "File",
+    "FileResponse",
     "Job",
     "JobContext",
+    "Request",
     "Resources",
+    "Response",
     "RetryPolicy",
     "Service",
     "__version__",

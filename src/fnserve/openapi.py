@@ -175,7 +175,30 @@ def _operation(endpoint: EndpointSpec, schemas: _Schemas, auto_parameters: Colle
         # The rest (`additionalProperties`, ...) as pydantic wrote it; its title is the generated `f_arguments`.
         body.update((key, value) for key, value in arguments.items() if key not in _BODY_KEYS_OF_OURS)
         operation["requestBody"] = {"required": bool(required), "content": {"application/json": {"schema": body}}}
+        files = endpoint.file_parameters
+        if files:  # Swagger UI offers a file picker for `format: binary` in a form
+            form = copy.deepcopy(body)
+            for name in files:
+                form["properties"][name] = {"type": "string", "format": "binary"}
+            form.pop("additionalProperties", None)
+            operation["requestBody"]["content"]["multipart/form-data"] = {"schema": form}
+        if len(files) == 1:  # a body of any other media type is the file itself (gateway/http.py raw_body)
+            operation["requestBody"]["description"] = (
+                f"A JSON object of arguments, or the raw bytes of `{files[0]}` with their own content type (the "
+                "other arguments then in the query string)."
+            )
+            operation["requestBody"]["content"]["*/*"] = {"schema": {"type": "string", "format": "binary"}}
 
+    if endpoint.request_parameter is not None:  # a webhook: the body is the request's, the arguments in the query
+        query = [
+            {"name": name, "in": "query", "required": name in arguments.get("required", []), "schema": schema}
+            for name, schema in body_properties.items()
+        ]
+        operation["parameters"] = operation.get("parameters", []) + query
+        operation["requestBody"] = {
+            "description": f"Any body, of any content type: `{endpoint.request_parameter}` receives the request whole.",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        }
     responses: dict[str, Any] = {"200": _success_response(endpoint, schemas)}
     if endpoint.parameters or endpoint.var_kwargs:
         responses["422"] = _error_response("The arguments do not match the parameters; `details` names the fields.")
@@ -210,7 +233,24 @@ def _path_parameter(name: str, schema: dict[str, Any] | None, endpoint: Endpoint
     return result
 
 
+# Return annotations whose answer is raw bytes (responses.py), not JSON.
+_BYTES_RETURNS = ("bytes", "bytearray")
+_RESPONSE_RETURNS = ("Response", "FileResponse")
+
+
 def _success_response(endpoint: EndpointSpec, schemas: _Schemas) -> dict[str, Any]:
+    if endpoint.media_type is not None:
+        return {
+            "description": "The function's chunks, raw and back to back, as they are produced.",
+            "content": {endpoint.media_type: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    returned = endpoint.return_type.rpartition(".")[2]
+    if returned in _BYTES_RETURNS:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        return {"description": "The function's bytes.", "content": {"application/octet-stream": binary}}
+    if returned in _RESPONSE_RETURNS:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        return {"description": "The function's answer, with the media type it names.", "content": {"*/*": binary}}
     if endpoint.streaming:
         chunk = {"schema": {"type": "string"}}
         return {

@@ -177,7 +177,9 @@ class ParameterSpec(_Spec):
     default: Any = None
     has_default: bool = False
     auto: bool = Field(default=False, description="supplied by the initializer when the caller leaves it out")
-    location: Literal["path", "body"] = "body"
+    location: Literal["path", "body", "file"] = Field(
+        default="body", description='"file": annotated bytes or fs.File, so it may take a raw (non-JSON) body'
+    )
 
 
 class EndpointSpec(_Spec):
@@ -203,6 +205,19 @@ class EndpointSpec(_Spec):
     request_timeout_s: float | None = Field(
         default=None, gt=0, le=86_400, description="a synchronous call running longer is cancelled: 504"
     )
+    request_parameter: str | None = Field(
+        default=None, max_length=200, description="its parameter annotated fs.Request: the body goes to it whole"
+    )
+    max_body_bytes: int | None = Field(
+        default=None, gt=0, le=1_000_000_000, description="the largest request body it takes; None: the server's"
+    )
+    media_type: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=200,
+        pattern=r"^[!-~]+/[ -~]+$",
+        description="a streaming endpoint's content-type: its chunks are sent raw with it, never as SSE",
+    )
 
     @field_validator("method", mode="before")
     @classmethod
@@ -221,6 +236,11 @@ class EndpointSpec(_Spec):
     def key(self) -> str:
         """`METHOD /path`, unique within a service."""
         return f"{self.method} {self.path}"
+
+    @property
+    def file_parameters(self) -> list[str]:
+        """The parameters annotated `bytes` or `fs.File`: a raw body (any content type but JSON) goes to them."""
+        return [name for name, parameter in self.parameters.items() if parameter.location == "file"]
 
 
 def check_endpoint_path(path: str) -> None:

@@ -80,7 +80,9 @@ def test_onnx_probabilities_read_the_same_from_a_tensor_and_from_zipmap(tmp_path
 def test_proba_by_default_when_deployed_with_it(tmp_path: Path) -> None:
     endpoint = bound(save(classifier(), tmp_path, "skops"), proba=True)
 
-    answer = orjson.loads(endpoint.call_in_thread(endpoint.arguments(orjson.dumps({"rows": ROWS}), {}, {})))
+    encoded = endpoint.call_in_thread(endpoint.arguments(orjson.dumps({"rows": ROWS}), {}, {}))
+    assert isinstance(encoded, bytes)
+    answer = orjson.loads(encoded)
 
     assert set(answer) == {"predictions", "classes", "probabilities"}
     assert endpoint.spec.arguments_schema is not None

@@ -21,6 +21,7 @@ import orjson
 
 from fnserve.auth import is_whole_token
 from fnserve.errors import InternalError, InvalidRequest, error_from_code
+from fnserve.responses import OCTET_STREAM, Response
 from fnserve.settings import ClientSettings
 from fnserve.sse import EventReader
 
@@ -68,6 +69,27 @@ def invoke_path(route_prefix: str, path: str) -> str:
     return (route_prefix.rstrip("/") + path) if route_prefix != "/" else path
 
 
+def _is_upload(value: Any) -> bool:
+    return isinstance(value, bytes | bytearray) or (hasattr(value, "read") and not isinstance(value, str))
+
+
+def form_request(arguments: dict[str, Any]) -> dict[str, Any] | None:
+    """httpx keyword arguments for a multipart/form-data call when some argument is a file (an open file, bytes),
+    else None: files as parts (named as the file is), the other arguments as text fields (JSON for non-strings)."""
+    if not any(_is_upload(value) for value in arguments.values()):
+        return None
+    files: dict[str, Any] = {}
+    data: dict[str, str] = {}
+    for name, value in arguments.items():
+        if _is_upload(value):
+            filename = Path(str(getattr(value, "name", name))).name
+            content = bytes(value) if isinstance(value, bytes | bytearray) else value
+            files[name] = (filename, content, mimetypes.guess_type(filename)[0] or OCTET_STREAM)
+        else:
+            data[name] = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return {"files": files, "data": data}
+
+
 def invoke_request(method: str, arguments: dict[str, Any], assets: Sequence[str] | None = None) -> dict[str, Any]:
     """httpx keyword arguments for an invocation: JSON body, or query parameters for GET and DELETE; the assets
     it names go in the `fnserve-input-assets` header."""
@@ -76,7 +98,11 @@ def invoke_request(method: str, arguments: dict[str, Any], assets: Sequence[str]
         params = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in arguments.items()}
         request = {"params": params, "headers": {}}
     else:
-        request = {"content": orjson.dumps(arguments), "headers": {"content-type": "application/json"}}
+        form = form_request(arguments)
+        if form is None:
+            request = {"content": orjson.dumps(arguments), "headers": {"content-type": "application/json"}}
+        else:  # httpx sets the multipart content type, with its boundary
+            request = {**form, "headers": {}}
     request["headers"].update(assets_header(assets))
     return request
 
@@ -105,11 +131,24 @@ def job_request(
 
 
 def decode_result(response: httpx.Response, *, downloaded: bool = False) -> Any:
-    """A call's result: JSON as the gateway answers it. A result over the inline limit comes from its download URL
-    (after a 302, or a job's `output_url`): JSON when its content type says so, else its bytes."""
-    if (downloaded or response.history) and "json" not in response.headers.get("content-type", ""):
+    """A call's result: JSON decoded; `application/octet-stream` (an endpoint that returned bytes) as bytes; any other
+    media type as an `fs.Response` (content, media_type, status, headers). A result over the inline limit comes the
+    same way from its download URL (after a 302, or a job's `output_url`)."""
+    content_type = response.headers.get("content-type", "")
+    if "json" in content_type:
+        return response.json()
+    if not content_type and not downloaded and not response.history:
+        return response.json()
+    if content_type.partition(";")[0].strip().lower() in ("", OCTET_STREAM):
         return response.content
-    return response.json()
+    headers = {name: value for name, value in response.headers.items() if name not in _TRANSPORT_HEADERS}
+    return Response(response.content, media_type=content_type, status=response.status_code, headers=headers)
+
+
+# Headers of the HTTP exchange rather than of the answer, left out of a returned `fs.Response`.
+_TRANSPORT_HEADERS = frozenset(
+    {"content-type", "content-length", "transfer-encoding", "connection", "date", "server", "x-request-id"}
+)
 
 
 def _wait_timeout(wait_s: float) -> httpx.Timeout:
@@ -408,14 +447,18 @@ class Client:
 
     def stream(
         self, route_prefix: str, path: str, method: str = "POST", arguments: dict[str, Any] | None = None
-    ) -> Iterator[str]:
-        """Call a streaming endpoint; yields each chunk as text as soon as the server sends it."""
+    ) -> Iterator[str | bytes]:
+        """Call a streaming endpoint; yields each chunk as text as soon as the server sends it (bytes as they arrive,
+        for an endpoint declared with a `media_type`)."""
         request = invoke_request(method, arguments or {})
         request["headers"]["accept"] = "text/event-stream"
         with self._http.stream(method, invoke_path(route_prefix, path), timeout=INVOKE_TIMEOUT, **request) as response:
             if not response.is_success:
                 response.read()
                 raise_for_error(response)
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                yield from response.iter_bytes()  # a stream with a media type of its own (audio/wav): its raw bytes
+                return
             yield from parse_sse(response.iter_bytes())
 
     # -- jobs (docs/JOBS.md) -------------------------------------------------------------------------------------
@@ -678,7 +721,7 @@ class AsyncClient:
 
     async def stream(
         self, route_prefix: str, path: str, method: str = "POST", arguments: dict[str, Any] | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[str | bytes]:
         request = invoke_request(method, arguments or {})
         request["headers"]["accept"] = "text/event-stream"
         async with self._http.stream(
@@ -687,6 +730,10 @@ class AsyncClient:
             if not response.is_success:
                 await response.aread()
                 raise_for_error(response)
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                async for raw in response.aiter_bytes():  # a stream with a media type of its own: its raw bytes
+                    yield raw
+                return
             reader = EventReader()
             async for piece in response.aiter_bytes():
                 for event in reader.feed(piece):

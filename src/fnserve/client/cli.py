@@ -3,6 +3,7 @@ the rest (`tokens`, `jobs`, `assets`)."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -39,6 +40,7 @@ from fnserve.client.cli_envs import build_log, env_app
 from fnserve.client.cli_jobs import jobs_app
 from fnserve.client.cli_models import deploy_model
 from fnserve.client.cli_run import run
+from fnserve.responses import Response
 from fnserve.settings import Settings
 
 if TYPE_CHECKING:
@@ -154,12 +156,38 @@ def invoke(
         str | None, typer.Option("--method", "-X", help="HTTP method.", show_default="the route's")
     ] = None,
     asset: AssetOption = None,
+    form: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--form",
+            "-F",
+            help="A form field NAME=VALUE, or a file NAME=@PATH: the call goes as multipart/form-data (repeatable).",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write the result to this file (bytes as they are, JSON as JSON).", dir_okay=False
+        ),
+    ] = None,
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:
-    """Call an endpoint and print the result (streaming routes print chunks as they arrive)."""
+    """Call an endpoint and print the result (streaming routes print chunks as they arrive); a result that is not
+    JSON (an image, audio) is written as it is: give `-o FILE` to keep it in a file."""
     arguments = json_object(data, "--data")
-    with connect(url, api_key) as client:
+    with connect(url, api_key) as client, contextlib.ExitStack() as opened:
+        for field in form or []:
+            field_name, equals, value = field.partition("=")
+            if not equals or not field_name:
+                raise fail(f"-F takes NAME=VALUE or NAME=@PATH, got {field!r}")
+            if value.startswith("@"):
+                try:
+                    arguments[field_name] = opened.enter_context(Path(value[1:]).open("rb"))
+                except OSError as exc:
+                    raise fail(f"-F {field_name}: cannot read {value[1:]!r} ({exc.strerror or exc})") from None
+            else:
+                arguments[field_name] = value
         require_server(client)
         from fnserve.client.deployment import Deployment
 
@@ -170,17 +198,24 @@ def invoke(
 
         def run() -> None:
             if streaming:  # each chunk as it came, byte for byte; a newline of our own only to end a terminal line
-                out, line_ended = sys.stdout.buffer, True
-                for chunk in client.stream(deployment._info["route_prefix"], path, chosen, arguments):
-                    if chunk:
-                        out.write(chunk.encode())
-                        out.flush()
-                        line_ended = chunk.endswith("\n")
-                if sys.stdout.isatty() and not line_ended:
-                    out.write(b"\n")
+                with contextlib.ExitStack() as files:
+                    out = sys.stdout.buffer if output is None else files.enter_context(output.open("wb"))
+                    line_ended = True
+                    for chunk in client.stream(deployment._info["route_prefix"], path, chosen, arguments):
+                        if chunk:
+                            data = chunk.encode() if isinstance(chunk, str) else chunk
+                            out.write(data)
+                            out.flush()
+                            line_ended = data.endswith(b"\n")
+                    if output is None and sys.stdout.isatty() and not line_ended:
+                        out.write(b"\n")
             else:
                 result = client.invoke(deployment._info["route_prefix"], path, chosen, arguments, assets=asset)
-                print_result(result)
+                if output is None:
+                    print_result(result)
+                else:
+                    output.write_bytes(result_bytes(result))
+                    errors.print(f"Wrote {output.stat().st_size} bytes to {output}", highlight=False)
 
         guard(run)
 
@@ -378,12 +413,21 @@ def tokens_revoke(
 
 
 def print_result(result: Any) -> None:
-    """An endpoint's result: JSON, or the raw bytes of a large result that is not JSON."""
-    if isinstance(result, bytes):
-        sys.stdout.buffer.write(result)
+    """An endpoint's result: JSON, or the raw bytes of a result that is not JSON."""
+    if isinstance(result, bytes | Response):
+        sys.stdout.buffer.write(result_bytes(result))
         sys.stdout.flush()
     else:
         console.print_json(orjson.dumps(result).decode())
+
+
+def result_bytes(result: Any) -> bytes:
+    """A result as the bytes a file keeps: raw bytes as they are, JSON as one line of JSON."""
+    if isinstance(result, Response):
+        return result.content
+    if isinstance(result, bytes):
+        return result
+    return orjson.dumps(result) + b"\n"
 
 
 app.add_typer(env_app, name="env")

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 
@@ -36,8 +37,10 @@ from fnserve.gateway.http import (
     Scope,
     Send,
     header,
+    is_json,
     parse_json_object,
     query_params,
+    raw_body,
     read_body,
     request_id_for,
     require_json,
@@ -55,11 +58,15 @@ from fnserve.gateway.jobs import (
     is_job_path,
     parse_seconds,
 )
-from fnserve.gateway.router import FunctionRoute
+from fnserve.gateway.multipart import read_form
+from fnserve.gateway.router import EndpointRoute, FunctionRoute
 from fnserve.gateway.service_paths import arguments_validator, openapi_json, service_info, swagger_page
+from fnserve.request import REQUEST_KEY
+from fnserve.responses import Response
 from fnserve.sse import encode_error, encode_event
 from fnserve.store import DeploymentState
 from fnserve.store.jobs import asset_content_url
+from fnserve.uploads import FILES_KEY, RAW_BODY_KEY
 
 logger = logging.getLogger("fnserve.gateway")
 
@@ -158,10 +165,19 @@ class Gateway:
             await self.jobs(scope, receive, send, request_id, live, rest, pinned)
             return
         route, path_params = live.routes.match(method, rest)
-        body = await read_body(receive, self.max_body_bytes)
-        query = query_params(scope)
         poll, with_assets, content_type = _call_headers(scope)
-        require_json(content_type, body)
+        query = query_params(scope)
+        context: dict[str, Any] | None = None  # for the replica: a file, a form, the request; a job's assets
+        if route.takes_other_bodies:  # a file, a form or the request itself, not only JSON arguments
+            body, query, context = await self._other_body(receive, scope, live, route, rest, query, content_type)
+            if context is not None and poll is not None:
+                raise InvalidRequest(
+                    "a raw body or form cannot be held as a job's input; call the endpoint without "
+                    "fnserve-poll-seconds, or upload the file as an asset and pass its id"
+                )
+        else:
+            body = await read_body(receive, route.spec.max_body_bytes or self.max_body_bytes)
+            require_json(content_type, body)
         if poll is not None:  # run it as a job: its answer if it finishes within the window, else a 202 to poll
             # An empty value asks for the default window.
             poll_s = parse_seconds(
@@ -171,15 +187,15 @@ class Gateway:
                 send, request_id, live, route, body, path_params, query, scope, poll_s=poll_s, pinned=pinned
             )
             return
-        validator = arguments_validator(live, route)
-        if validator is not None:  # wrong types, missing or unknown fields: refused here, never sent to a replica
-            validator.validate_request(body, path_params, query)
-        else:
-            parse_json_object(body)
-        context = None
+        if context is None:  # else the replica validates the other arguments, from the query string
+            validator = arguments_validator(live, route)
+            if validator is not None:  # wrong types, missing or unknown fields: refused here, never sent to a replica
+                validator.validate_request(body, path_params, query)
+            else:
+                parse_json_object(body)
         if with_assets:
             files = await self.jobs.input_assets(scope, live)
-            context = {"assets": {asset_id: str(path) for asset_id, path in files.items()}}
+            context = {**(context or {}), "assets": {asset_id: str(path) for asset_id, path in files.items()}}
         connection = live.picker.pick(live.ready)
         if connection is None:
             connection = await self._cold_start(live)
@@ -187,8 +203,12 @@ class Gateway:
             connection = await self._wait_for_slot(live)
         if route.spec.streaming:
             batches = connection.stream(route.index, body, path_params, query, context)
-            sse = b"text/event-stream" in (header(scope, b"accept") or b"")
-            await self._stream(batches, receive, send, request_id, sse)
+            media_type = route.spec.media_type
+            if media_type is None:
+                sse = b"text/event-stream" in (header(scope, b"accept") or b"")
+                await self._stream(batches, receive, send, request_id, sse)
+            else:  # a declared media type (audio, video): its raw bytes, never SSE
+                await self._stream(batches, receive, send, request_id, False, media_type.encode())
             return
         watch = _DisconnectWatch(receive)
         try:
@@ -200,10 +220,38 @@ class Gateway:
             raise
         finally:
             watch.stop()
+        if result.__class__ is not bytes:  # bytes or fs.Response: sent as they are, with their media type
+            await self._send_media(send, live, result, request_id)  # type: ignore[arg-type]
+            return
         if len(result) > self.inline_result_bytes:
             await self._redirect_to_stored(send, live, result, request_id)
             return
         await send_json(send, 200, result, request_id)
+
+    async def _other_body(
+        self,
+        receive: Receive,
+        scope: Scope,
+        live: LiveDeployment,
+        route: EndpointRoute,
+        rest: str,
+        query: dict[str, str],
+        content_type: bytes | None,
+    ) -> tuple[bytes, dict[str, str], dict[str, Any] | None]:
+        """The body of an endpoint with a file or `fs.Request` parameter: (body, query, context for the replica);
+        the context is None for JSON arguments, which are validated as any endpoint's are."""
+        limit = route.spec.max_body_bytes or self.max_body_bytes
+        if route.spec.request_parameter is not None:  # the request as it came, any body (a webhook): no 415
+            body = await read_body(receive, limit)
+            return body, query, {REQUEST_KEY: _request_facts(scope, rest, query, drop_authorization=live.spec.auth)}
+        if content_type is not None and content_type.startswith(b"multipart/"):
+            # Read part by part as it arrives: file parts for the file parameters, fields with the query string's.
+            fields, parts = await read_form(receive, content_type, limit, route.spec.file_parameters)
+            return b"", {**query, **fields}, {FILES_KEY: parts}
+        body = await read_body(receive, limit)
+        if body and content_type and not is_json(content_type):  # the file itself
+            return body, query, {RAW_BODY_KEY: raw_body(route.spec, content_type)}
+        return body, query, None
 
     async def _not_served(self, scope: Scope) -> FnserveError:
         """The error for a path no running service owns: a service that runs nothing says so (its state, why, and how
@@ -217,11 +265,26 @@ class Gateway:
                 return error
         return NotFound(f"No service at {path!r}; GET /-/routes lists the route prefixes")
 
-    async def _redirect_to_stored(self, send: Send, live: LiveDeployment, result: bytes, request_id: str) -> None:
+    async def _send_media(self, send: Send, live: LiveDeployment, response: Response, request_id: str) -> None:
+        """An answer that is not JSON: its bytes with its media type, status and headers; over the inline limit, kept
+        as an asset of that media type like a large JSON result (its status and headers are not kept)."""
+        if len(response.content) > self.inline_result_bytes:
+            await self._redirect_to_stored(send, live, response.content, request_id, response.media_type)
+            return
+        extra = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items())
+        await send_bytes(send, response.status, response.content, request_id, response.media_type.encode(), extra)
+
+    async def _redirect_to_stored(
+        self, send: Send, live: LiveDeployment, result: bytes, request_id: str, content_type: str = "application/json"
+    ) -> None:
         """A result over the inline limit is kept as an asset for the service's retention; the caller gets a 302."""
         expires_at = time.time() + live.spec.result_retention_s
         asset = await asyncio.to_thread(
-            self.jobs.assets.store_result, live.function.function_id, result, expires_at=expires_at
+            self.jobs.assets.store_result,
+            live.function.function_id,
+            result,
+            expires_at=expires_at,
+            content_type=content_type,
         )
         location = asset_content_url(asset.asset_id).encode()
         await send_bytes(send, 302, b"", request_id, extra=((b"location", location),))
@@ -318,7 +381,13 @@ class Gateway:
                 return connection
 
     async def _stream(
-        self, batches: AsyncIterator[list[bytes]], receive: Receive, send: Send, request_id: str, sse: bool
+        self,
+        batches: AsyncIterator[list[bytes]],
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        sse: bool,
+        media_type: bytes | None = None,
     ) -> None:
         """Send chunks as they come. Errors before the first chunk are normal error responses; after it, a
         final `event: error`. A client disconnect cancels the stream, which cancels the generator."""
@@ -329,7 +398,11 @@ class Gateway:
                 if not started:
                     started = True
                     await send(
-                        {"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id)}
+                        {
+                            "type": "http.response.start",
+                            "status": 200,
+                            "headers": _stream_headers(sse, request_id, media_type),
+                        }
                     )
                 # A plain stream is the chunks' bytes back to back; SSE keeps each chunk whole as one event.
                 body = b"".join(map(encode_event, batch)) if sse else b"".join(batch)
@@ -347,7 +420,9 @@ class Gateway:
             with contextlib.suppress(BaseException):
                 await batches.aclose()  # type: ignore[attr-defined]
         if not started:
-            await send({"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id)})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id, media_type)}
+            )
         await send({"type": "http.response.body", "body": b""})
 
 
@@ -367,7 +442,19 @@ def _call_headers(scope: Scope) -> tuple[bytes | None, bool, bytes | None]:
     return poll, with_assets, content_type
 
 
-def _stream_headers(sse: bool, request_id: str) -> list[tuple[bytes, bytes]]:
+def _request_facts(scope: Scope, path: str, query: dict[str, str], *, drop_authorization: bool) -> dict[str, Any]:
+    """What an `fs.Request` parameter receives besides the body (request.py); the token is not the endpoint's."""
+    headers = [
+        [name.decode("latin-1"), value.decode("latin-1")]
+        for name, value in scope["headers"]
+        if not (drop_authorization and name == b"authorization")
+    ]
+    return {"method": scope["method"], "path": path, "headers": headers, "query": query}
+
+
+def _stream_headers(sse: bool, request_id: str, media_type: bytes | None = None) -> list[tuple[bytes, bytes]]:
+    if media_type is not None:
+        return [(b"content-type", media_type), (b"x-request-id", request_id.encode())]
     if sse:
         return [
             (b"content-type", b"text/event-stream"),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from fnserve.errors import FnserveError, InvocationTimeout, ReplicaCrashed, error_from_code
+from fnserve.responses import Response, from_frame
 from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError
 
 logger = logging.getLogger("fnserve.gateway")
@@ -47,7 +48,7 @@ class ReplicaConnection(asyncio.Protocol):
         self._on_hello = on_hello
         self._reader = FrameReader()
         self._ids = itertools.count(1)
-        self._calls: dict[int, asyncio.Future[bytes]] = {}
+        self._calls: dict[int, asyncio.Future[bytes | Response]] = {}
         self._streams: dict[int, asyncio.Queue[Any]] = {}
         self._pings: dict[int, asyncio.Future[tuple[int, bool]]] = {}  # PONG: load, whether a HEALTH follows
         self._checks: dict[int, asyncio.Future[tuple[bool, str | None]]] = {}  # HEALTH: passed, message
@@ -121,6 +122,10 @@ class ReplicaConnection(asyncio.Protocol):
             future = self._calls.pop(message[1], None)
             if future is not None and not future.done():
                 future.set_result(message[2])
+        elif kind == Kind.MEDIA:
+            future = self._calls.pop(message[1], None)
+            if future is not None and not future.done():
+                future.set_result(from_frame(*message[2:6]))
         elif kind == Kind.CHUNK:
             queue = self._streams.get(message[1])
             if queue is not None:
@@ -183,14 +188,15 @@ class ReplicaConnection(asyncio.Protocol):
         *,
         context: dict[str, Any] | None = None,
         reserved: bool = False,
-    ) -> bytes:
-        """One non-streaming call. Cancelling the awaiting task cancels the call in the replica.
+    ) -> bytes | Response:
+        """One non-streaming call: JSON bytes, or a `Response` for an answer that is not JSON. Cancelling the awaiting
+        task cancels the call in the replica.
 
         `context` tells the replica about the call (its job, its asset files); `reserved`: its slot was taken
         with `reserve()`."""
         request_id = next(self._ids)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[bytes] = loop.create_future()
+        future: asyncio.Future[bytes | Response] = loop.create_future()
         try:
             if context is None:
                 self._send(Kind.CALL, request_id, endpoint_index, body, path, query)

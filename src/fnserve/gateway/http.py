@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from fnserve.errors import FnserveError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from fnserve.spec import EndpointSpec
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -130,6 +131,22 @@ def require_json(content_type: bytes | None, body: bytes) -> None:
             "`content-type: application/json` (with curl: -H 'content-type: application/json')",
             details={"expected": "application/json", "received": shown},
         )
+
+
+def raw_body(endpoint: EndpointSpec, content_type: bytes) -> dict[str, str]:
+    """Where a body that is not JSON goes: the endpoint's one `bytes`/`fs.File` parameter, as the CALL's context
+    says it (uploads.RAW_BODY_KEY); 415 for an endpoint that takes no file, or several (those take multipart)."""
+    files = endpoint.file_parameters
+    shown = content_type.decode("latin-1")
+    if not files:
+        require_json(content_type, b"-")  # raises 415, saying JSON is what it takes
+    if len(files) > 1:
+        raise UnsupportedMediaType(
+            f"this endpoint takes several files ({', '.join(files)}), sent as content-type {shown[:100]!r}; send them "
+            "as multipart/form-data (curl -F name=@FILE)",
+            details={"expected": "multipart/form-data", "received": shown[:100]},
+        )
+    return {"parameter": files[0], "content_type": shown}
 
 
 def parse_json_object(body: bytes) -> None:

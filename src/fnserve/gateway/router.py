@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from fnserve.errors import MethodNotAllowed, NotFound
@@ -14,6 +14,13 @@ from fnserve.spec import EndpointSpec, ServiceSpec, path_parameters
 class EndpointRoute:
     index: int  # position in the spec; the replica protocol names endpoints by it
     spec: EndpointSpec
+    # Decided once here, so a JSON endpoint's call pays one test for them: its body may be something else than JSON
+    # arguments (a file parameter: a raw body or a form; an fs.Request parameter: any body).
+    takes_other_bodies: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        other = self.spec.request_parameter is not None or bool(self.spec.file_parameters)
+        object.__setattr__(self, "takes_other_bodies", other)
 
 
 class ServiceRoutes:

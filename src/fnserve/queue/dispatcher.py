@@ -41,6 +41,7 @@ from fnserve.gateway.connection import ReplicaConnection
 from fnserve.gateway.router import EndpointRoute
 from fnserve.home import create_private
 from fnserve.queue.writer import BatchWriter
+from fnserve.responses import Response
 from fnserve.store.functions import new_id
 from fnserve.store.jobs import Job, JobPolicy, JobState, JobStore
 
@@ -61,7 +62,9 @@ class Assets(Protocol):
 
     def resolve_inputs(self, ids: list[str], function_id: str) -> dict[str, Path]: ...
 
-    def store_result(self, function_id: str, data: bytes, *, expires_at: float) -> Any: ...
+    def store_result(
+        self, function_id: str, data: bytes, *, expires_at: float, content_type: str = "application/json"
+    ) -> Any: ...
 
     def delete_expired(self, now: float) -> int: ...
 
@@ -548,10 +551,20 @@ class Dispatcher:
             if not called:
                 connection.unreserve()
 
-    async def _complete(self, job: Job, output: bytes) -> None:
+    async def _complete(self, job: Job, output: bytes | Response) -> None:
         if job.state is not JobState.in_progress:
             return  # cancelled while its result was on the way
-        if len(output) > self.inline_result_bytes:
+        if isinstance(output, Response):  # not JSON: kept as an asset of its media type, whatever its size
+            expires_at = time.time() + job.policy.retention_s
+            asset = await asyncio.to_thread(
+                self.assets.store_result,
+                job.function_id,
+                output.content,
+                expires_at=expires_at,
+                content_type=output.media_type,
+            )
+            job.output_asset = asset.asset_id
+        elif len(output) > self.inline_result_bytes:
             expires_at = time.time() + job.policy.retention_s
             try:
                 asset = await asyncio.to_thread(

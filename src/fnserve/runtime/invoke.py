@@ -1,4 +1,5 @@
-"""Calling one endpoint inside a replica: arguments in (injected, validated, coerced), JSON out.
+"""Calling one endpoint inside a replica: arguments in (injected, validated, coerced), JSON out (or, for bytes and
+`fs.Response`, the fields of a MEDIA frame).
 
 `BoundEndpoint` is built once per endpoint after the initializer ran; per call it only validates
 the arguments and runs the function the way its kind requires.
@@ -12,6 +13,7 @@ import contextlib
 import inspect
 import json
 import threading
+import typing
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,9 +23,13 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from fnserve.errors import FunctionError, InvalidRequest, ValidationFailed
+from fnserve.request import REQUEST_KEY, Request
+from fnserve.request import from_context as request_from_context
+from fnserve.responses import to_frame
 from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER, JobContext
 from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model
 from fnserve.sdk.service import Endpoint
+from fnserve.uploads import FILES_KEY, RAW_BODY_KEY, File, wants_file
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _END = object()
@@ -49,6 +55,22 @@ def to_json(value: Any, *, what: str) -> bytes:
             f"TypeError: {what} is not JSON-serializable ({exc}); return dicts, lists, strings, numbers, "
             "pydantic models or dataclasses"
         ) from None
+
+
+# A result as the replica sends it: JSON bytes (RESULT), or a raw answer's fields (MEDIA: responses.to_frame).
+Encoded = bytes | tuple[bytes, str, int, list[list[str]]]
+
+
+def encode_result(value: Any, *, what: str) -> Encoded:
+    """A return value as JSON bytes, or, when it is bytes or a `Response`, as a MEDIA frame's fields. Those are
+    recognised only after orjson refused them, so a JSON result pays nothing for them."""
+    try:
+        return orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
+    except TypeError:
+        media = to_frame(value)
+        if media is not None:
+            return media
+        return to_json(value, what=what)  # raises the error that names the value, or writes a big integer
 
 
 def encode_chunk(chunk: Any, *, what: str) -> bytes:
@@ -83,6 +105,14 @@ class BoundEndpoint:
         self._extra: dict[str, Any] = {API_PARAMETER: api} if _takes(endpoint.function, API_PARAMETER) else {}
         self._takes_job = _takes(endpoint.function, JOB_PARAMETER)
         self._takes_assets = _takes(endpoint.function, ASSETS_PARAMETER)
+        # Only endpoints that take a raw body (a bytes or fs.File parameter) look for one: the others keep the
+        # plain `arguments` and pay nothing for it.
+        hints = _hints(endpoint.function)
+        self._as_file = {name: wants_file(hints.get(name)) for name in self.spec.file_parameters}
+        if self._as_file:
+            self.arguments = self._arguments_with_raw_body  # type: ignore[method-assign]
+        if self.spec.request_parameter is not None:
+            self.arguments = self._arguments_with_request  # type: ignore[method-assign]
 
     def arguments(
         self, body: bytes, path: dict[str, str], query: dict[str, Any], context: dict[str, Any] | None = None
@@ -122,21 +152,61 @@ class BoundEndpoint:
             kwargs[ASSETS_PARAMETER] = {asset_id: Path(path) for asset_id, path in (files or {}).items()}
         return kwargs
 
-    def call_in_thread(self, kwargs: dict[str, Any]) -> bytes:
+    def _arguments_with_raw_body(
+        self, body: bytes, path: dict[str, str], query: dict[str, Any], context: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """`arguments` for an endpoint with a file parameter: a raw body (the gateway says so in the context, with
+        its content type) goes to that parameter, and the other arguments come from the query string and path."""
+        if not context:
+            return BoundEndpoint.arguments(self, body, path, query, context)
+        values = dict(query) if query else {}
+        raw = context.get(RAW_BODY_KEY)
+        if raw is not None:
+            name = raw["parameter"]
+            values[name] = File.from_bytes(body, content_type=raw["content_type"]) if self._as_file[name] else body
+        parts = context.get(FILES_KEY)
+        if parts is not None:  # multipart: a part for a parameter that is not a file stays as it came (bytes)
+            for name, (content_type, filename, data) in parts.items():
+                wants = self._as_file.get(name)
+                values[name] = File.from_bytes(data, content_type=content_type, filename=filename) if wants else data
+        if raw is None and parts is None:
+            return BoundEndpoint.arguments(self, body, path, query, context)
+        return BoundEndpoint.arguments(self, b"", path, values, context)
+
+    def _arguments_with_request(
+        self, body: bytes, path: dict[str, str], query: dict[str, Any], context: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """`arguments` for an endpoint with an `fs.Request` parameter: the body goes to it whole, the other
+        arguments come from the path and query string. A job (no request in its context) gets its JSON body, and a
+        Request made of it."""
+        facts = context.get(REQUEST_KEY) if context else None
+        if facts is None:
+            kwargs = BoundEndpoint.arguments(self, body, path, query, context)
+            request = Request("POST", self.spec.path, {"content-type": "application/json"}, dict(query or {}), body)
+        else:  # the query string is the request's: its names that are no parameter stay in `request.query` only
+            known = self.spec.parameters
+            named = query if self.spec.var_kwargs else {k: v for k, v in (query or {}).items() if k in known}
+            kwargs = BoundEndpoint.arguments(self, b"", path, named, context)
+            request = request_from_context(facts, body)
+        assert self.spec.request_parameter is not None
+        kwargs[self.spec.request_parameter] = request
+        return kwargs
+
+    def call_in_thread(self, kwargs: dict[str, Any]) -> Encoded:
         """Run a sync endpoint and encode its result, both in the calling (pool) thread."""
         try:
             result = self.function(**kwargs)
         except Exception as exc:
             raise function_error(exc) from exc
-        return to_json(result, what=f"the return value of {self.spec.function_name}()")
+        return encode_result(result, what=f"the return value of {self.spec.function_name}()")
 
-    async def call_async(self, kwargs: dict[str, Any]) -> bytes:
+    async def call_async(self, kwargs: dict[str, Any]) -> Encoded:
         """Run a coroutine endpoint on the loop and encode its result."""
         try:
             result = await self.function(**kwargs)
         except Exception as exc:
             raise function_error(exc) from exc
-        return to_json(result, what=f"the return value of {self.spec.function_name}()")
+        return encode_result(result, what=f"the return value of {self.spec.function_name}()")
 
     async def stream(self, kwargs: dict[str, Any], pool: ThreadPoolExecutor) -> AsyncIterator[bytes]:
         """Run a streaming endpoint, yielding each chunk as soon as the generator produces it."""
@@ -236,6 +306,13 @@ class _ThreadedGenerator:
     def stop(self) -> None:
         self.stopping = True
         self.room.release()  # a producer waiting for room wakes, sees the stop, and closes the generator
+
+
+def _hints(function: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(function)
+    except Exception:  # unresolvable forward references: introspect.py made them plain parameters too
+        return {}
 
 
 def _takes(function: Callable[..., Any], name: str) -> bool:

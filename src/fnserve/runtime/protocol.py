@@ -4,7 +4,11 @@ Each frame is a 4-byte big-endian length, then a msgpack array whose first item 
 Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `FrameReader`.
 
     server → replica   CALL     [kind, request_id, endpoint_index, body: bytes, path: dict, query: dict, context?]
-                                context: {"job_id", "attempt", "max_attempts", "assets": {id: path}}, all optional
+                                context: {"job_id", "attempt", "max_attempts", "assets": {id: path},
+                                "raw": {"parameter", "content_type"}, "files": {name: [content_type, filename, data]},
+                                "request": {"method", "path", "headers", "query"}}, all optional; "raw": the body is
+                                the file for that parameter, "files": a form's file parts (uploads.py); "request": the
+                                body and these go to the endpoint's fs.Request parameter (request.py)
                        CANCEL   [kind, request_id]
                        PING     [kind, ping_id]
                        SHUTDOWN [kind]
@@ -12,6 +16,9 @@ Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `Fr
                        READY    [kind, api: dict]                 initializer done
                        INIT_FAILED [kind, message, traceback of the user's frames]
                        RESULT   [kind, request_id, json: bytes]
+                       MEDIA    [kind, request_id, content: bytes, media_type: str, status: int, headers: [[str, str]]]
+                                a result that is not JSON (bytes, fs.Response, fs.FileResponse: responses.py); a frame
+                                of its own so that RESULT, the JSON path, carries nothing more
                        ERROR    [kind, request_id, code, message, details | None]
                        CHUNK    [kind, request_id, data: bytes]
                        END      [kind, request_id]
@@ -49,6 +56,7 @@ class Kind(enum.IntEnum):
     END = 16
     PONG = 17
     HEALTH = 18
+    MEDIA = 19
 
 
 class ProtocolError(Exception):

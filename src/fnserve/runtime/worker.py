@@ -24,7 +24,7 @@ from fnserve._tracebacks import user_traceback
 from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
 from fnserve.runtime.health import ReplicaHealth
-from fnserve.runtime.invoke import BoundEndpoint
+from fnserve.runtime.invoke import BoundEndpoint, Encoded
 from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError
 from fnserve.sdk.loader import load_entrypoint, load_pickled_service, loads_init_arguments
 from fnserve.sdk.service import Service
@@ -104,7 +104,7 @@ class ReplicaServer(asyncio.Protocol):
         self.reader = FrameReader()
         self.transport: asyncio.Transport | None = None
         self.endpoints: list[BoundEndpoint] = []
-        self.calls: dict[int, asyncio.Task[None] | Future[bytes]] = {}
+        self.calls: dict[int, asyncio.Task[None] | Future[Encoded]] = {}
         self.writer: FrameWriter | None = None
         self.pool = ThreadPoolExecutor(max_workers=options.max_threads, thread_name_prefix="fnserve-endpoint")
         self.health: ReplicaHealth | None = None
@@ -173,12 +173,16 @@ class ReplicaServer(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         future.add_done_callback(lambda done: loop.call_soon_threadsafe(self.finish_call, request_id, done))
 
-    def finish_call(self, request_id: int, future: Future[bytes]) -> None:
+    def finish_call(self, request_id: int, future: Future[Encoded]) -> None:
         if self.calls.pop(request_id, None) is None or future.cancelled():
             return  # cancelled: nobody waits for the answer
         exc = future.exception()
         if exc is None:
-            self.send(Kind.RESULT, request_id, future.result())
+            result = future.result()
+            if result.__class__ is bytes:
+                self.send(Kind.RESULT, request_id, result)
+            else:
+                self.send(Kind.MEDIA, request_id, *result)
         elif isinstance(exc, FnserveError):
             self.send(Kind.ERROR, request_id, exc.code, exc.message, exc.details)
         else:
@@ -204,7 +208,11 @@ class ReplicaServer(asyncio.Protocol):
                     self.send(Kind.CHUNK, request_id, chunk)
                 self.send(Kind.END, request_id)
             else:
-                self.send(Kind.RESULT, request_id, await endpoint.call_async(kwargs))
+                result = await endpoint.call_async(kwargs)
+                if result.__class__ is bytes:
+                    self.send(Kind.RESULT, request_id, result)
+                else:
+                    self.send(Kind.MEDIA, request_id, *result)
         except asyncio.CancelledError:
             pass  # the caller went away; nobody is waiting for an answer
         except FnserveError as exc:

@@ -19,8 +19,10 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from fnserve._runtime_modules import runtime_module
+from fnserve.request import Request
 from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER
 from fnserve.spec import EndpointSpec, ParameterSpec
+from fnserve.uploads import is_file_annotation
 
 # Parameters the platform fills in; callers never send them.
 API_PARAMETER = "_api"
@@ -70,9 +72,18 @@ def json_default(value: Any) -> Any:
     return value
 
 
+def request_parameter(func: Callable[..., Any]) -> str | None:
+    """The parameter annotated `fs.Request`, if any (it is not a caller-visible parameter)."""
+    for name, annotation in _annotations(func).items():
+        if annotation is Request:
+            return name
+    return None
+
+
 def describe_parameters(func: Callable[..., Any], *, skip_first: bool) -> tuple[dict[str, ParameterSpec], bool]:
     """The caller-visible parameters of `func`, and whether it takes `**kwargs`."""
     signature = inspect.signature(func)
+    hints = _annotations(func)
     parameters: dict[str, ParameterSpec] = {}
     var_kwargs = False
     for index, parameter in enumerate(signature.parameters.values()):
@@ -82,6 +93,8 @@ def describe_parameters(func: Callable[..., Any], *, skip_first: bool) -> tuple[
             var_kwargs = True
             continue
         if parameter.kind is inspect.Parameter.VAR_POSITIONAL or parameter.name in RESERVED_PARAMETERS:
+            continue
+        if hints.get(parameter.name) is Request:
             continue
         if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
             raise ValueError(
@@ -93,6 +106,7 @@ def describe_parameters(func: Callable[..., Any], *, skip_first: bool) -> tuple[
             type=type_name(parameter.annotation),
             default=json_default(parameter.default) if has_default else None,
             has_default=has_default,
+            location="file" if is_file_annotation(hints.get(parameter.name)) else "body",
         )
     return parameters, var_kwargs
 

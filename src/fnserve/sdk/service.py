@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from fnserve.sdk.introspect import (
     call_kind,
     describe_parameters,
     first_paragraph,
+    request_parameter,
     return_schema,
     return_type_name,
     split_docstring,
@@ -46,6 +48,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 _ENDPOINT_MARK = "__fnserve_endpoint__"
+_MEDIA_TYPE = re.compile(r"^[!-~]+/[ -~]+$")
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,18 @@ class _EndpointOptions:
     streaming: bool
     retry: RetryPolicy | None
     request_timeout_s: float | None
+    media_type: str | None = None
+    max_body_bytes: int | None = None
 
 
 def _check_route_options(
-    path: str, method: str, streaming: bool, retry: RetryPolicy | None, request_timeout: float | str | None
+    path: str,
+    method: str,
+    streaming: bool,
+    retry: RetryPolicy | None,
+    request_timeout: float | str | None,
+    media_type: str | None = None,
+    max_body_bytes: int | None = None,
 ) -> _EndpointOptions:
     try:
         check_endpoint_path(path)
@@ -78,6 +89,21 @@ def _check_route_options(
         raise SpecError(f"method must be one of {', '.join(HTTP_METHODS)} (any case), got {method!r}")
     if not isinstance(streaming, bool):
         raise SpecError(f"streaming must be True or False, got {streaming!r}")
+    if media_type is not None:
+        if not isinstance(media_type, str) or not _MEDIA_TYPE.match(media_type):
+            raise SpecError(f"media_type must be a MIME type like 'audio/wav', got {media_type!r}")
+        if not streaming:
+            raise SpecError(
+                f"media_type={media_type!r} is for streaming endpoints; a function that returns one answer returns "
+                f"fs.Response(content, media_type={media_type!r}) instead"
+            )
+    if max_body_bytes is not None and (
+        isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or not 0 < max_body_bytes <= 10**9
+    ):
+        raise SpecError(
+            f"max_body_bytes must be a number of bytes from 1 to 1000000000, got {max_body_bytes!r}; "
+            "use None for the server's limit (FNSERVE_MAX_BODY_BYTES)"
+        )
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise SpecError(f"retry must be fs.RetryPolicy(...), got {retry!r}")
     try:
@@ -90,6 +116,8 @@ def _check_route_options(
         streaming=streaming,
         retry=retry,
         request_timeout_s=timeout_s,
+        media_type=media_type,
+        max_body_bytes=max_body_bytes,
     )
 
 
@@ -136,6 +164,9 @@ def _build_endpoint(function: Callable[..., Any], options: _EndpointOptions, *, 
         retry=options.retry,
         asynchronous=kind in (CallKind.coroutine, CallKind.async_generator),
         request_timeout_s=options.request_timeout_s,
+        media_type=options.media_type,
+        max_body_bytes=options.max_body_bytes,
+        request_parameter=request_parameter(function),
     )
     spec = spec.model_copy(
         update={
@@ -293,6 +324,8 @@ class Service(Generic[T]):
         streaming: bool = False,
         retry: RetryPolicy | None = None,
         request_timeout: float | str | None = None,
+        media_type: str | None = None,
+        max_body_bytes: int | None = None,
     ) -> Callable[[F], F]:
         """Register a function as a route of this service; the function itself is returned unchanged.
 
@@ -303,6 +336,15 @@ class Service(Generic[T]):
             retry: how its queued jobs are retried (default: the service's `retry`).
             request_timeout: a synchronous call running longer is cancelled in the replica and answered 504
                 (seconds, or "30s", "2 minutes"; default: the server's invocation timeout).
+            media_type: for a streaming endpoint, the content-type of its stream, e.g. `"audio/wav"`: its chunks
+                (bytes) are sent raw with it. A function that returns one answer returns `bytes` or
+                `fs.Response(content, media_type=...)` instead.
+            max_body_bytes: the largest request body this endpoint takes (default: the server's,
+                `FNSERVE_MAX_BODY_BYTES`, 5 MiB); a larger one is refused with 413 as it arrives.
+
+        A parameter annotated `bytes` or `fs.File` receives the request's raw body when its content type is not
+        JSON (`curl --data-binary @cat.jpg -H 'content-type: image/jpeg'`); the other parameters then come from the
+        query string.
 
         Parameters whose names match keys of the initializer's dict are filled from it when the
         caller leaves them out.
@@ -317,7 +359,7 @@ class Service(Generic[T]):
                 f"service {self.name!r} is a class; mark its methods with @fs.endpoint(...) instead of "
                 f"@{self.name}.endpoint(...)"
             )
-        options = _check_route_options(path, method, streaming, retry, request_timeout)
+        options = _check_route_options(path, method, streaming, retry, request_timeout, media_type, max_body_bytes)
 
         def register(function: F) -> F:
             self._add(_build_endpoint(function, options, is_method=False))
@@ -526,6 +568,8 @@ def endpoint(
     streaming: bool = False,
     retry: RetryPolicy | None = None,
     request_timeout: float | str | None = None,
+    media_type: str | None = None,
+    max_body_bytes: int | None = None,
 ) -> Callable[[F], F]:
     """Mark a method of a class service as a route (the class form of `Service.endpoint`).
 
@@ -540,7 +584,7 @@ def endpoint(
         ...         self.count += by
         ...         return self.count
     """
-    options = _check_route_options(path, method, streaming, retry, request_timeout)
+    options = _check_route_options(path, method, streaming, retry, request_timeout, media_type, max_body_bytes)
 
     def mark(function: F) -> F:
         setattr(function, _ENDPOINT_MARK, options)

@@ -1,0 +1,113 @@
+"""Reading a `multipart/form-data` body as it arrives: file parts for an endpoint's `bytes`/`fs.File` parameters,
+other fields as text for its other parameters.
+
+python-multipart (Starlette's parser) is fed each chunk as the client sends it, and the body limit is counted on
+the same chunks, so an upload over the limit is refused (413) at its first byte past it, before the rest arrives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from fnserve.errors import InvalidRequest, PayloadTooLarge
+from fnserve.gateway.http import BODY_HINT, ClientDisconnected, Receive
+
+MAX_PARTS = 1000
+
+
+class _Form:
+    """The parser's callbacks: the parts seen so far, and the one being read."""
+
+    def __init__(self, files: frozenset[str]) -> None:
+        self.file_names = files
+        self.fields: dict[str, str] = {}
+        self.files: dict[str, list[Any]] = {}
+        self.parts = 0
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._headers: dict[bytes, bytes] = {}
+        self._data = bytearray()
+
+    def on_part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise InvalidRequest(f"multipart body has more than {MAX_PARTS} parts")
+        self._headers = {}
+        self._data = bytearray()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[bytes(self._header_field).lower()] = bytes(self._header_value)
+        self._header_field.clear()
+        self._header_value.clear()
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        self._data += data[start:end]
+
+    def on_part_end(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        raw_name = options.get(b"name")
+        if raw_name is None:
+            raise InvalidRequest("a multipart part has no name in its content-disposition header; name each field")
+        name = raw_name.decode("utf-8", "replace")
+        filename = options.get(b"filename")
+        if filename is not None or name in self.file_names:
+            content_type = self._headers.get(b"content-type", b"application/octet-stream").decode("latin-1")
+            decoded = None if filename is None else filename.decode("utf-8", "replace")
+            self.files[name] = [content_type, decoded, bytes(self._data)]
+        else:
+            self.fields[name] = self._data.decode("utf-8", "replace")
+
+
+async def read_form(
+    receive: Receive, content_type: bytes, limit: int, files: list[str]
+) -> tuple[dict[str, str], dict[str, list[Any]]]:
+    """The fields (name → text) and file parts (name → [content_type, filename, bytes]) of a multipart body.
+
+    InvalidRequest when it is malformed, PayloadTooLarge once it passes `limit` bytes, ClientDisconnected when the
+    client leaves before its end."""
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise InvalidRequest("multipart/form-data body has no boundary in its content-type; let the client set it")
+    form = _Form(frozenset(files))
+    callbacks: Any = {
+        "on_part_begin": form.on_part_begin,
+        "on_part_data": form.on_part_data,
+        "on_part_end": form.on_part_end,
+        "on_header_field": form.on_header_field,
+        "on_header_value": form.on_header_value,
+        "on_header_end": form.on_header_end,
+    }
+    parser = MultipartParser(boundary, callbacks)
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"request body is over the {limit} byte limit; {BODY_HINT}", details={"limit": limit}
+                )
+            try:
+                parser.write(chunk)
+            except MultipartParseError as exc:
+                raise InvalidRequest(f"multipart/form-data body is malformed ({exc})") from None
+        if not message.get("more_body", False):
+            break
+    try:
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise InvalidRequest(f"multipart/form-data body is malformed ({exc})") from None
+    return form.fields, form.files
