@@ -50,6 +50,9 @@ def test_deploy_uses_the_projects_requirements_txt(env_server_url: str) -> None:
     assert response.json() == "1.16.0"
     log = ok(fnserve("build-log", "from_project", url=env_server_url))
     assert "six==1.16.0" in log
+    status = ok(fnserve("status", "from_project", url=env_server_url))
+    assert "Environment python" in status
+    assert "six==1.16.0, 1 package locked" in status
 
 
 def test_env_create_ls_rm_and_a_service_that_names_it(env_server_url: str, tmp_path: Path) -> None:

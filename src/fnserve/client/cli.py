@@ -264,6 +264,7 @@ def status(name: NameArgument, as_json: JsonOption = False, url: UrlOption = Non
         return
     print_deployment(info)
     console.print(versions_table(info))
+    environment_line(info)
     replicas = Table(
         "REPLICA", "STATE", "PID", "IN FLIGHT", "COLD START", "REASON", title=f"Replicas of version {info['version']}"
     )
@@ -285,6 +286,24 @@ def status(name: NameArgument, as_json: JsonOption = False, url: UrlOption = Non
                 replica["replica_id"], str(replica["pid"]), str(replica["exit_code"]), escape(replica["reason"] or "")
             )
         console.print(failed)
+
+
+def environment_line(info: dict[str, Any]) -> None:
+    """The packages the current version runs with, when it has its own (docs/ENVIRONMENTS.md)."""
+    current = next((v for v in info["versions"] if v["version"] == info["version"]), None)
+    environment = current.get("environment") if current is not None else None
+    if not environment:
+        return
+    named = f" (environment {environment['env']})" if environment.get("env") else ""
+    locked = len([line for line in (environment.get("lock") or "").splitlines() if line and not line.startswith("#")])
+    plural = "" if locked == 1 else "s"
+    resolved = f", {locked} package{plural} locked" if environment.get("lock") else ", not built yet"
+    console.print(
+        f"[bold]Environment[/] python {environment['python']}{named}: "
+        f"{escape(', '.join(environment['requirements']) or 'no requirements')}{resolved}; "
+        f"its build: `fnserve build-log {info['name']}`",
+        soft_wrap=True,
+    )
 
 
 def versions_table(info: dict[str, Any]) -> Table:
