@@ -36,6 +36,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/envs.py`: import `ben
 from benchmarks.environment import describe_environment, results_header
 from benchmarks.markdown import markdown_table, write_results
 from benchmarks.targets import BENCHMARKS_DIR
+from fnserve.client.deployment import Deployment
 from fnserve.envs.builder import EnvBuilder
 from fnserve.envs.requirements import EnvironmentSpec
 from fnserve.envs.runtime import server_python, uv_executable
@@ -47,6 +48,7 @@ NOTES_MARKER = (
 REQUIREMENTS = ["scikit-learn==1.9.1"]
 GOAL_COLD_RATIO = 5.0
 GOAL_CACHED_ACTIVE_S = 1.0
+DEPLOY_TIMEOUT_S = 600.0  # a deploy-model builds scikit-learn's environment first
 
 
 @dataclass
@@ -58,6 +60,15 @@ class Results:
     cached_active_s: list[float] = field(default_factory=list)
     cached_active_importing_s: list[float] = field(default_factory=list)
     model_first_prediction_s: list[float] = field(default_factory=list)
+
+
+def wait_for_state(deployment: Deployment, *, interval_s: float, timeout_s: float = DEPLOY_TIMEOUT_S) -> None:
+    """Poll until ACTIVE or ERROR (finely: the time to ACTIVE is what is measured); TimeoutError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while deployment.refresh().state not in ("ACTIVE", "ERROR"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{deployment.name} still {deployment.state} after {timeout_s:g} s: {deployment.reason}")
+        time.sleep(interval_s)
 
 
 def fnserve_build(envs_dir: Path, uv_cache: Path) -> float:
@@ -99,8 +110,7 @@ def cached_deploys(rounds: int, envs_dir: Path, work: Path) -> tuple[list[float]
     def active_s(url: str, service: fs.Service[dict[str, object]]) -> float:
         started = time.perf_counter()
         deployment = fs.deploy(service, url=url)()
-        while deployment.refresh().state not in ("ACTIVE", "ERROR"):
-            time.sleep(0.005)
+        wait_for_state(deployment, interval_s=0.005)
         seconds = time.perf_counter() - started
         assert deployment.state == "ACTIVE", deployment.reason
         deployment.close()
@@ -134,8 +144,7 @@ def model_first_prediction(work: Path, envs_dir: Path) -> float:
     with run_server(home=work / "home", settings=Settings(envs_dir=envs_dir)) as url:
         started = time.perf_counter()
         with fs.deploy_model(path, name="iris", url=url) as deployment:
-            while deployment.refresh().state not in ("ACTIVE", "ERROR"):
-                time.sleep(0.01)
+            wait_for_state(deployment, interval_s=0.01)
             answer = deployment.predict(rows=[[5.1, 3.5, 1.4, 0.2]])
         seconds = time.perf_counter() - started
     assert answer == {"predictions": [0]}, answer
@@ -175,6 +184,10 @@ def _s(value: float) -> str:
     return f"{value:.2f} s"
 
 
+def _row(measure: str, values: list[float], goal: str = "", met: str = "") -> list[str]:
+    return [measure, _s(median(values)), _s(min(values)), _s(max(values)), str(len(values)), goal, met]
+
+
 def report(results: Results, *, command: str, started_at: datetime) -> str:
     cold_ratio = median(results.pip_cold_s) / median(results.fnserve_cold_s)
     warm_ratio = median(results.pip_warm_s) / median(results.fnserve_warm_s)
@@ -197,44 +210,21 @@ def report(results: Results, *, command: str, started_at: datetime) -> str:
             ],
         ],
     )
-    deploys = markdown_table(
-        ["measure", "median", "min", "max", "runs", "goal", "met"],
-        [
-            [
-                "deploy → ACTIVE, environment built (initializer imports nothing)",
-                _s(median(results.cached_active_s)),
-                _s(min(results.cached_active_s)),
-                _s(max(results.cached_active_s)),
-                str(len(results.cached_active_s)),
-                f"< {GOAL_CACHED_ACTIVE_S:g} s",
-                "yes" if median(results.cached_active_s) < GOAL_CACHED_ACTIVE_S else "NO",
-            ],
-            [
-                "deploy → ACTIVE, environment built (initializer imports scikit-learn)",
-                _s(median(results.cached_active_importing_s)),
-                _s(min(results.cached_active_importing_s)),
-                _s(max(results.cached_active_importing_s)),
-                str(len(results.cached_active_importing_s)),
-                "",
-                "",
-            ],
-        ]
-        + (
-            [
-                [
-                    "deploy-model → first prediction (build included)",
-                    _s(median(results.model_first_prediction_s)),
-                    _s(min(results.model_first_prediction_s)),
-                    _s(max(results.model_first_prediction_s)),
-                    str(len(results.model_first_prediction_s)),
-                    "",
-                    "",
-                ]
-            ]
-            if results.model_first_prediction_s
-            else []
+    cached_met = "yes" if median(results.cached_active_s) < GOAL_CACHED_ACTIVE_S else "NO"
+    rows = [
+        _row(
+            "deploy → ACTIVE, environment built (initializer imports nothing)",
+            results.cached_active_s,
+            f"< {GOAL_CACHED_ACTIVE_S:g} s",
+            cached_met,
         ),
-    )
+        _row(
+            "deploy → ACTIVE, environment built (initializer imports scikit-learn)", results.cached_active_importing_s
+        ),
+    ]
+    if results.model_first_prediction_s:
+        rows.append(_row("deploy-model → first prediction (build included)", results.model_first_prediction_s))
+    deploys = markdown_table(["measure", "median", "min", "max", "runs", "goal", "met"], rows)
     goal = "met" if cold_ratio >= GOAL_COLD_RATIO else "NOT met"
     header = results_header(
         "Environments benchmark", started_at, describe_environment(None), command=command, script="benchmarks/envs.py"

@@ -34,32 +34,33 @@ def storage_error(exc: BaseException, where: Path | str) -> StorageUnavailable |
     written), or None when `exc` is not a storage failure. An error already converted is returned as it is."""
     if isinstance(exc, StorageUnavailable):
         return exc
-    code: int | None = None
-    reason = ""
-    if isinstance(exc, OSError) and exc.errno is not None:
-        code = exc.errno
-        reason = f"{exc.strerror or os.strerror(exc.errno)} [{errno.errorcode.get(exc.errno, exc.errno)}]"
-        if code in FULL_ERRNOS:
-            return full(where, reason)
-        if code in UNAVAILABLE_ERRNOS:
-            return unavailable(where, reason)
+    failure = _failure(exc)
+    if failure is None:
         return None
+    is_full, reason = failure
+    return full(where, reason) if is_full else unavailable(where, reason)
+
+
+def _failure(exc: BaseException) -> tuple[bool, str] | None:
+    """Whether `exc` is a storage failure that means no room (True) or storage refusing writes (False), with its
+    words; None when it is neither. OSError by errno, SQLite by its result code, PostgreSQL by SQLSTATE."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        reason = f"{exc.strerror or os.strerror(exc.errno)} [{errno.errorcode.get(exc.errno, exc.errno)}]"
+        return _kind(exc.errno in FULL_ERRNOS, exc.errno in UNAVAILABLE_ERRNOS, reason)
     sqlite_code = getattr(exc, "sqlite_errorcode", None)
     if isinstance(sqlite_code, int):
         reason = f"{exc} [{getattr(exc, 'sqlite_errorname', sqlite_code)}]"
-        if sqlite_code & 0xFF == _SQLITE_FULL:
-            return full(where, reason)
-        if sqlite_code & 0xFF in _SQLITE_UNAVAILABLE:
-            return unavailable(where, reason)
-        return None
+        return _kind(sqlite_code & 0xFF == _SQLITE_FULL, sqlite_code & 0xFF in _SQLITE_UNAVAILABLE, reason)
     sqlstate = getattr(exc, "sqlstate", None)
     if isinstance(sqlstate, str):
-        reason = f"{str(exc).strip().splitlines()[0] if str(exc).strip() else sqlstate} [SQLSTATE {sqlstate}]"
-        if sqlstate in _PG_FULL:
-            return full(where, reason)
-        if sqlstate in _PG_UNAVAILABLE:
-            return unavailable(where, reason)
+        words = str(exc).strip()
+        reason = f"{words.splitlines()[0] if words else sqlstate} [SQLSTATE {sqlstate}]"
+        return _kind(sqlstate in _PG_FULL, sqlstate in _PG_UNAVAILABLE, reason)
     return None
+
+
+def _kind(is_full: bool, is_unavailable: bool, reason: str) -> tuple[bool, str] | None:
+    return (True, reason) if is_full else (False, reason) if is_unavailable else None
 
 
 def discard(path: Path | str) -> None:

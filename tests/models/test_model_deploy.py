@@ -45,6 +45,7 @@ def test_deploy_model_cli_serves_a_skops_model_predicting_as_in_process(env_serv
     assert call(env_server_url, "/iris/predict", {"rows": named}).json() == {"predictions": predicted(model, ROWS[2:])}
     assert call(env_server_url, "/iris/api/v1.0/predict/", {"rows": ROWS}).json() == answer
     assert call(env_server_url, "/iris/api/v1.0/health/status/").json()["status"] == "ok"
+    assert call(env_server_url, "/iris/health").json()["workers"]["idle"] == 1  # fnserve's own health route
     spec = httpx.get(f"{env_server_url}/iris/docs/specs.json", timeout=10).json()
     assert "sepal_length" in str(next(item for key, item in spec["paths"].items() if key.endswith("/predict")))
 

@@ -8,17 +8,14 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import IO
 
 from fnserve.backends.base import ReplicaLaunch, ReplicaProcess
 from fnserve.backends.memory import session_rss_bytes
 from fnserve.backends.warm_pool import WarmPool
 from fnserve.disk import storage_error
+from fnserve.envs.runtime import bootstrap_command
 from fnserve.home import private_fd
-from fnserve.runtime import bootstrap
-
-BOOTSTRAP = Path(bootstrap.__file__)
 
 # Numeric libraries size their thread pools from these; each gets the CPUs the replica asked for.
 THREAD_VARIABLES = (
@@ -91,10 +88,9 @@ class LocalBackend:
                 return LocalReplicaProcess(standby, None)
             command = [self.python, "-m", "fnserve.runtime.worker", *launch.worker_args()]
         else:
-            # Its own environment: isolated mode (no PYTHONPATH, user site or current folder from the server), the
-            # worker started through the bootstrap that keeps the runtime's packages out of the service's way.
+            # Its own environment, through the bootstrap that keeps the runtime's packages out of the service's way.
             assert launch.overlay is not None
-            command = [str(launch.python), "-I", "-u", str(BOOTSTRAP), str(launch.overlay), *launch.worker_args()]
+            command = bootstrap_command(launch.python, launch.overlay, *launch.worker_args())
         try:
             log = os.fdopen(private_fd(launch.log_path), "ab")  # closed by LocalReplicaProcess.wait
         except OSError as exc:

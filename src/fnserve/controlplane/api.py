@@ -668,6 +668,8 @@ def build_control_plane(plane: ControlPlane) -> FastAPI:
     )
     app.include_router(build_router(plane))
     app.include_router(build_assets_router(plane.assets, plane.authenticator, plane.settings), prefix="/v1")
-    app.include_router(build_environments_router(plane.settings, plane.store, plane.supervisor), prefix="/v1")
-    app.include_router(build_describe_router(plane.supervisor, plane.artifacts), prefix="/v1")
+    app.include_router(
+        build_environments_router(plane.settings, plane.store, plane.environments, plane.supervisor), prefix="/v1"
+    )
+    app.include_router(build_describe_router(plane.supervisor, plane.artifacts, plane.environments), prefix="/v1")
     return app

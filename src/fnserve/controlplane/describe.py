@@ -14,12 +14,11 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from fnserve.backends.local import BOOTSTRAP
 from fnserve.controlplane.schemas import ERROR_RESPONSES
 from fnserve.controlplane.supervisor import Supervisor
 from fnserve.envs.builder import BuildProgress
 from fnserve.envs.requirements import EnvironmentSpec, check_requirements
-from fnserve.envs.runtime import server_python
+from fnserve.envs.runtime import bootstrap_command, server_python
 from fnserve.errors import EnvBuildFailed, FnserveError, InvalidRequest, SpecError
 from fnserve.runtime.describe import DESCRIBE_FLAG
 from fnserve.store import ArtifactStore
@@ -41,9 +40,10 @@ def _line(event: dict[str, Any]) -> bytes:
     return orjson.dumps(event) + b"\n"
 
 
-def build_describe_router(supervisor: Supervisor, artifacts: ArtifactStore) -> APIRouter:
+def build_describe_router(
+    supervisor: Supervisor, artifacts: ArtifactStore, environments: EnvironmentStore
+) -> APIRouter:
     router = APIRouter(responses=ERROR_RESPONSES, tags=["environments"])
-    environments = EnvironmentStore(supervisor.store.engine)
 
     @router.post("/describe")
     async def describe(body: DescribeRequest) -> StreamingResponse:
@@ -79,15 +79,7 @@ def build_describe_router(supervisor: Supervisor, artifacts: ArtifactStore) -> A
         async def work() -> None:
             try:
                 built = await supervisor.env_builder.ensure(spec, listen)
-                argv = [
-                    str(built.python),
-                    "-I",
-                    str(BOOTSTRAP),
-                    str(built.overlay),
-                    DESCRIBE_FLAG,
-                    str(code_dir),
-                    body.entrypoint,
-                ]
+                argv = bootstrap_command(built.python, built.overlay, DESCRIBE_FLAG, str(code_dir), body.entrypoint)
                 process = await asyncio.create_subprocess_exec(
                     *argv,
                     stdin=asyncio.subprocess.DEVNULL,

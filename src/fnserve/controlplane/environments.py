@@ -27,9 +27,10 @@ class EnvironmentRequest(BaseModel):
     python: str | None = Field(default=None, max_length=16, description="e.g. '3.11'; default: the server's Python")
 
 
-def build_environments_router(settings: Settings, store: StateStore, supervisor: Supervisor) -> APIRouter:
+def build_environments_router(
+    settings: Settings, store: StateStore, environments: EnvironmentStore, supervisor: Supervisor
+) -> APIRouter:
     router = APIRouter(responses=ERROR_RESPONSES, tags=["environments"])
-    environments = EnvironmentStore(store.engine)
     root = settings.environments_dir
 
     def users_of_builds() -> dict[str, list[str]]:

@@ -88,6 +88,7 @@ class EnvBuilder:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._builds: dict[str, _Build] = {}
+        self._overlays: dict[str, Path] = {}  # by Python version
 
     async def ensure(self, spec: EnvironmentSpec, listener: Listener | None = None) -> BuiltEnv:
         """The environment for `spec`, built if it is not there. With `spec.lock` the lock is installed as it is
@@ -131,7 +132,11 @@ class EnvBuilder:
         lock = spec.lock or await self._resolve(spec, build)
         key = lock_key(lock, spec.python)
         path = self.root / key
-        overlay = await asyncio.to_thread(overlay_for, spec.python, self.root, python_executable)
+        overlay = self._overlays.get(spec.python)
+        if overlay is None:  # found or made once per Python: every later build, cached or not, reuses it
+            overlay = self._overlays[spec.python] = await asyncio.to_thread(
+                overlay_for, spec.python, self.root, python_executable
+            )
         if (path / META_FILE).is_file():
             build.progress = BuildProgress("done", 0, 0, "cached")
             build.emit(f"Using the environment {key}, built before: no build")

@@ -21,6 +21,9 @@ import sys
 from pathlib import Path
 
 import fnserve
+from fnserve.runtime import bootstrap
+
+BOOTSTRAP = Path(bootstrap.__file__)
 
 # Top-level modules the worker imports (tests/envs/test_runtime.py checks this against a real worker's imports).
 RUNTIME_MODULES = (
@@ -51,6 +54,12 @@ _DISTRIBUTIONS = {
     "yaml": "PyYAML",
     "uvloop": "uvloop",
 }
+
+
+def bootstrap_command(python: Path, overlay: Path, *args: str) -> list[str]:
+    """How a process of a service's own environment starts (a replica, or `describe`): its interpreter in isolated
+    mode (no PYTHONPATH, user site or current folder from the server), unbuffered, through runtime/bootstrap.py."""
+    return [str(python), "-I", "-u", str(BOOTSTRAP), str(overlay), *args]
 
 
 def server_python() -> str:

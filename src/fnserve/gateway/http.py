@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -60,9 +60,27 @@ def header(scope: Scope, wanted: bytes) -> bytes | None:
     return None
 
 
+async def body_chunks(receive: Receive, limit: int, hint: str = BODY_HINT) -> AsyncIterator[bytes]:
+    """The request body as it arrives, chunk by chunk; PayloadTooLarge once it passes `limit` bytes,
+    ClientDisconnected when the client leaves before its end."""
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit, hint)
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
 async def read_body(receive: Receive, limit: int, hint: str = BODY_HINT) -> bytes:
-    """The whole request body; PayloadTooLarge once it passes `limit` bytes, ClientDisconnected when the client
-    leaves before its end."""
+    """The whole request body, as `body_chunks` reads it. Its own loop, not `body_chunks`: it runs for every JSON
+    call, and an async generator would add its setup to each."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -73,10 +91,14 @@ async def read_body(receive: Receive, limit: int, hint: str = BODY_HINT) -> byte
         if chunk:
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge(f"request body is over the {limit} byte limit; {hint}", details={"limit": limit})
+                raise _too_large(limit, hint)
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(limit: int, hint: str) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body is over the {limit} byte limit; {hint}", details={"limit": limit})
 
 
 async def send_bytes(

@@ -12,8 +12,8 @@ from typing import Any
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from fnserve.errors import InvalidRequest, PayloadTooLarge
-from fnserve.gateway.http import BODY_HINT, ClientDisconnected, Receive
+from fnserve.errors import InvalidRequest
+from fnserve.gateway.http import Receive, body_chunks
 
 MAX_PARTS = 1000
 
@@ -88,24 +88,11 @@ async def read_form(
         "on_header_end": form.on_header_end,
     }
     parser = MultipartParser(boundary, callbacks)
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(
-                    f"request body is over the {limit} byte limit; {BODY_HINT}", details={"limit": limit}
-                )
-            try:
-                parser.write(chunk)
-            except MultipartParseError as exc:
-                raise InvalidRequest(f"multipart/form-data body is malformed ({exc})") from None
-        if not message.get("more_body", False):
-            break
+    async for chunk in body_chunks(receive, limit):
+        try:
+            parser.write(chunk)
+        except MultipartParseError as exc:
+            raise InvalidRequest(f"multipart/form-data body is malformed ({exc})") from None
     try:
         parser.finalize()
     except MultipartParseError as exc:

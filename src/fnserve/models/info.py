@@ -8,7 +8,7 @@ before the model is loaded (to describe the endpoints' input).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,18 +193,28 @@ def _fitted_schema(names: Any, width: Any) -> ModelSchema | None:
     return None
 
 
-def _skops_schema(node: Any) -> ModelSchema:
+def _walk_schema(
+    node: Any,
+    state_of: Callable[[Any], dict[str, Any]],
+    names_of: Callable[[Any], Any],
+    width_of: Callable[[Any], Any],
+    inner_of: Callable[[dict[str, Any]], Any],
+) -> ModelSchema:
+    """The input schema of the first estimator down from `node` that records one (a pipeline's first real step, a
+    wrapper's estimator), at most _MAX_DEPTH deep; read the same way from a skops document and a scanned pickle."""
     for _ in range(_MAX_DEPTH):
-        state = skops_file.node_state(node)
-        found = _fitted_schema(
-            skops_file.json_value(state.get("feature_names_in_")), skops_file.json_value(state.get("n_features_in_"))
-        )
+        state = state_of(node)
+        found = _fitted_schema(names_of(state.get("feature_names_in_")), width_of(state.get("n_features_in_")))
         if found is not None:
             return found
-        node = _skops_inner(state)
+        node = inner_of(state)
         if node is None:
             break
     return ModelSchema()
+
+
+def _skops_schema(node: Any) -> ModelSchema:
+    return _walk_schema(node, skops_file.node_state, skops_file.json_value, skops_file.json_value, _skops_inner)
 
 
 def _skops_inner(state: dict[str, Any]) -> Any:
@@ -224,17 +234,7 @@ def _skops_json(node: Any) -> bool:
 
 
 def _pickle_schema(value: Any) -> ModelSchema:
-    for _ in range(_MAX_DEPTH):
-        state = pickled.object_state(value)
-        found = _fitted_schema(
-            pickled.array_values(state.get("feature_names_in_")), pickled.as_int(state.get("n_features_in_"))
-        )
-        if found is not None:
-            return found
-        value = _pickle_inner(state)
-        if value is None:
-            break
-    return ModelSchema()
+    return _walk_schema(value, pickled.object_state, pickled.array_values, pickled.as_int, _pickle_inner)
 
 
 def _pickle_inner(state: dict[str, Any]) -> Any:
