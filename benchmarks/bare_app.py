@@ -29,6 +29,23 @@ async def echo(request: Request) -> Response:
     return Response(orjson.dumps(orjson.loads(await request.body())), media_type="application/json")
 
 
+# benchmarks/scenarios.py's PAYLOAD: the bytes `/download` answers.
+PAYLOAD = bytes(range(256)) * 4096
+
+
+async def upload(request: Request) -> Response:
+    async with request.form() as form:
+        image = form["image"]
+        assert not isinstance(image, str), "the image part is a file"
+        size = len(await image.read())
+    return Response(orjson.dumps({"bytes": size}), media_type="application/json")
+
+
+async def download(request: Request) -> Response:
+    size = int(orjson.loads(await request.body())["size"])
+    return Response(PAYLOAD[:size], media_type="application/octet-stream")
+
+
 async def stream(request: Request) -> Response:
     chunks = int(orjson.loads(await request.body()).get("chunks", 100))
 
@@ -44,6 +61,8 @@ app = Starlette(
         Route("/noop/noop", noop, methods=["POST"]),
         Route("/noop/echo", echo, methods=["POST"]),
         Route("/noop/stream", stream, methods=["POST"]),
+        Route("/noop/upload", upload, methods=["POST"]),
+        Route("/noop/download", download, methods=["POST"]),
     ]
 )
 

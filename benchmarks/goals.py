@@ -65,9 +65,11 @@ def _other(result: SuiteResult, target: str, scenario: str, concurrency: int) ->
     return point
 
 
-def _throughput_ratio(other: str, minimum: float, show: Callable[[float], str]) -> Callable[..., Measured | str]:
+def _throughput_ratio(
+    other: str, minimum: float, show: Callable[[float], str], scenario: str = "noop"
+) -> Callable[..., Measured | str]:
     def measure(result: SuiteResult, target: str) -> Measured | str:
-        mine, theirs = _own(result, target, "noop", 16), _other(result, other, "noop", 16)
+        mine, theirs = _own(result, target, scenario, 16), _other(result, other, scenario, 16)
         if not isinstance(mine, WrkResult):
             return mine
         if not isinstance(theirs, WrkResult):
@@ -123,6 +125,14 @@ GOALS = (
     Goal(
         description="No-op throughput at concurrency 16 ≥ 8× LitServe's with `fast_queue=True`",
         measure=_throughput_ratio("litserve-fastq", 8.0, lambda ratio: f"{ratio:.1f}× LitServe (fast queue)"),
+    ),
+    Goal(
+        description="1 MiB upload (multipart) throughput at concurrency 16 ≥ 80% of the bare app's",
+        measure=_throughput_ratio("bare", 0.8, lambda ratio: f"{ratio:.0%} of bare", scenario="upload"),
+    ),
+    Goal(
+        description="1 MiB binary answer throughput at concurrency 16 ≥ 80% of the bare app's",
+        measure=_throughput_ratio("bare", 0.8, lambda ratio: f"{ratio:.0%} of bare", scenario="download"),
     ),
     Goal(description="No-op p50 at concurrency 1 < 0.5 ms", measure=_p50_at_1),
     Goal(description="No-op p99 at concurrency 64 < 4× its p50", measure=_tail_at_64),

@@ -57,7 +57,7 @@ class Peer:
 LITSERVE = Peer(
     name="litserve",
     description="LitServe: a `LitAPI` per route, default queues and workers (`peers/litserve_app.py`)",
-    requirements=("litserve>=0.2.16",),
+    requirements=("litserve>=0.2.16", "python-multipart"),  # multipart: the upload scenario
     packages=("litserve", "fastapi", "uvicorn", "pyzmq"),
     command=lambda venv, port: [str(venv.python), str(PEER_APPS_DIR / "litserve_app.py"), "--port", str(port)],
 )
@@ -93,7 +93,7 @@ BENTOML = Peer(
 RAY_SERVE = Peer(
     name="ray",
     description="Ray Serve: local Ray, 1 replica, FastAPI ingress, high-throughput mode (`peers/ray_serve_app.py`)",
-    requirements=("ray[serve]>=2.56",),
+    requirements=("ray[serve]>=2.56", "python-multipart"),  # multipart: FastAPI's UploadFile
     packages=("ray", "fastapi", "uvicorn"),
     command=lambda venv, port: [str(venv.python), str(PEER_APPS_DIR / "ray_serve_app.py"), "--port", str(port)],
     startup_timeout_s=180.0,

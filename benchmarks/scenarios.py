@@ -67,7 +67,7 @@ BENCHMARK_OWNER_KEY = "fsk_benchmark-" + "0" * 30
 AUTHORIZATION = {"Authorization": f"Bearer {BENCHMARK_OWNER_KEY}"}
 
 JSON_HEADERS = {"Content-Type": "application/json", **AUTHORIZATION}
-APP = "benchmarks/apps/noop.py:noop"  # serves all three scenarios: fnserve deploys it once per server
+APP = "benchmarks/apps/noop.py:noop"  # serves every scenario: fnserve deploys it once per server
 
 NOOP = Scenario(
     name="noop",
@@ -129,4 +129,51 @@ STREAM = Scenario(
     chunks=STREAM_CHUNKS,
 )
 
-SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (NOOP, ECHO, STREAM)}
+# 1 MiB of every byte value in turn: an image's worth of binary data that no target can compress or take as text.
+# The apps (benchmarks/apps/noop.py, bare_app.py, peers/) build the same bytes the same way.
+PAYLOAD = bytes(range(256)) * 4096
+UPLOAD_BOUNDARY = "fnserve-benchmark-boundary"
+UPLOAD_BODY = (
+    (
+        f"--{UPLOAD_BOUNDARY}\r\n"
+        'Content-Disposition: form-data; name="image"; filename="image.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    + PAYLOAD
+    + f"\r\n--{UPLOAD_BOUNDARY}--\r\n".encode()
+)
+
+UPLOAD = Scenario(
+    name="upload",
+    description=(
+        f"POST a {len(PAYLOAD) // 2**20} MiB file as `multipart/form-data` (`-F image=@image.png`) to an endpoint "
+        "that reads the whole upload and answers its size: a file upload, parsed and handed to the model's code."
+    ),
+    method="POST",
+    path="/noop/upload",
+    body=UPLOAD_BODY,
+    headers={"Content-Type": f"multipart/form-data; boundary={UPLOAD_BOUNDARY}", **AUTHORIZATION},
+    expected_body=orjson.dumps({"bytes": len(PAYLOAD)}),
+    service_entrypoint=APP,
+    service_name="noop",
+    compare_json=True,
+    concurrencies=(1, 16),
+)
+
+DOWNLOAD = Scenario(
+    name="download",
+    description=(
+        f'POST `{{"size": {len(PAYLOAD)}}}` to an endpoint that returns that many bytes as '
+        "`application/octet-stream`: a binary answer (an image, audio), sent as it is."
+    ),
+    method="POST",
+    path="/noop/download",
+    body=orjson.dumps({"size": len(PAYLOAD)}),
+    headers=JSON_HEADERS,
+    expected_body=PAYLOAD,
+    service_entrypoint=APP,
+    service_name="noop",
+    concurrencies=(1, 16),
+)
+
+SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (NOOP, ECHO, STREAM, UPLOAD, DOWNLOAD)}

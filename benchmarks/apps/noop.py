@@ -1,7 +1,8 @@
 """The service the gateway benchmarks load: a no-op, a JSON echo and a stream, each as cheap as an endpoint can be.
 
 `/noop` measures the platform's own overhead, `/echo` adds a 1 KiB body validated against typed parameters,
-and `/stream` yields small chunks, as a token stream would. The peers' apps in `benchmarks/peers/` and the bare
+`/stream` yields small chunks, as a token stream would, `/upload` takes a 1 MiB file (multipart) and `/download`
+answers 1 MiB of bytes. The peers' apps in `benchmarks/peers/` and the bare
 app serve the same paths with the same answers.
 """
 
@@ -25,6 +26,22 @@ def call() -> str:
 def echo(name: str, tags: list[str], values: list[int], meta: dict[str, str]) -> dict[str, object]:
     """Return the validated arguments as they came."""
     return {"name": name, "tags": tags, "values": values, "meta": meta}
+
+
+# The bytes `/download` answers: benchmarks/scenarios.py's PAYLOAD (this file is deployed alone, so it is built here).
+PAYLOAD = bytes(range(256)) * 4096
+
+
+@noop.endpoint("/upload")
+def upload(image: fs.File) -> dict[str, int]:
+    """Read the whole uploaded file and answer its size."""
+    return {"bytes": len(image.read())}
+
+
+@noop.endpoint("/download")
+def download(size: int) -> bytes:
+    """`size` bytes (up to 1 MiB), as application/octet-stream."""
+    return PAYLOAD[:size]
 
 
 @noop.endpoint("/stream", streaming=True)

@@ -13,14 +13,24 @@ Runs in BentoML's own venv (`benchmarks/peer_envs.py`):
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import bentoml
 
+# benchmarks/scenarios.py's PAYLOAD: the bytes `/noop/download` answers. BentoML answers files, not bytes, so the
+# service writes them to a file once and returns its path, as a BentoML service returning an image would.
+PAYLOAD = bytes(range(256)) * 4096
+
 
 @bentoml.service(logging={"access": {"enabled": False}})
 class Bench:
+    def __init__(self) -> None:
+        self.payload_file = Path(tempfile.mkdtemp()) / "payload.bin"
+        self.payload_file.write_bytes(PAYLOAD)
+
     @bentoml.api(route="/noop/noop")
     def noop(self) -> str:
         return "ok"
@@ -33,3 +43,12 @@ class Bench:
     def stream(self, chunks: int = 100) -> Generator[str, None, None]:
         for i in range(chunks):
             yield f"token {i:04d}\n"
+
+    @bentoml.api(route="/noop/upload")
+    def upload(self, image: Path) -> dict[str, int]:
+        return {"bytes": len(image.read_bytes())}
+
+    @bentoml.api(route="/noop/download")
+    def download(self, size: int) -> Path:
+        assert size == len(PAYLOAD), "the benchmark asks for the whole payload"
+        return self.payload_file

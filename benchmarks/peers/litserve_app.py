@@ -17,7 +17,11 @@ import argparse
 from collections.abc import Iterator
 
 import litserve as ls
+from fastapi import Response
 from pydantic import BaseModel
+
+# benchmarks/scenarios.py's PAYLOAD: the bytes `/noop/download` answers.
+PAYLOAD = bytes(range(256)) * 4096
 
 
 class EchoRequest(BaseModel):
@@ -74,13 +78,47 @@ class Stream(ls.LitAPI):
         yield from output
 
 
+class Upload(ls.LitAPI):
+    def setup(self, device: str) -> None:
+        pass
+
+    def decode_request(self, request):  # no annotation: LitServe hands over the parsed form
+        return request["image"].file.read()
+
+    def predict(self, data: bytes) -> int:
+        return len(data)
+
+    def encode_response(self, size: int) -> dict:
+        return {"bytes": size}
+
+
+class Download(ls.LitAPI):
+    def setup(self, device: str) -> None:
+        pass
+
+    def decode_request(self, request: dict) -> int:
+        return int(request["size"])
+
+    def predict(self, size: int) -> bytes:
+        return PAYLOAD[:size]
+
+    def encode_response(self, data: bytes) -> Response:
+        return Response(content=data, media_type="application/octet-stream")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--fast-queue", action="store_true", help="ZeroMQ queues (LitServer(fast_queue=True))")
     args = parser.parse_args()
-    apis = [Noop(api_path="/noop/noop"), Echo(api_path="/noop/echo"), Stream(api_path="/noop/stream", stream=True)]
+    apis = [
+        Noop(api_path="/noop/noop"),
+        Echo(api_path="/noop/echo"),
+        Stream(api_path="/noop/stream", stream=True),
+        Upload(api_path="/noop/upload"),
+        Download(api_path="/noop/download"),
+    ]
     server = ls.LitServer(apis, accelerator="cpu", fast_queue=args.fast_queue)
     server.run(host=args.host, port=args.port, log_level="warning", generate_client_file=False)
 

@@ -26,8 +26,8 @@ os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import ray
-from fastapi import FastAPI
-from fastapi.responses import StreamingResponse
+from fastapi import FastAPI, UploadFile
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from ray import serve
 
@@ -41,6 +41,14 @@ class EchoRequest(BaseModel):
 
 class StreamRequest(BaseModel):
     chunks: int = 100
+
+
+class DownloadRequest(BaseModel):
+    size: int
+
+
+# benchmarks/scenarios.py's PAYLOAD: the bytes `/noop/download` answers.
+PAYLOAD = bytes(range(256)) * 4096
 
 
 app = FastAPI()
@@ -65,6 +73,14 @@ class Bench:
     @app.post("/noop/stream")
     def stream(self, body: StreamRequest) -> StreamingResponse:
         return StreamingResponse(tokens(body.chunks), media_type="text/plain")
+
+    @app.post("/noop/upload")
+    async def upload(self, image: UploadFile) -> dict[str, int]:
+        return {"bytes": len(await image.read())}
+
+    @app.post("/noop/download")
+    def download(self, body: DownloadRequest) -> Response:
+        return Response(PAYLOAD[: body.size], media_type="application/octet-stream")
 
 
 def main() -> None:

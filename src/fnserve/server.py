@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from fnserve._malloc import keep_large_buffers
 from fnserve.auth import Authenticator, forget_in_process, load_or_create_owner_key, remember_in_process
 from fnserve.backends.base import Backend
 from fnserve.backends.local import LocalBackend
@@ -445,6 +446,7 @@ async def serve(
     log_level: str = "warning",
 ) -> None:
     """Run a server until it is stopped (SIGINT/SIGTERM). `on_ready(url, server)` runs once it accepts requests."""
+    keep_large_buffers()
     app = Server(settings)
     sock = sock or bind_socket(settings.host, settings.port)
     host, port = sock.getsockname()[:2]

@@ -19,6 +19,10 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
+# Writes held from this size on go out as they are, side by side, rather than joined into one buffer first.
+LARGE_WRITE_BYTES = 64 * 1024
+
+
 class OneWriteTransport(asyncio.Transport):
     """A socket transport whose writes wait for the end of the loop's current pass, then go as one."""
 
@@ -27,19 +31,29 @@ class OneWriteTransport(asyncio.Transport):
         self._transport = transport
         self._loop = loop
         self._held: list[bytes | bytearray | memoryview] = []
+        self._held_bytes = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._held:
             self._loop.call_soon(self.flush)
         self._held.append(data)
+        self._held_bytes += len(data)
 
     def flush(self) -> None:
-        if not self._held:
+        held = self._held
+        if not held:
             return
-        data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
-        self._held.clear()
-        if not self._transport.is_closing():
-            self._transport.write(data)
+        large = self._held_bytes >= LARGE_WRITE_BYTES
+        self._held = []
+        self._held_bytes = 0
+        if self._transport.is_closing():
+            return
+        if len(held) == 1:
+            self._transport.write(held[0])
+        elif large:  # a big body is not copied to be joined to its head: uvloop sends the pieces with one writev
+            self._transport.writelines(held)
+        else:
+            self._transport.write(b"".join(held))
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
@@ -55,6 +69,7 @@ class OneWriteTransport(asyncio.Transport):
 
     def abort(self) -> None:
         self._held.clear()
+        self._held_bytes = 0
         self._transport.abort()
 
     # Everything else is the socket's own transport.

@@ -40,7 +40,18 @@ def _json_default(value: Any) -> Any:
         return value.model_dump(mode="json")
     if isinstance(value, set | frozenset):
         return list(value)
+    if isinstance(value, bytes | bytearray | memoryview | str):
+        value = value[:200]  # its repr, cut below, would otherwise be made whole first: 4 MB for 1 MiB of bytes
     raise TypeError(f"value of type {type(value).__name__} is not JSON-serializable: {value!r:.200}")
+
+
+def _json_default_quietly(value: Any) -> Any:
+    """`_json_default` for a first try whose failure is not reported: no message made (a repr may be costly)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, set | frozenset):
+        return list(value)
+    raise TypeError
 
 
 def to_json(value: Any, *, what: str) -> bytes:
@@ -65,7 +76,7 @@ def encode_result(value: Any, *, what: str) -> Encoded:
     """A return value as JSON bytes, or, when it is bytes or a `Response`, as a MEDIA frame's fields. Those are
     recognised only after orjson refused them, so a JSON result pays nothing for them."""
     try:
-        return orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
+        return orjson.dumps(value, default=_json_default_quietly, option=_JSON_OPTIONS)
     except TypeError:
         media = to_frame(value)
         if media is not None:

@@ -20,6 +20,7 @@ from typing import Any, cast
 
 from fnserve._loop import loop_factory
 from fnserve._loop import run as run_on_uvloop
+from fnserve._malloc import keep_large_buffers
 from fnserve._tracebacks import user_traceback
 from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
@@ -293,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv == [STANDBY_FLAG]:
         argv = wait_for_assignment()
     options = parse_args(argv)
+    keep_large_buffers()
     try:
         run_on_uvloop(serve(options))
     finally:
