@@ -219,7 +219,7 @@ def test_class_service_collects_marked_methods() -> None:
 
 def test_class_service_refuses_function_style_endpoint() -> None:
     class Thing:
-        pass
+        def __call__(self) -> None: ...
 
     with pytest.raises(SpecError, match="mark its methods with @fs.endpoint"):
         fs.service(Thing).endpoint("/x")

@@ -29,7 +29,7 @@ from fnserve.responses import to_frame
 from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER, JobContext
 from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model
 from fnserve.sdk.service import Endpoint
-from fnserve.uploads import FILES_KEY, RAW_BODY_KEY, File, wants_file
+from fnserve.uploads import ACCEPT_KEY, FILES_KEY, RAW_BODY_KEY, File, wants_file
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _END = object()
@@ -40,6 +40,8 @@ def _json_default(value: Any) -> Any:
         return value.model_dump(mode="json")
     if isinstance(value, set | frozenset):
         return list(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):  # arrays orjson does not write itself
+        return value.tolist()
     raise TypeError(f"value of type {type(value).__name__} is not JSON-serializable: {value!r:.200}")
 
 
@@ -61,9 +63,14 @@ def to_json(value: Any, *, what: str) -> bytes:
 Encoded = bytes | tuple[bytes, str, int, list[list[str]]]
 
 
-def encode_result(value: Any, *, what: str) -> Encoded:
-    """A return value as JSON bytes, or, when it is bytes or a `Response`, as a MEDIA frame's fields. Those are
-    recognised only after orjson refused them, so a JSON result pays nothing for them."""
+def encode_result(value: Any, *, what: str, accept: str | None = None) -> Encoded:
+    """A return value as JSON bytes, or, when it is bytes, a `Response` or a PIL image, as a MEDIA frame's fields.
+    Those are recognised only after orjson refused them, so a JSON result pays nothing for them. `accept`, the
+    caller's Accept header when the gateway passed it on, may ask for another encoding (a numpy array as `.npy`)."""
+    if accept is not None:
+        media = to_frame(value, accept)
+        if media is not None:
+            return media
     try:
         return orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
     except TypeError:
@@ -150,6 +157,8 @@ class BoundEndpoint:
         if self._takes_assets:
             files = context.get("assets") if context else None
             kwargs[ASSETS_PARAMETER] = {asset_id: Path(path) for asset_id, path in (files or {}).items()}
+        if context is not None and ACCEPT_KEY in context:  # the caller's Accept, for encode_result
+            return _Accepting(kwargs, context[ACCEPT_KEY])
         return kwargs
 
     def _arguments_with_raw_body(
@@ -198,7 +207,8 @@ class BoundEndpoint:
             result = self.function(**kwargs)
         except Exception as exc:
             raise function_error(exc) from exc
-        return encode_result(result, what=f"the return value of {self.spec.function_name}()")
+        accept = kwargs.accept if kwargs.__class__ is _Accepting else None
+        return encode_result(result, what=f"the return value of {self.spec.function_name}()", accept=accept)
 
     async def call_async(self, kwargs: dict[str, Any]) -> Encoded:
         """Run a coroutine endpoint on the loop and encode its result."""
@@ -206,7 +216,8 @@ class BoundEndpoint:
             result = await self.function(**kwargs)
         except Exception as exc:
             raise function_error(exc) from exc
-        return encode_result(result, what=f"the return value of {self.spec.function_name}()")
+        accept = kwargs.accept if kwargs.__class__ is _Accepting else None
+        return encode_result(result, what=f"the return value of {self.spec.function_name}()", accept=accept)
 
     async def stream(self, kwargs: dict[str, Any], pool: ThreadPoolExecutor) -> AsyncIterator[bytes]:
         """Run a streaming endpoint, yielding each chunk as soon as the generator produces it."""
@@ -236,6 +247,17 @@ class BoundEndpoint:
                         yield chunk
             finally:
                 producer.stop()
+
+
+class _Accepting(dict[str, Any]):
+    """A call's arguments, and the caller's Accept header that the gateway passed on (`uploads.ACCEPT_KEY`): one
+    object from `arguments` to `call_*`, so the worker needs no change and a call without it pays one class test."""
+
+    __slots__ = ("accept",)
+
+    def __init__(self, kwargs: dict[str, Any], accept: str) -> None:
+        super().__init__(kwargs)
+        self.accept = accept
 
 
 class _ThreadedGenerator:

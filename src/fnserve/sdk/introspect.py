@@ -11,10 +11,10 @@ import inspect
 import typing
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, TypeAdapter, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PydanticUserError, TypeAdapter, create_model
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
@@ -22,7 +22,7 @@ from fnserve._runtime_modules import runtime_module
 from fnserve.request import Request
 from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER
 from fnserve.spec import EndpointSpec, ParameterSpec
-from fnserve.uploads import is_file_annotation
+from fnserve.uploads import decode_array, decode_image, decoded_kind, is_file_annotation
 
 # Parameters the platform fills in; callers never send them.
 API_PARAMETER = "_api"
@@ -165,6 +165,10 @@ def arguments_model(
         field_name = f"p{index}"
         names.append((field_name, name))
         annotation = hints.get(name, Any)
+        if parameter.location == "file":  # a PIL image or numpy array is decoded from the upload as it is validated
+            decoder = _DECODERS.get(decoded_kind(annotation) or "")
+            if decoder is not None:
+                annotation = Annotated[annotation, BeforeValidator(decoder)]
         if name in defaults and parameter.location == "body":
             # A factory, not a default: pydantic copies mutable defaults on every call, and injected state (a list,
             # a model, a connection pool) must be the very object the initializer made.
@@ -179,6 +183,9 @@ def arguments_model(
         extra="allow" if spec.var_kwargs else "forbid", arbitrary_types_allowed=True, populate_by_name=False
     )
     return create_model(f"{spec.function_name}_arguments", __config__=config, **fields), names
+
+
+_DECODERS = {"image": decode_image, "array": decode_array}
 
 
 def _same(value: Any) -> Any:
