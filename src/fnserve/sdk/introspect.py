@@ -59,6 +59,8 @@ def type_name(annotation: Any) -> str:
     if isinstance(annotation, str):
         return annotation
     if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+        if decoded_kind(annotation) is not None:  # `PIL.Image.Image`, `numpy.ndarray`: the docs know them by it
+            return f"{annotation.__module__}.{annotation.__qualname__}"
         return annotation.__qualname__
     return str(annotation).replace("typing.", "")
 
@@ -103,7 +105,7 @@ def describe_parameters(func: Callable[..., Any], *, skip_first: bool) -> tuple[
             )
         has_default = parameter.default is not inspect.Parameter.empty
         parameters[parameter.name] = ParameterSpec(
-            type=type_name(parameter.annotation),
+            type=type_name(_shown(parameter.annotation, hints.get(parameter.name))),
             default=json_default(parameter.default) if has_default else None,
             has_default=has_default,
             location="file" if is_file_annotation(hints.get(parameter.name)) else "body",
@@ -112,7 +114,14 @@ def describe_parameters(func: Callable[..., Any], *, skip_first: bool) -> tuple[
 
 
 def return_type_name(func: Callable[..., Any]) -> str:
-    return type_name(inspect.signature(func).return_annotation)
+    hint = _annotations(func, keep_return=True).get("return")
+    return type_name(_shown(inspect.signature(func).return_annotation, hint))
+
+
+def _shown(annotation: Any, hint: Any) -> Any:
+    """The annotation as written (a string under `from __future__ import annotations`), but a PIL image or numpy
+    array by its resolved type, whose full name the docs look for (openapi.py)."""
+    return hint if isinstance(annotation, str) and is_file_annotation(hint) and decoded_kind(hint) else annotation
 
 
 def first_paragraph(doc: str | None) -> str:
