@@ -196,6 +196,7 @@ def test_client_uploads_files_images_and_arrays_and_returns_responses(url: str, 
         from_file = deployment.resize(image=image, width=16)
         from_image = deployment.resize(image=two_colours(), width=4)
         array = deployment.scale(array=np.ones((2, 2)), factor=2)
+        npy = deployment.scale(array=np.ones((2, 2), dtype=np.int16), factor=3, _accept="application/x-npy")
 
     assert isinstance(from_file, fs.Response)
     assert (from_file.media_type, from_file.status) == ("image/png", 200)
@@ -204,6 +205,9 @@ def test_client_uploads_files_images_and_arrays_and_returns_responses(url: str, 
     assert isinstance(from_image, fs.Response)
     assert Image.open(io.BytesIO(from_image.content)).size == (4, 4)
     assert array == [[2.0, 2.0], [2.0, 2.0]]
+    assert isinstance(npy, fs.Response)
+    assert npy.media_type == "application/x-npy"
+    assert np.array_equal(np.load(io.BytesIO(npy.content)), np.full((2, 2), 3.0))
 
 
 def test_cli_invoke_uploads_an_image_and_writes_the_answer(url: str, tmp_path: Path) -> None:

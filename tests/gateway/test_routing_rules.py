@@ -108,3 +108,11 @@ def test_openapi_shows_catch_alls_and_call_routes(url: str) -> None:
     assert set(ingress["/{path}"]) == {"get", "post", "put", "patch", "delete"}
     assert ingress["/{path}"]["post"]["operationId"] == "post_call"
     assert "*/*" in ingress["/{path}"]["post"]["requestBody"]["content"]
+
+
+def test_client_calls_catch_alls_and_call_routes(url: str) -> None:
+    with fs.get_deployment("adder", url=url) as adder, fs.get_deployment("paths", url=url) as routes:
+        assert adder.post_root(a=1, b=2) == 3
+        assert adder.post_root(a=1, path="any/where") == 1
+        assert routes.files(rest="a/b") == {"route": "files", "rest": "a/b"}
+        assert routes.items(n=4) == {"route": "item", "n": 4}

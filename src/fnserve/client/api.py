@@ -114,9 +114,11 @@ def form_request(arguments: dict[str, Any]) -> dict[str, Any] | None:
     return {"files": files, "data": data}
 
 
-def invoke_request(method: str, arguments: dict[str, Any], assets: Sequence[str] | None = None) -> dict[str, Any]:
+def invoke_request(
+    method: str, arguments: dict[str, Any], assets: Sequence[str] | None = None, accept: str | None = None
+) -> dict[str, Any]:
     """httpx keyword arguments for an invocation: JSON body, or query parameters for GET and DELETE; the assets
-    it names go in the `fnserve-input-assets` header."""
+    it names go in the `fnserve-input-assets` header, and `accept` (e.g. `application/x-npy`) in Accept."""
     request: dict[str, Any]
     if method in ("GET", "DELETE"):
         params = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in arguments.items()}
@@ -128,6 +130,8 @@ def invoke_request(method: str, arguments: dict[str, Any], assets: Sequence[str]
         else:  # httpx sets the multipart content type, with its boundary
             request = {**form, "headers": {}}
     request["headers"].update(assets_header(assets))
+    if accept is not None:
+        request["headers"]["accept"] = accept
     return request
 
 
@@ -447,6 +451,7 @@ class Client:
         arguments: dict[str, Any] | None = None,
         *,
         assets: Sequence[str] | None = None,
+        accept: str | None = None,
     ) -> Any:
         """Call an endpoint and return its decoded JSON result.
 
@@ -456,6 +461,8 @@ class Client:
             method: the HTTP method.
             arguments: the JSON body (query parameters for GET and DELETE).
             assets: ids of uploaded assets the endpoint reads (its `_assets` parameter).
+            accept: the Accept header, for an answer other than JSON: `application/x-npy` for a numpy array,
+                `image/jpeg` for a PIL image (the answer is then an `fs.Response`).
 
         A result over the server's inline limit answers 302 to its download URL, which is followed.
         """
@@ -464,7 +471,7 @@ class Client:
             invoke_path(route_prefix, path),
             timeout=INVOKE_TIMEOUT,
             follow_redirects=True,
-            **invoke_request(method, arguments or {}, assets),
+            **invoke_request(method, arguments or {}, assets, accept),
         )
         raise_for_error(response)
         return decode_result(response)
@@ -732,13 +739,14 @@ class AsyncClient:
         arguments: dict[str, Any] | None = None,
         *,
         assets: Sequence[str] | None = None,
+        accept: str | None = None,
     ) -> Any:
         response = await self._http.request(
             method,
             invoke_path(route_prefix, path),
             timeout=INVOKE_TIMEOUT,
             follow_redirects=True,
-            **invoke_request(method, arguments or {}, assets),
+            **invoke_request(method, arguments or {}, assets, accept),
         )
         raise_for_error(response)
         return decode_result(response)
