@@ -355,7 +355,9 @@ class Service(Generic[T]):
         """Register a function as a route of this service; the function itself is returned unchanged.
 
         Args:
-            path: the route under the service's prefix, e.g. `"/predict"` or `"/users/{user_id}"`.
+            path: the route under the service's prefix, e.g. `"/predict"`, `"/users/{user_id}"`, `"/items/{n:int}"`,
+                or a catch-all `"/files/{rest:path}"` (the rest of the path, slashes included); it matches with or
+                without a trailing '/' (docs/HTTP.md, "Routing rules").
             method: GET, POST, PUT, PATCH or DELETE (any case).
             streaming: the function is a generator whose chunks are streamed as they are produced.
             retry: how its queued jobs are retried (default: the service's `retry`).
@@ -367,9 +369,10 @@ class Service(Generic[T]):
             max_body_bytes: the largest request body this endpoint takes (default: the server's,
                 `FNSERVE_MAX_BODY_BYTES`, 5 MiB); a larger one is refused with 413 as it arrives.
 
-        A parameter annotated `bytes` or `fs.File` receives the request's raw body when its content type is not
-        JSON (`curl --data-binary @cat.jpg -H 'content-type: image/jpeg'`); the other parameters then come from the
-        query string.
+        A parameter annotated `bytes` or `fs.File` (or `PIL.Image.Image`, `numpy.ndarray`: decoded) receives the
+        request's raw body when its content type is not JSON (`curl --data-binary @cat.jpg -H 'content-type:
+        image/jpeg'`), or a multipart part of its name; the other parameters then come from the query string or the
+        form. A returned PIL image is sent as PNG, a numpy array as JSON or `.npy` by the caller's Accept.
 
         Parameters whose names match keys of the initializer's dict are filled from it when the
         caller leaves them out.
@@ -521,8 +524,9 @@ def service(
 
     The initializer runs once per replica. A function returns a dict whose values are injected
     into endpoint parameters of the same name; a class's `__init__` sets up `self`, and its
-    methods marked with `@fs.endpoint(...)` are the routes. The docstring becomes the
-    service description.
+    methods marked with `@fs.endpoint(...)` are the routes. A class with no marked method is served
+    by its `__call__` (Ray Serve style: every method and every path under the prefix), and refused
+    when it has none. The docstring becomes the service description.
 
     Health: a class's `check_health(self)` method, or a function registered with
     `@svc.health_check`, runs in the replica at each of the server's health pings; raising or
