@@ -10,6 +10,7 @@ here: an annotation can only name them once the service's module has imported th
 
 from __future__ import annotations
 
+import importlib
 import io
 import sys
 import types
@@ -136,7 +137,7 @@ _NPY_MAGIC = b"\x93NUMPY"
 def decode_array(value: Any) -> Any:
     """A numpy array from an `.npy` upload (`numpy.save`'s format; never pickles), or from JSON: a list in a JSON
     body, or a JSON text in a form field or the query string. ValueError when it is neither."""
-    numpy = sys.modules["numpy"]
+    numpy = importlib.import_module("numpy")  # the service's own dependency: its parameter is an array
     if value is None or isinstance(value, numpy.ndarray):
         return value
     data = _upload_bytes(value)

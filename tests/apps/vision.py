@@ -1,5 +1,7 @@
 """PIL images and numpy arrays as parameters and return values, and a WAV streamed back in chunks."""
 
+from __future__ import annotations
+
 import time
 from collections.abc import Iterator
 from pathlib import Path

@@ -13,7 +13,6 @@ import contextlib
 import inspect
 import json
 import threading
-import typing
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +26,7 @@ from fnserve.request import REQUEST_KEY, Request
 from fnserve.request import from_context as request_from_context
 from fnserve.responses import to_frame
 from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER, JobContext
-from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model
+from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model, resolved_annotations
 from fnserve.sdk.service import Endpoint
 from fnserve.uploads import ACCEPT_KEY, FILES_KEY, RAW_BODY_KEY, File, wants_file
 
@@ -114,7 +113,7 @@ class BoundEndpoint:
         self._takes_assets = _takes(endpoint.function, ASSETS_PARAMETER)
         # Only endpoints that take a raw body (a bytes or fs.File parameter) look for one: the others keep the
         # plain `arguments` and pay nothing for it.
-        hints = _hints(endpoint.function)
+        hints = resolved_annotations(endpoint.function)
         self._as_file = {name: wants_file(hints.get(name)) for name in self.spec.file_parameters}
         if self._as_file:
             self.arguments = self._arguments_with_raw_body  # type: ignore[method-assign]
@@ -328,13 +327,6 @@ class _ThreadedGenerator:
     def stop(self) -> None:
         self.stopping = True
         self.room.release()  # a producer waiting for room wakes, sees the stop, and closes the generator
-
-
-def _hints(function: Callable[..., Any]) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(function)
-    except Exception:  # unresolvable forward references: introspect.py made them plain parameters too
-        return {}
 
 
 def _takes(function: Callable[..., Any], name: str) -> bool:

@@ -76,7 +76,7 @@ def json_default(value: Any) -> Any:
 
 def request_parameter(func: Callable[..., Any]) -> str | None:
     """The parameter annotated `fs.Request`, if any (it is not a caller-visible parameter)."""
-    for name, annotation in _annotations(func).items():
+    for name, annotation in resolved_annotations(func).items():
         if annotation is Request:
             return name
     return None
@@ -85,7 +85,7 @@ def request_parameter(func: Callable[..., Any]) -> str | None:
 def describe_parameters(func: Callable[..., Any], *, skip_first: bool) -> tuple[dict[str, ParameterSpec], bool]:
     """The caller-visible parameters of `func`, and whether it takes `**kwargs`."""
     signature = inspect.signature(func)
-    hints = _annotations(func)
+    hints = resolved_annotations(func)
     parameters: dict[str, ParameterSpec] = {}
     var_kwargs = False
     for index, parameter in enumerate(signature.parameters.values()):
@@ -114,7 +114,7 @@ def describe_parameters(func: Callable[..., Any], *, skip_first: bool) -> tuple[
 
 
 def return_type_name(func: Callable[..., Any]) -> str:
-    hint = _annotations(func, keep_return=True).get("return")
+    hint = resolved_annotations(func, keep_return=True).get("return")
     return type_name(_shown(inspect.signature(func).return_annotation, hint))
 
 
@@ -168,14 +168,15 @@ def arguments_model(
     defaults = defaults or {}
     names: list[tuple[str, str]] = []
     fields: dict[str, Any] = {}
-    hints = _annotations(function)
+    hints = resolved_annotations(function)
     signature = inspect.signature(function).parameters
     for index, (name, parameter) in enumerate(spec.parameters.items()):
         field_name = f"p{index}"
         names.append((field_name, name))
         annotation = hints.get(name, Any)
         if parameter.location == "file":  # a PIL image or numpy array is decoded from the upload as it is validated
-            decoder = _DECODERS.get(decoded_kind(annotation) or "")
+            kind = decoded_kind(annotation) or _DECODED_NAMES.get(parameter.type.removesuffix(" | None"))
+            decoder = _DECODERS.get(kind or "")
             if decoder is not None:
                 annotation = Annotated[annotation, BeforeValidator(decoder)]
         if name in defaults and parameter.location == "body":
@@ -195,6 +196,8 @@ def arguments_model(
 
 
 _DECODERS = {"image": decode_image, "array": decode_array}
+# The same kinds by the type names the spec shows (type_name), for a replica where the annotation does not resolve.
+_DECODED_NAMES = {"PIL.Image.Image": "image", "numpy.ndarray": "array"}
 
 
 def _same(value: Any) -> Any:
@@ -265,7 +268,7 @@ def arguments_schema(function: Callable[..., Any], spec: EndpointSpec) -> dict[s
 
 def return_schema(function: Callable[..., Any]) -> dict[str, Any] | None:
     """The JSON Schema of what an endpoint returns, from its return annotation; None when it has none."""
-    annotation = _annotations(function, keep_return=True).get("return", inspect.Parameter.empty)
+    annotation = resolved_annotations(function, keep_return=True).get("return", inspect.Parameter.empty)
     if annotation is inspect.Parameter.empty or annotation is Any:
         return None
     try:
@@ -280,11 +283,26 @@ def return_schema(function: Callable[..., Any]) -> dict[str, Any] | None:
         return None
 
 
-def _annotations(function: Callable[..., Any], *, keep_return: bool = False) -> dict[str, Any]:
+def resolved_annotations(function: Callable[..., Any], *, keep_return: bool = False) -> dict[str, Any]:
     try:
         hints = typing.get_type_hints(function, include_extras=True)
-    except Exception:  # unresolvable forward references: accept any value rather than refuse to start
-        return {}
+    except Exception:  # unresolvable forward references: those parameters accept any value, the others keep theirs
+        hints = _each_annotation(function)
     if not keep_return:
         hints.pop("return", None)
+    return hints
+
+
+def _each_annotation(function: Callable[..., Any]) -> dict[str, Any]:
+    """The annotations that resolve, one by one. Under `from __future__ import annotations` they are strings, and a
+    function pickled by value (`fs.deploy`) keeps only the globals its body uses: `image: Image.Image` does not
+    resolve in the replica when the body never names `Image` (the spec's type names fill that gap: arguments_model)."""
+    target = inspect.unwrap(function)
+    namespace = dict(getattr(target, "__globals__", {}))
+    hints: dict[str, Any] = {}
+    for name, annotation in getattr(target, "__annotations__", {}).items():
+        try:
+            hints[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation
+        except Exception:
+            continue
     return hints
