@@ -219,3 +219,16 @@ def test_cli_invoke_uploads_an_image_and_writes_the_answer(url: str, tmp_path: P
     assert done.returncode == 0, done.stderr
     with Image.open(out) as answer:
         assert answer.size == (12, 12)
+
+
+def test_openapi_offers_file_pickers_and_names_the_answers_media_types(url: str) -> None:
+    paths = httpx.get(f"{url}/vision/docs/specs.json").json()["paths"]
+
+    resize, scale = paths["/resize"]["post"], paths["/scale"]["post"]
+    binary = {"type": "string", "format": "binary"}
+    assert resize["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["image"] == binary
+    assert resize["requestBody"]["content"]["*/*"]["schema"] == binary
+    assert scale["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["array"] == binary
+    assert set(resize["responses"]["200"]["content"]) == {"image/png", "image/jpeg", "image/webp"}
+    assert set(scale["responses"]["200"]["content"]) == {"application/json", "application/x-npy"}
+    assert paths["/play"]["post"]["responses"]["200"]["content"]["audio/wav"]["schema"] == binary
