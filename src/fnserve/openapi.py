@@ -14,7 +14,7 @@ import reprlib
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from fnserve.spec import EndpointSpec, ServiceSpec, path_parameters
+from fnserve.spec import EndpointSpec, ServiceSpec, is_catch_all, openapi_path, path_parameters
 
 
 def api_description(spec: ServiceSpec, injected: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -130,7 +130,7 @@ def service_openapi(
     for endpoint in spec.endpoints:
         operation = _merge(_operation(endpoint, schemas, auto_parameters), _user_operation(endpoint))
         operation["operationId"] = _unique_id(str(operation["operationId"]), operation_ids)
-        paths.setdefault(_join(prefix, endpoint.path), {})[endpoint.method.lower()] = operation
+        paths.setdefault(_join(prefix, openapi_path(endpoint.path)), {})[endpoint.method.lower()] = operation
     ping = _ping_operation(_unique_id("ping", operation_ids))
     if spec.auth:
         ping["security"] = []  # health checks need no token
@@ -153,7 +153,10 @@ def service_openapi(
 
 
 def _operation(endpoint: EndpointSpec, schemas: _Schemas, auto_parameters: Collection[str]) -> dict[str, Any]:
-    operation: dict[str, Any] = {"operationId": _operation_id(endpoint.function_name)}
+    name = endpoint.function_name
+    if name.endswith(".__call__"):  # a class served by `__call__`: one operation per method
+        name = f"{endpoint.method.lower()}_call"
+    operation: dict[str, Any] = {"operationId": _operation_id(name)}
     summary, description = _split_description(endpoint.description)
     if summary:
         operation["summary"] = summary
@@ -165,6 +168,11 @@ def _operation(endpoint: EndpointSpec, schemas: _Schemas, auto_parameters: Colle
     path_names = path_parameters(endpoint.path)
     if path_names:
         operation["parameters"] = [_path_parameter(name, properties.get(name), endpoint) for name in path_names]
+        if is_catch_all(endpoint.path):
+            operation["parameters"][-1]["description"] = (
+                "The rest of the path, slashes included: this route takes every path under "
+                f"`{endpoint.path.rpartition('{')[0] or '/'}` that no other route matches."
+            )
     body_properties = {name: schema for name, schema in properties.items() if name not in path_names}
     if body_properties or endpoint.var_kwargs:
         auto = {name for name, p in endpoint.parameters.items() if p.auto or name in auto_parameters}
@@ -236,6 +244,9 @@ def _path_parameter(name: str, schema: dict[str, Any] | None, endpoint: Endpoint
 # Return annotations whose answer is raw bytes (responses.py), not JSON.
 _BYTES_RETURNS = ("bytes", "bytearray")
 _RESPONSE_RETURNS = ("Response", "FileResponse")
+# Return annotations whose answer is encoded by the caller's Accept (responses.to_frame); introspect.type_name.
+_IMAGE_RETURN = "PIL.Image.Image"
+_ARRAY_RETURN = "numpy.ndarray"
 
 
 def _success_response(endpoint: EndpointSpec, schemas: _Schemas) -> dict[str, Any]:
@@ -243,6 +254,21 @@ def _success_response(endpoint: EndpointSpec, schemas: _Schemas) -> dict[str, An
         return {
             "description": "The function's chunks, raw and back to back, as they are produced.",
             "content": {endpoint.media_type: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    if endpoint.return_type.removesuffix(" | None") == _IMAGE_RETURN:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        return {
+            "description": "The image, as PNG unless the request's Accept asks for image/jpeg or image/webp.",
+            "content": {media_type: copy.deepcopy(binary) for media_type in ("image/png", "image/jpeg", "image/webp")},
+        }
+    if endpoint.return_type.removesuffix(" | None") == _ARRAY_RETURN:
+        return {
+            "description": "The array: nested JSON lists, or an .npy file when the request's Accept asks for "
+            "application/x-npy.",
+            "content": {
+                "application/json": {"schema": {"type": "array"}},
+                "application/x-npy": {"schema": {"type": "string", "format": "binary"}},
+            },
         }
     returned = endpoint.return_type.rpartition(".")[2]
     if returned in _BYTES_RETURNS:

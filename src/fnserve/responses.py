@@ -1,17 +1,23 @@
 """What an endpoint returns when its answer is not JSON: `Response` (bytes or text with a media type, a status and
 headers) and `FileResponse` (a file's bytes). A plain `bytes` return value is sent as `application/octet-stream`.
 
-Such an answer crosses the replica protocol in a MEDIA frame of its own, so the JSON path (a RESULT frame holding
-JSON bytes) does no extra work for it; the Python client gives a non-JSON answer back as a `Response` too.
+A returned PIL image is sent as PNG (JPEG or WebP when the caller's `Accept` asks), a numpy array as `.npy` when
+the caller's `Accept` names `application/x-npy` (else as JSON, like any value). Such an answer crosses the replica
+protocol in a MEDIA frame of its own, so the JSON path (a RESULT frame holding JSON bytes) does no extra work for it;
+the Python client gives a non-JSON answer back as a `Response` too.
 """
 
 from __future__ import annotations
 
+import io
 import mimetypes
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from fnserve.uploads import NPY_MEDIA_TYPE, imported_attribute
 
 OCTET_STREAM = "application/octet-stream"
 _TEXT = "text/plain; charset=utf-8"
@@ -139,13 +145,46 @@ def _attachment(filename: str) -> str:
     return f"attachment; filename*=utf-8''{quote(filename)}"
 
 
-def to_frame(value: Any) -> tuple[bytes, str, int, list[list[str]]] | None:
-    """A return value that is sent raw (bytes, `Response`) as the MEDIA frame's fields; None for anything else."""
+def to_frame(value: Any, accept: str | None = None) -> tuple[bytes, str, int, list[list[str]]] | None:
+    """A return value that is sent raw (bytes, `Response`, a PIL image, a numpy array the caller's `accept` asks as
+    `.npy`) as the MEDIA frame's fields; None for anything else."""
     if isinstance(value, Response):
         return value.content, value.media_type, value.status, [[k, v] for k, v in value.headers.items()]
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value), OCTET_STREAM, 200, []
+    image_class = imported_attribute("PIL.Image", "Image")
+    if image_class is not None and isinstance(value, image_class):
+        return encode_image(value, accept), _IMAGE_TYPES[_image_format(accept)], 200, []
+    ndarray = imported_attribute("numpy", "ndarray")
+    if ndarray is not None and isinstance(value, ndarray) and accept is not None and NPY_MEDIA_TYPE in accept:
+        buffer = io.BytesIO()
+        sys.modules["numpy"].save(buffer, value, allow_pickle=False)
+        return buffer.getvalue(), NPY_MEDIA_TYPE, 200, []
     return None
+
+
+# What a returned PIL image is sent as: PNG, unless the caller's Accept names JPEG or WebP first.
+_IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+_IMAGE_FORMATS = {media_type: name for name, media_type in _IMAGE_TYPES.items()}
+
+
+def _image_format(accept: str | None) -> str:
+    if accept is not None and "image/" in accept:
+        for item in accept.split(","):
+            name = _IMAGE_FORMATS.get(item.partition(";")[0].strip().lower())
+            if name is not None:
+                return name
+    return "PNG"
+
+
+def encode_image(image: Any, accept: str | None = None) -> bytes:
+    """A PIL image's bytes, as PNG unless `accept` asks for JPEG or WebP first (JPEG has no alpha: RGB then)."""
+    name = _image_format(accept)
+    if name == "JPEG" and image.mode not in ("RGB", "L", "CMYK"):
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format=name)
+    return buffer.getvalue()
 
 
 def from_frame(content: bytes, media_type: str, status: int, headers: list[list[str]]) -> Response:

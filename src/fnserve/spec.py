@@ -39,8 +39,18 @@ RESERVED_PATH_PREFIXES = (RESERVED_PATH_PREFIX, "/status/", "/cancel/", "/retry/
 RESERVED_ROUTE_PREFIXES = ("/v1", "/-", "/ui", "/metrics", "/docs")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_PATH_SEGMENT = re.compile(r"^(?:[A-Za-z0-9._~!$&'()*+,;=:@%-]+|\{[A-Za-z_][A-Za-z0-9_]*\})$")
-_PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PATH_SEGMENT = re.compile(r"^(?:[A-Za-z0-9._~!$&'()*+,;=:@%-]+|\{[A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z]+)?\})$")
+_PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z]+))?\}")
+# What a `{name:converter}` placeholder matches, as Starlette writes them (`{name}` is `str`): the converter decides
+# which paths match, the parameter's annotation its type. `path` takes the rest of the path, slashes included, so it
+# may only end a path: `/files/{rest:path}` owns everything under `/files/` (docs/HTTP.md, "Routing rules").
+PATH_CONVERTERS = {
+    "str": "[^/]+",
+    "int": "[0-9]+",
+    "float": r"[0-9]+(?:\.[0-9]+)?",
+    "uuid": "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+    "path": ".*",
+}
 
 
 class _Spec(BaseModel):
@@ -72,8 +82,42 @@ def _describe(model: str, exc: ValidationError) -> str:
 
 
 def path_parameters(path: str) -> list[str]:
-    """Names of the `{placeholders}` in an endpoint path, in order."""
-    return _PATH_PARAM.findall(path)
+    """Names of the `{placeholders}` in an endpoint path, in order (`{rest:path}` names `rest`)."""
+    return [name for name, _ in _PATH_PARAM.findall(path)]
+
+
+def path_placeholders(path: str) -> list[tuple[str, str]]:
+    """The `{placeholders}` of an endpoint path as (name, converter) pairs, `str` when none is written."""
+    return [(name, converter or "str") for name, converter in _PATH_PARAM.findall(path)]
+
+
+def is_catch_all(path: str) -> bool:
+    """Whether a path ends with a `{name:path}` placeholder: it owns every path under its start."""
+    return path.endswith(":path}")
+
+
+def openapi_path(path: str) -> str:
+    """A path as OpenAPI writes it, with no converters: `/files/{rest:path}` → `/files/{rest}`."""
+    return _PATH_PARAM.sub(lambda found: "{" + found.group(1) + "}", path)
+
+
+def path_pattern(path: str, captured: frozenset[str] | None = None) -> str:
+    """The regular expression a templated path matches, anchored, with or without a trailing '/' (Ray Serve and
+    Allonia routes are written both ways). Placeholders in `captured` (all when None) become named groups; a
+    `{rest:path}` after a '/' also matches nothing at all (`/files/{rest:path}` takes `/files`, its group unset)."""
+    body = path.removesuffix("/")
+    pattern, end = "", 0
+    for found in _PATH_PARAM.finditer(body):
+        name, converter = found.group(1), found.group(2) or "str"
+        literal = body[end : found.start()]
+        regex = PATH_CONVERTERS[converter]
+        group = f"(?P<{name}>{regex})" if captured is None or name in captured else f"(?:{regex})"
+        if converter == "path" and literal.endswith("/"):
+            pattern += re.escape(literal[:-1]) + f"(?:/{group})?"
+        else:
+            pattern += re.escape(literal) + group
+        end = found.end()
+    return "^" + pattern + re.escape(body[end:]) + "/?$"
 
 
 class Resources(_Spec):
@@ -247,24 +291,37 @@ def check_endpoint_path(path: str) -> None:
     """Raise ValueError unless `path` is a valid, unreserved endpoint path."""
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValueError(f"endpoint path must start with '/', got {path!r}; for example '/predict'")
-    if path in RESERVED_PATHS or path.startswith(RESERVED_PATH_PREFIXES) or path == "/-":
+    if path.removesuffix("/") in RESERVED_PATHS or path.startswith(RESERVED_PATH_PREFIXES) or path == "/-":
         raise ValueError(
             f"endpoint path {path!r} is reserved (reserved: {', '.join(RESERVED_PATHS)} and anything under "
             f"{', '.join(RESERVED_PATH_PREFIXES)}); choose another path"
         )
     if path != "/":
-        # One trailing '/' is kept as written (other platforms' routes have it: '/api/v1.0/predict/'); the gateway
-        # matches paths exactly, so '/predict' and '/predict/' are two routes.
+        # One trailing '/' is allowed (other platforms' routes have it: '/api/v1.0/predict/'); the gateway matches a
+        # path with or without it either way (gateway/router.py).
         segments = path[1:].removesuffix("/").split("/")
         for segment in segments:
             if not _PATH_SEGMENT.match(segment):
                 raise ValueError(
                     f"endpoint path {path!r} has an invalid segment {segment!r}; use letters, digits, '-', '_', "
-                    "'.' and '{name}' placeholders, with no empty segment (one trailing '/' is allowed)"
+                    "'.' and '{name}' or '{name:converter}' placeholders, with no empty segment (one trailing '/' is "
+                    "allowed)"
                 )
-    names = path_parameters(path)
+    placeholders = path_placeholders(path)
+    names = [name for name, _ in placeholders]
     if len(names) != len(set(names)):
         raise ValueError(f"endpoint path {path!r} repeats a path parameter")
+    for name, converter in placeholders:
+        if converter not in PATH_CONVERTERS:
+            raise ValueError(
+                f"endpoint path {path!r} has an unknown converter in {{{name}:{converter}}}; use one of "
+                f"{', '.join(PATH_CONVERTERS)}"
+            )
+        if converter == "path" and not path.endswith(f"{{{name}:path}}"):
+            raise ValueError(
+                f"endpoint path {path!r} has {{{name}:path}} before its end; a path placeholder takes the rest of the "
+                f"path, so it ends one: '/files/{{{name}:path}}'"
+            )
 
 
 class ServiceSpec(_Spec):

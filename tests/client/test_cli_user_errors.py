@@ -167,3 +167,20 @@ def test_deploy_says_what_it_uploads_and_leaves_out_what_the_ignore_files_name(t
     )
     (unpacked,) = (tmp_path / "home" / "code").iterdir()
     assert sorted(p.name for p in unpacked.iterdir()) == [".fnserveignore", ".gitignore", "app.py"]
+
+
+def test_deploy_of_a_class_with_no_endpoint_and_no_call_is_refused_naming_the_fix(
+    tmp_path: Path, refused_url: str
+) -> None:
+    """Refused where it is decorated, before any server is asked, instead of deploying ACTIVE with no route."""
+    (tmp_path / "app.py").write_text(
+        "import fnserve as fs\n\n\n@fs.service\nclass Model:\n    def predict(self) -> int:\n        return 1\n"
+    )
+
+    result = fnserve_in(tmp_path, "deploy", "app.py", url=refused_url)
+
+    assert result.returncode == 1
+    assert "service 'Model' has no endpoint, so it would serve nothing" in result.stderr
+    assert '@fs.endpoint("/predict")' in result.stderr
+    assert "__call__(self, request: fs.Request)" in result.stderr
+    assert "Traceback" not in result.stderr

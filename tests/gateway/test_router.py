@@ -83,3 +83,72 @@ def test_picker_prefers_fewest_in_flight_and_rotates_ties() -> None:
     a, b = Load("a", 0), Load("b", 0)
     assert {picker.pick([a, b]).name for _ in range(4)} == {"a", "b"}  # type: ignore[union-attr]
     assert picker.pick([]) is None
+
+
+def catch_all_routes() -> ServiceRoutes:
+    @fs.service
+    def svc() -> dict[str, object]:
+        return {}
+
+    @svc.endpoint("/predict/")
+    def predict() -> None: ...
+
+    @svc.endpoint("/plain", method="GET")
+    def plain() -> None: ...
+
+    @svc.endpoint("/n/{n:int}", method="GET")
+    def number(n: int) -> None: ...
+
+    @svc.endpoint("/{rest:path}", method="GET")
+    def everything(rest: str) -> None: ...
+
+    @svc.endpoint("/files/{rest:path}", method="GET")
+    def files(rest: str) -> None: ...
+
+    return ServiceRoutes(svc.spec)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "function", "params"),
+    [
+        ("POST", "/predict/", "predict", {}),
+        ("POST", "/predict", "predict", {}),
+        ("GET", "/plain/", "plain", {}),
+        ("GET", "/n/12", "number", {"n": "12"}),
+        ("GET", "/n/12/", "number", {"n": "12"}),
+        ("GET", "/n/x", "everything", {"rest": "n/x"}),
+        ("GET", "/files/a/b", "files", {"rest": "a/b"}),  # the longer literal start wins, declared later or not
+        ("GET", "/files", "files", {"rest": ""}),
+        ("GET", "/", "everything", {"rest": ""}),
+        ("GET", "/predict", "everything", {"rest": "predict"}),  # /predict takes POST only; GET goes on
+    ],
+)
+def test_routing_rules_most_specific_first_and_slashes_both_ways(
+    method: str, path: str, function: str, params: dict[str, str]
+) -> None:
+    route, found = catch_all_routes().match(method, path)
+
+    assert (route.spec.function_name.rpartition(".")[2], found) == (function, params)
+
+
+@pytest.mark.parametrize("path", ["/ping", "/info/", "/docs", "/-/anything", "/status/abc"])
+def test_catch_all_never_takes_the_service_paths(path: str) -> None:
+    with pytest.raises(NotFound):
+        catch_all_routes().match("GET", path)
+
+
+def test_method_that_no_matching_route_takes_lists_them_all() -> None:
+    with pytest.raises(MethodNotAllowed) as caught:
+        catch_all_routes().match("DELETE", "/predict")
+    assert caught.value.details == {"allow": ["GET", "POST"]}
+
+
+def test_class_with_only_call_matches_every_method_and_path_without_sending_the_rest() -> None:
+    class Ingress:
+        def __call__(self, request: fs.Request) -> None: ...
+
+    routes = ServiceRoutes(fs.service(Ingress).spec)
+
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        route, params = routes.match(method, "/a/b/")
+        assert (route.spec.method, route.spec.path, params) == (method, "/{path:path}", {})

@@ -285,8 +285,10 @@ def test_spec_routes_include_allonias_paths_with_their_trailing_slash(tmp_path: 
     assert (spec.name, spec.route_prefix, spec.kind, spec.auth, spec.replicas) == ("iris", "/iris", "class", False, 2)
     assert routes.match("POST", "/api/v1.0/predict/")[0].spec.function_name == "ModelService.allonia_predict"
     assert routes.match("GET", "/api/v1.0/health/status/")[0].spec.function_name == "ModelService.allonia_health_status"
+    # Declared with the slash, matched without it too (docs/HTTP.md, "Routing rules")
+    assert routes.match("POST", "/api/v1.0/predict")[0].spec.function_name == "ModelService.allonia_predict"
     with pytest.raises(NotFound):
-        routes.match("POST", "/api/v1.0/predict")
+        routes.match("POST", "/api/v1.0/predict/more")
 
 
 def test_openapi_document_shows_each_rows_features(tmp_path: Path) -> None:

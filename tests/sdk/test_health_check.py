@@ -36,10 +36,12 @@ def test_class_service_check_health_method_needs_no_decorator() -> None:
         async def check_health(self) -> bool:
             return self.ready
 
+        def __call__(self, request: fs.Request) -> None: ...
+
     service = fs.service(Model)  # mypy ignores class decorators' return types, so call it
     assert service.health is not None
     assert (service.health.call_kind, service.health.is_method) == (CallKind.coroutine, True)
-    assert fs.service(type("Plain", (), {})).health is None
+    assert fs.service(type("Plain", (), {"__call__": lambda self: None})).health is None
 
 
 def test_health_check_declarations_are_checked_at_decoration() -> None:
@@ -73,7 +75,8 @@ def test_health_check_declarations_are_checked_at_decoration() -> None:
         fs.service(Needs)
 
     class Counter:
-        pass
+        def __call__(self) -> int:
+            return 0
 
     with pytest.raises(SpecError, match=r"define a `check_health\(self\)` method instead"):
         fs.service(Counter).health_check(lambda: True)
@@ -113,6 +116,8 @@ async def test_replica_health_shares_one_running_check_between_pings() -> None:
         async def check_health(self) -> None:
             runs.append(1)
             await release.wait()
+
+        def __call__(self) -> None: ...
 
     service = fs.service(Slow)
     assert service.health is not None

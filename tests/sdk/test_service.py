@@ -219,7 +219,7 @@ def test_class_service_collects_marked_methods() -> None:
 
 def test_class_service_refuses_function_style_endpoint() -> None:
     class Thing:
-        pass
+        def __call__(self) -> None: ...
 
     with pytest.raises(SpecError, match="mark its methods with @fs.endpoint"):
         fs.service(Thing).endpoint("/x")
@@ -247,3 +247,58 @@ def test_check_init_arguments_raises_type_error() -> None:
     svc.check_init_arguments((1,), {"b": 3})
     with pytest.raises(TypeError, match=r"svc\(\.\.\.\) cannot take these arguments"):
         svc.check_init_arguments((), {"c": 1})
+
+
+def test_class_with_no_endpoint_and_no_call_is_refused_naming_the_fix() -> None:
+    class Nothing:
+        def predict(self) -> int:
+            return 1
+
+    with pytest.raises(
+        SpecError, match=r"has no endpoint.*@fs.endpoint\(\"/predict\"\).*__call__\(self, request: fs.Request\)"
+    ):
+        fs.service(Nothing)
+
+
+def test_class_with_only_call_serves_its_prefix_on_every_method() -> None:
+    class Streamer:
+        def __call__(self, text: str) -> Iterator[str]:
+            yield from text
+
+    service = fs.service(Streamer)
+
+    assert [(e.method, e.path, e.streaming) for e in service.spec.endpoints] == [
+        (method, "/{path:path}", True) for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+    ]
+    assert list(service.spec.endpoints[0].parameters) == ["text"]
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/{rest:path}/more", "before its end"),
+        ("/{n:number}", "unknown converter"),
+        ("/ping/", "reserved"),
+    ],
+)
+def test_paths_with_converters_are_checked_at_decoration(path: str, message: str) -> None:
+    @fs.service
+    def svc() -> dict[str, int]:
+        return {}
+
+    with pytest.raises(SpecError, match=message):
+        svc.endpoint(path)
+
+
+def test_placeholder_left_out_is_refused_unless_the_function_reads_the_request() -> None:
+    @fs.service
+    def svc() -> dict[str, int]:
+        return {}
+
+    with pytest.raises(SpecError, match="has no parameter 'rest'"):
+        svc.endpoint("/{rest:path}")(lambda: None)
+
+    def webhook(request: fs.Request) -> None: ...
+
+    svc.endpoint("/{rest:path}")(webhook)
+    assert svc.spec.endpoints[0].request_parameter == "request"

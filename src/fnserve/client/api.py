@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import mimetypes
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
@@ -21,9 +23,10 @@ import orjson
 
 from fnserve.auth import is_whole_token
 from fnserve.errors import InternalError, InvalidRequest, error_from_code
-from fnserve.responses import OCTET_STREAM, Response
+from fnserve.responses import OCTET_STREAM, Response, encode_image
 from fnserve.settings import ClientSettings
 from fnserve.sse import EventReader
+from fnserve.uploads import NPY_MEDIA_TYPE, imported_attribute
 
 CONTROL_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 # An invocation may run as long as the server lets it (300 s by default); streams may pause between chunks.
@@ -70,18 +73,39 @@ def invoke_path(route_prefix: str, path: str) -> str:
 
 
 def _is_upload(value: Any) -> bool:
-    return isinstance(value, bytes | bytearray) or (hasattr(value, "read") and not isinstance(value, str))
+    return (
+        isinstance(value, bytes | bytearray)
+        or (hasattr(value, "read") and not isinstance(value, str))
+        or _encoded_upload(value, "") is not None
+    )
+
+
+def _encoded_upload(value: Any, name: str) -> tuple[str, bytes, str] | None:
+    """A PIL image (as PNG) or a numpy array (as .npy) as a file part, when those packages are loaded; else None."""
+    image_class = imported_attribute("PIL.Image", "Image")
+    if image_class is not None and isinstance(value, image_class):
+        return f"{name}.png", encode_image(value), "image/png"
+    ndarray = imported_attribute("numpy", "ndarray")
+    if ndarray is not None and isinstance(value, ndarray):
+        buffer = io.BytesIO()
+        sys.modules["numpy"].save(buffer, value, allow_pickle=False)
+        return f"{name}.npy", buffer.getvalue(), NPY_MEDIA_TYPE
+    return None
 
 
 def form_request(arguments: dict[str, Any]) -> dict[str, Any] | None:
-    """httpx keyword arguments for a multipart/form-data call when some argument is a file (an open file, bytes),
-    else None: files as parts (named as the file is), the other arguments as text fields (JSON for non-strings)."""
+    """httpx keyword arguments for a multipart/form-data call when some argument is a file (an open file, bytes, a PIL
+    image, a numpy array), else None: files as parts (named as the file is), the other arguments as text fields (JSON
+    for non-strings)."""
     if not any(_is_upload(value) for value in arguments.values()):
         return None
     files: dict[str, Any] = {}
     data: dict[str, str] = {}
     for name, value in arguments.items():
-        if _is_upload(value):
+        encoded = _encoded_upload(value, name)
+        if encoded is not None:
+            files[name] = encoded
+        elif _is_upload(value):
             filename = Path(str(getattr(value, "name", name))).name
             content = bytes(value) if isinstance(value, bytes | bytearray) else value
             files[name] = (filename, content, mimetypes.guess_type(filename)[0] or OCTET_STREAM)
@@ -90,9 +114,11 @@ def form_request(arguments: dict[str, Any]) -> dict[str, Any] | None:
     return {"files": files, "data": data}
 
 
-def invoke_request(method: str, arguments: dict[str, Any], assets: Sequence[str] | None = None) -> dict[str, Any]:
+def invoke_request(
+    method: str, arguments: dict[str, Any], assets: Sequence[str] | None = None, accept: str | None = None
+) -> dict[str, Any]:
     """httpx keyword arguments for an invocation: JSON body, or query parameters for GET and DELETE; the assets
-    it names go in the `fnserve-input-assets` header."""
+    it names go in the `fnserve-input-assets` header, and `accept` (e.g. `application/x-npy`) in Accept."""
     request: dict[str, Any]
     if method in ("GET", "DELETE"):
         params = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in arguments.items()}
@@ -104,6 +130,8 @@ def invoke_request(method: str, arguments: dict[str, Any], assets: Sequence[str]
         else:  # httpx sets the multipart content type, with its boundary
             request = {**form, "headers": {}}
     request["headers"].update(assets_header(assets))
+    if accept is not None:
+        request["headers"]["accept"] = accept
     return request
 
 
@@ -423,6 +451,7 @@ class Client:
         arguments: dict[str, Any] | None = None,
         *,
         assets: Sequence[str] | None = None,
+        accept: str | None = None,
     ) -> Any:
         """Call an endpoint and return its decoded JSON result.
 
@@ -432,6 +461,8 @@ class Client:
             method: the HTTP method.
             arguments: the JSON body (query parameters for GET and DELETE).
             assets: ids of uploaded assets the endpoint reads (its `_assets` parameter).
+            accept: the Accept header, for an answer other than JSON: `application/x-npy` for a numpy array,
+                `image/jpeg` for a PIL image (the answer is then an `fs.Response`).
 
         A result over the server's inline limit answers 302 to its download URL, which is followed.
         """
@@ -440,7 +471,7 @@ class Client:
             invoke_path(route_prefix, path),
             timeout=INVOKE_TIMEOUT,
             follow_redirects=True,
-            **invoke_request(method, arguments or {}, assets),
+            **invoke_request(method, arguments or {}, assets, accept),
         )
         raise_for_error(response)
         return decode_result(response)
@@ -708,13 +739,14 @@ class AsyncClient:
         arguments: dict[str, Any] | None = None,
         *,
         assets: Sequence[str] | None = None,
+        accept: str | None = None,
     ) -> Any:
         response = await self._http.request(
             method,
             invoke_path(route_prefix, path),
             timeout=INVOKE_TIMEOUT,
             follow_redirects=True,
-            **invoke_request(method, arguments or {}, assets),
+            **invoke_request(method, arguments or {}, assets, accept),
         )
         raise_for_error(response)
         return decode_result(response)

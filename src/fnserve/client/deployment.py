@@ -180,11 +180,21 @@ class Deployment:
             self._async_client = AsyncClient(self._client.url, api_key=self._client.api_key)
         return self._async_client
 
-    def call(self, path: str, method: str = "POST", *, assets: Sequence[str] | None = None, **arguments: Any) -> Any:
-        """Call a route by its path: the result, or an iterator of chunks for a streaming route.
+    def call(
+        self,
+        path: str,
+        /,
+        method: str = "POST",
+        *,
+        assets: Sequence[str] | None = None,
+        accept: str | None = None,
+        **arguments: Any,
+    ) -> Any:
+        """Call a route by its path: the result, or an iterator of chunks for a streaming route. `path` is positional
+        only, so an argument may have that name (a catch-all's `path`).
 
         `assets` names uploaded assets (`client.upload_asset(...)["asset_id"]`) that the endpoint reads through its
-        `_assets` parameter.
+        `_assets` parameter; `accept` is the call's Accept header (`application/x-npy` for a numpy array as .npy).
         """
         method = method.upper()
         url_path = _fill_path(path, arguments)
@@ -192,10 +202,19 @@ class Deployment:
             if assets:
                 raise TypeError(f"{method} {path} streams; assets go with calls that do not stream")
             return self._client.stream(self._info["route_prefix"], url_path, method, arguments)
-        return self._client.invoke(self._info["route_prefix"], url_path, method, arguments, assets=assets)
+        return self._client.invoke(
+            self._info["route_prefix"], url_path, method, arguments, assets=assets, accept=accept
+        )
 
     async def acall(
-        self, path: str, method: str = "POST", *, assets: Sequence[str] | None = None, **arguments: Any
+        self,
+        path: str,
+        /,
+        method: str = "POST",
+        *,
+        assets: Sequence[str] | None = None,
+        accept: str | None = None,
+        **arguments: Any,
     ) -> Any:
         """The async twin of `call`; a streaming route gives an async iterator (use `async for`)."""
         method = method.upper()
@@ -204,7 +223,9 @@ class Deployment:
             if assets:
                 raise TypeError(f"{method} {path} streams; assets go with calls that do not stream")
             return self._async().stream(self._info["route_prefix"], url_path, method, arguments)
-        return await self._async().invoke(self._info["route_prefix"], url_path, method, arguments, assets=assets)
+        return await self._async().invoke(
+            self._info["route_prefix"], url_path, method, arguments, assets=assets, accept=accept
+        )
 
     def submit(
         self,
@@ -284,7 +305,9 @@ class _RouteMethod:
     """One route as a method: call it (`deployment.hello(...)`), or queue it (`deployment.hello.submit(...)`).
 
     `_assets=["ast-…"]` names uploaded assets for either; it is the name of the endpoint's reserved parameter,
-    so it never hides an argument of the endpoint. `_policy={...}` overrides a job's limits.
+    so it never hides an argument of the endpoint. `_accept="application/x-npy"` asks for an answer other than JSON
+    (a numpy array as .npy, a PIL image as `image/jpeg`), given back as an `fs.Response`. `_policy={...}` overrides a
+    job's limits.
     """
 
     def __init__(self, deployment: Deployment, endpoint: dict[str, Any], *, is_async: bool) -> None:
@@ -293,11 +316,11 @@ class _RouteMethod:
         self._is_async = is_async
         self.__doc__ = endpoint.get("description") or None
 
-    def __call__(self, *, _assets: Sequence[str] | None = None, **arguments: Any) -> Any:
+    def __call__(self, *, _assets: Sequence[str] | None = None, _accept: str | None = None, **arguments: Any) -> Any:
         path, method = self._endpoint["path"], self._endpoint["method"]
         if self._is_async:
-            return self._deployment.acall(path, method, assets=_assets, **arguments)
-        return self._deployment.call(path, method, assets=_assets, **arguments)
+            return self._deployment.acall(path, method, assets=_assets, accept=_accept, **arguments)
+        return self._deployment.call(path, method, assets=_assets, accept=_accept, **arguments)
 
     def submit(
         self, *, _assets: Sequence[str] | None = None, _policy: dict[str, Any] | None = None, **arguments: Any
@@ -310,12 +333,19 @@ class _RouteMethod:
 
 
 def _fill_path(path: str, arguments: dict[str, Any]) -> str:
-    """`/users/{user_id}` with user_id=3 → `/users/3` (the argument moves from the body into the path)."""
+    """`/users/{user_id}` with user_id=3 → `/users/3` (the argument moves from the body into the path). A catch-all
+    (`/files/{rest:path}`, a class's `__call__`) takes its rest as it is, slashes included, and "" when not given."""
 
     def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
+        name, converter = match.group(1), match.group(2)
         if name not in arguments:
+            if converter == "path":
+                return ""
             raise TypeError(f"missing path argument {name!r} for {path}")
-        return str(arguments.pop(name))
+        value = str(arguments.pop(name))
+        return value.lstrip("/") if converter == "path" else value
 
-    return re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", replace, path)
+    filled = re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z]+))?\}", replace, path)
+    if path.endswith(":path}") and filled != "/":
+        filled = filled.removesuffix("/")  # `/files/` with no rest is `/files`, which the route takes too
+    return filled

@@ -66,7 +66,7 @@ from fnserve.responses import Response
 from fnserve.sse import encode_error, encode_event
 from fnserve.store import DeploymentState
 from fnserve.store.jobs import asset_content_url
-from fnserve.uploads import FILES_KEY, RAW_BODY_KEY
+from fnserve.uploads import ACCEPT_KEY, FILES_KEY, RAW_BODY_KEY
 
 logger = logging.getLogger("fnserve.gateway")
 
@@ -165,7 +165,7 @@ class Gateway:
             await self.jobs(scope, receive, send, request_id, live, rest, pinned)
             return
         route, path_params = live.routes.match(method, rest)
-        poll, with_assets, content_type = _call_headers(scope)
+        poll, with_assets, content_type, accept = _call_headers(scope)
         query = query_params(scope)
         context: dict[str, Any] | None = None  # for the replica: a file, a form, the request; a job's assets
         if route.takes_other_bodies:  # a file, a form or the request itself, not only JSON arguments
@@ -196,6 +196,9 @@ class Gateway:
         if with_assets:
             files = await self.jobs.input_assets(scope, live)
             context = {**(context or {}), "assets": {asset_id: str(path) for asset_id, path in files.items()}}
+        if accept is not None and _may_ask_for_media(accept) and not route.spec.streaming:
+            # It may ask for another encoding of the answer (a numpy array as .npy, an image as JPEG): responses.py
+            context = {**(context or {}), ACCEPT_KEY: accept.decode("latin-1")}
         connection = live.picker.pick(live.ready)
         if connection is None:
             connection = await self._cold_start(live)
@@ -426,20 +429,28 @@ class Gateway:
         await send({"type": "http.response.body", "body": b""})
 
 
-def _call_headers(scope: Scope) -> tuple[bytes | None, bool, bytes | None]:
-    """The headers that change how a call runs, in one pass: its poll window, whether it names assets, and the
-    body's content type."""
+def _call_headers(scope: Scope) -> tuple[bytes | None, bool, bytes | None, bytes | None]:
+    """The headers that change how a call runs, in one pass: its poll window, whether it names assets, the body's
+    content type, and what the caller accepts."""
     poll = None
     with_assets = False
     content_type = None
+    accept = None
     for name, value in scope["headers"]:
         if name == b"content-type":
             content_type = value
+        elif name == b"accept":
+            accept = value
         elif name == POLL_HEADER:
             poll = value
         elif name == ASSETS_HEADER:
             with_assets = True
-    return poll, with_assets, content_type
+    return poll, with_assets, content_type, accept
+
+
+def _may_ask_for_media(accept: bytes) -> bool:
+    """Whether an Accept header may ask for an answer other than JSON: not `*/*` (curl, httpx) nor JSON."""
+    return accept != b"*/*" and not accept.startswith(b"application/json")
 
 
 def _request_facts(scope: Scope, path: str, query: dict[str, str], *, drop_authorization: bool) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-
 # Writes held from this size on go out as they are, side by side, rather than joined into one buffer first.
 LARGE_WRITE_BYTES = 64 * 1024
 

@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from fnserve.errors import MethodNotAllowed, NotFound
-from fnserve.spec import EndpointSpec, ServiceSpec, path_parameters
+from fnserve.spec import (
+    RESERVED_PATH_PREFIXES,
+    RESERVED_PATHS,
+    EndpointSpec,
+    ServiceSpec,
+    is_catch_all,
+    path_parameters,
+    path_pattern,
+)
 
 
 @dataclass(frozen=True)
@@ -24,24 +32,45 @@ class EndpointRoute:
 
 
 class ServiceRoutes:
-    """The endpoints of one service, matched by method and the path after the route prefix."""
+    """The endpoints of one service, matched by method and the path after the route prefix.
+
+    Ray Serve's rules, decided here once per version so that a call to a static path costs one dict lookup:
+    - a static path matches with or without its trailing '/' (`/predict/` and `/predict` alike), both spellings
+      being keys of one dict;
+    - the most specific route wins: static paths, then templated ones (`/users/{user_id}`, `{n:int}`), then
+      catch-alls (`/{rest:path}`, the longest literal start first), which take every path under their start that
+      nothing else matches (a class with only `__call__` is one: sdk/service.py), but never a path the service
+      answers itself (spec.RESERVED_PATHS, `/-/...`);
+    - a path that matches a route but not with this method goes on to the next route; 405 only when none has it.
+    """
 
     def __init__(self, spec: ServiceSpec) -> None:
         self._by_key = {
             endpoint.key: EndpointRoute(index=i, spec=endpoint) for i, endpoint in enumerate(spec.endpoints)
         }
-        self._static: dict[str, dict[str, EndpointRoute]] = {}
-        self._templated: list[tuple[re.Pattern[str], dict[str, EndpointRoute]]] = []
+        declared: dict[str, dict[str, EndpointRoute]] = {}
         templates: dict[str, dict[str, EndpointRoute]] = {}
+        captured: dict[str, set[str]] = {}
         for index, endpoint in enumerate(spec.endpoints):
             route = EndpointRoute(index=index, spec=endpoint)
-            if path_parameters(endpoint.path):
+            names = path_parameters(endpoint.path)
+            if names:
                 templates.setdefault(endpoint.path, {})[endpoint.method] = route
+                # A placeholder the function does not take (a `__call__` that reads its `fs.Request`) is matched,
+                # not sent.
+                taken = names if endpoint.var_kwargs else [name for name in names if name in endpoint.parameters]
+                captured.setdefault(endpoint.path, set()).update(taken)
             else:
-                self._static.setdefault(endpoint.path, {})[endpoint.method] = route
-        for template, methods in templates.items():
-            pattern = "^" + re.sub(r"\\\{([A-Za-z_][A-Za-z0-9_]*)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
-            self._templated.append((re.compile(pattern), methods))
+                declared.setdefault(endpoint.path, {})[endpoint.method] = route
+        self._static: dict[str, dict[str, EndpointRoute]] = dict(declared)
+        for path, methods in declared.items():  # the other spelling, unless it is declared too
+            if path != "/":
+                self._static.setdefault(path[:-1] if path.endswith("/") else path + "/", methods)
+        ordered = sorted(templates, key=lambda path: (is_catch_all(path), -len(path.partition("{")[0])))
+        self._templated: list[tuple[re.Pattern[str], dict[str, EndpointRoute], bool]] = [
+            (re.compile(path_pattern(path, frozenset(captured[path]))), templates[path], is_catch_all(path))
+            for path in ordered
+        ]
 
     def find(self, key: str) -> EndpointRoute | None:
         """The endpoint declared as `key` ("METHOD /path"), as a job names it."""
@@ -54,22 +83,36 @@ class ServiceRoutes:
     def match(self, method: str, path: str) -> tuple[EndpointRoute, dict[str, str]]:
         """The endpoint for `method path` and its path parameters; NotFound or MethodNotAllowed otherwise."""
         methods = self._static.get(path)
-        params: dict[str, str] = {}
-        if methods is None:
-            for pattern, candidate in self._templated:
-                found = pattern.match(path)
-                if found is not None:
-                    methods, params = candidate, found.groupdict()
-                    break
-        if methods is None:
+        if methods is not None:
+            route = methods.get(method)
+            if route is not None:
+                return route, {}
+        return self._match_templated(method, path, methods)
+
+    def _match_templated(
+        self, method: str, path: str, allowed: dict[str, EndpointRoute] | None
+    ) -> tuple[EndpointRoute, dict[str, str]]:
+        methods: set[str] = set(allowed or ())
+        reserved: bool | None = None
+        for pattern, candidates, catch_all in self._templated:
+            if catch_all:
+                if reserved is None:
+                    reserved = path.removesuffix("/") in RESERVED_PATHS or path.startswith(RESERVED_PATH_PREFIXES)
+                if reserved:
+                    break  # catch-alls come last
+            found = pattern.match(path)
+            if found is None:
+                continue
+            route = candidates.get(method)
+            if route is not None:
+                return route, found.groupdict("")
+            methods.update(candidates)
+        if not methods:
             raise NotFound(f"No endpoint at {path!r}; see this service's routes at /-/routes")
-        route = methods.get(method)
-        if route is None:
-            allowed = ", ".join(sorted(methods))
-            raise MethodNotAllowed(
-                f"{path!r} does not accept {method}; it accepts {allowed}", details={"allow": sorted(methods)}
-            )
-        return route, params
+        allow = sorted(methods)
+        raise MethodNotAllowed(
+            f"{path!r} does not accept {method}; it accepts {', '.join(allow)}", details={"allow": allow}
+        )
 
 
 class HasLoad(Protocol):

@@ -13,7 +13,6 @@ import contextlib
 import inspect
 import json
 import threading
-import typing
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,31 +26,32 @@ from fnserve.request import REQUEST_KEY, Request
 from fnserve.request import from_context as request_from_context
 from fnserve.responses import to_frame
 from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER, JobContext
-from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model
+from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model, resolved_annotations
 from fnserve.sdk.service import Endpoint
-from fnserve.uploads import FILES_KEY, RAW_BODY_KEY, File, wants_file
+from fnserve.uploads import ACCEPT_KEY, FILES_KEY, RAW_BODY_KEY, File, wants_file
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _END = object()
 
 
-def _json_default(value: Any) -> Any:
+def _json_default_quietly(value: Any) -> Any:
+    """What orjson cannot write itself, made JSON-ready; a bare TypeError for the rest, its message left to
+    `_json_default` (a repr may be costly, and a first try's failure is not reported)."""
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, set | frozenset):
         return list(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):  # arrays orjson does not write itself
+        return value.tolist()
+    raise TypeError
+
+
+def _json_default(value: Any) -> Any:
+    with contextlib.suppress(TypeError):
+        return _json_default_quietly(value)
     if isinstance(value, bytes | bytearray | memoryview | str):
         value = value[:200]  # its repr, cut below, would otherwise be made whole first: 4 MB for 1 MiB of bytes
     raise TypeError(f"value of type {type(value).__name__} is not JSON-serializable: {value!r:.200}")
-
-
-def _json_default_quietly(value: Any) -> Any:
-    """`_json_default` for a first try whose failure is not reported: no message made (a repr may be costly)."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, set | frozenset):
-        return list(value)
-    raise TypeError
 
 
 def to_json(value: Any, *, what: str) -> bytes:
@@ -72,9 +72,14 @@ def to_json(value: Any, *, what: str) -> bytes:
 Encoded = bytes | tuple[bytes, str, int, list[list[str]]]
 
 
-def encode_result(value: Any, *, what: str) -> Encoded:
-    """A return value as JSON bytes, or, when it is bytes or a `Response`, as a MEDIA frame's fields. Those are
-    recognised only after orjson refused them, so a JSON result pays nothing for them."""
+def encode_result(value: Any, *, what: str, accept: str | None = None) -> Encoded:
+    """A return value as JSON bytes, or, when it is bytes, a `Response` or a PIL image, as a MEDIA frame's fields.
+    Those are recognised only after orjson refused them, so a JSON result pays nothing for them. `accept`, the
+    caller's Accept header when the gateway passed it on, may ask for another encoding (a numpy array as `.npy`)."""
+    if accept is not None:
+        media = to_frame(value, accept)
+        if media is not None:
+            return media
     try:
         return orjson.dumps(value, default=_json_default_quietly, option=_JSON_OPTIONS)
     except TypeError:
@@ -118,7 +123,7 @@ class BoundEndpoint:
         self._takes_assets = _takes(endpoint.function, ASSETS_PARAMETER)
         # Only endpoints that take a raw body (a bytes or fs.File parameter) look for one: the others keep the
         # plain `arguments` and pay nothing for it.
-        hints = _hints(endpoint.function)
+        hints = resolved_annotations(endpoint.function)
         self._as_file = {name: wants_file(hints.get(name)) for name in self.spec.file_parameters}
         if self._as_file:
             self.arguments = self._arguments_with_raw_body  # type: ignore[method-assign]
@@ -161,6 +166,8 @@ class BoundEndpoint:
         if self._takes_assets:
             files = context.get("assets") if context else None
             kwargs[ASSETS_PARAMETER] = {asset_id: Path(path) for asset_id, path in (files or {}).items()}
+        if context is not None and ACCEPT_KEY in context:  # the caller's Accept, for encode_result
+            return _Accepting(kwargs, context[ACCEPT_KEY])
         return kwargs
 
     def _arguments_with_raw_body(
@@ -209,7 +216,8 @@ class BoundEndpoint:
             result = self.function(**kwargs)
         except Exception as exc:
             raise function_error(exc) from exc
-        return encode_result(result, what=f"the return value of {self.spec.function_name}()")
+        accept = kwargs.accept if kwargs.__class__ is _Accepting else None
+        return encode_result(result, what=f"the return value of {self.spec.function_name}()", accept=accept)
 
     async def call_async(self, kwargs: dict[str, Any]) -> Encoded:
         """Run a coroutine endpoint on the loop and encode its result."""
@@ -217,7 +225,8 @@ class BoundEndpoint:
             result = await self.function(**kwargs)
         except Exception as exc:
             raise function_error(exc) from exc
-        return encode_result(result, what=f"the return value of {self.spec.function_name}()")
+        accept = kwargs.accept if kwargs.__class__ is _Accepting else None
+        return encode_result(result, what=f"the return value of {self.spec.function_name}()", accept=accept)
 
     async def stream(self, kwargs: dict[str, Any], pool: ThreadPoolExecutor) -> AsyncIterator[bytes]:
         """Run a streaming endpoint, yielding each chunk as soon as the generator produces it."""
@@ -247,6 +256,17 @@ class BoundEndpoint:
                         yield chunk
             finally:
                 producer.stop()
+
+
+class _Accepting(dict[str, Any]):
+    """A call's arguments, and the caller's Accept header that the gateway passed on (`uploads.ACCEPT_KEY`): one
+    object from `arguments` to `call_*`, so the worker needs no change and a call without it pays one class test."""
+
+    __slots__ = ("accept",)
+
+    def __init__(self, kwargs: dict[str, Any], accept: str) -> None:
+        super().__init__(kwargs)
+        self.accept = accept
 
 
 class _ThreadedGenerator:
@@ -317,13 +337,6 @@ class _ThreadedGenerator:
     def stop(self) -> None:
         self.stopping = True
         self.room.release()  # a producer waiting for room wakes, sees the stop, and closes the generator
-
-
-def _hints(function: Callable[..., Any]) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(function)
-    except Exception:  # unresolvable forward references: introspect.py made them plain parameters too
-        return {}
 
 
 def _takes(function: Callable[..., Any], name: str) -> bool:

@@ -11,10 +11,10 @@ import inspect
 import typing
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, TypeAdapter, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PydanticUserError, TypeAdapter, create_model
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
@@ -22,7 +22,7 @@ from fnserve._runtime_modules import runtime_module
 from fnserve.request import Request
 from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER
 from fnserve.spec import EndpointSpec, ParameterSpec
-from fnserve.uploads import is_file_annotation
+from fnserve.uploads import decode_array, decode_image, decoded_kind, is_file_annotation
 
 # Parameters the platform fills in; callers never send them.
 API_PARAMETER = "_api"
@@ -59,6 +59,8 @@ def type_name(annotation: Any) -> str:
     if isinstance(annotation, str):
         return annotation
     if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+        if decoded_kind(annotation) is not None:  # `PIL.Image.Image`, `numpy.ndarray`: the docs know them by it
+            return f"{annotation.__module__}.{annotation.__qualname__}"
         return annotation.__qualname__
     return str(annotation).replace("typing.", "")
 
@@ -74,7 +76,7 @@ def json_default(value: Any) -> Any:
 
 def request_parameter(func: Callable[..., Any]) -> str | None:
     """The parameter annotated `fs.Request`, if any (it is not a caller-visible parameter)."""
-    for name, annotation in _annotations(func).items():
+    for name, annotation in resolved_annotations(func).items():
         if annotation is Request:
             return name
     return None
@@ -83,7 +85,7 @@ def request_parameter(func: Callable[..., Any]) -> str | None:
 def describe_parameters(func: Callable[..., Any], *, skip_first: bool) -> tuple[dict[str, ParameterSpec], bool]:
     """The caller-visible parameters of `func`, and whether it takes `**kwargs`."""
     signature = inspect.signature(func)
-    hints = _annotations(func)
+    hints = resolved_annotations(func)
     parameters: dict[str, ParameterSpec] = {}
     var_kwargs = False
     for index, parameter in enumerate(signature.parameters.values()):
@@ -103,7 +105,7 @@ def describe_parameters(func: Callable[..., Any], *, skip_first: bool) -> tuple[
             )
         has_default = parameter.default is not inspect.Parameter.empty
         parameters[parameter.name] = ParameterSpec(
-            type=type_name(parameter.annotation),
+            type=type_name(_shown(parameter.annotation, hints.get(parameter.name))),
             default=json_default(parameter.default) if has_default else None,
             has_default=has_default,
             location="file" if is_file_annotation(hints.get(parameter.name)) else "body",
@@ -112,7 +114,14 @@ def describe_parameters(func: Callable[..., Any], *, skip_first: bool) -> tuple[
 
 
 def return_type_name(func: Callable[..., Any]) -> str:
-    return type_name(inspect.signature(func).return_annotation)
+    hint = resolved_annotations(func, keep_return=True).get("return")
+    return type_name(_shown(inspect.signature(func).return_annotation, hint))
+
+
+def _shown(annotation: Any, hint: Any) -> Any:
+    """The annotation as written (a string under `from __future__ import annotations`), but a PIL image or numpy
+    array by its resolved type, whose full name the docs look for (openapi.py)."""
+    return hint if isinstance(annotation, str) and is_file_annotation(hint) and decoded_kind(hint) else annotation
 
 
 def first_paragraph(doc: str | None) -> str:
@@ -159,12 +168,17 @@ def arguments_model(
     defaults = defaults or {}
     names: list[tuple[str, str]] = []
     fields: dict[str, Any] = {}
-    hints = _annotations(function)
+    hints = resolved_annotations(function)
     signature = inspect.signature(function).parameters
     for index, (name, parameter) in enumerate(spec.parameters.items()):
         field_name = f"p{index}"
         names.append((field_name, name))
         annotation = hints.get(name, Any)
+        if parameter.location == "file":  # a PIL image or numpy array is decoded from the upload as it is validated
+            kind = decoded_kind(annotation) or _DECODED_NAMES.get(parameter.type.removesuffix(" | None"))
+            decoder = _DECODERS.get(kind or "")
+            if decoder is not None:
+                annotation = Annotated[annotation, BeforeValidator(decoder)]
         if name in defaults and parameter.location == "body":
             # A factory, not a default: pydantic copies mutable defaults on every call, and injected state (a list,
             # a model, a connection pool) must be the very object the initializer made.
@@ -179,6 +193,11 @@ def arguments_model(
         extra="allow" if spec.var_kwargs else "forbid", arbitrary_types_allowed=True, populate_by_name=False
     )
     return create_model(f"{spec.function_name}_arguments", __config__=config, **fields), names
+
+
+_DECODERS = {"image": decode_image, "array": decode_array}
+# The same kinds by the type names the spec shows (type_name), for a replica where the annotation does not resolve.
+_DECODED_NAMES = {"PIL.Image.Image": "image", "numpy.ndarray": "array"}
 
 
 def _same(value: Any) -> Any:
@@ -249,7 +268,7 @@ def arguments_schema(function: Callable[..., Any], spec: EndpointSpec) -> dict[s
 
 def return_schema(function: Callable[..., Any]) -> dict[str, Any] | None:
     """The JSON Schema of what an endpoint returns, from its return annotation; None when it has none."""
-    annotation = _annotations(function, keep_return=True).get("return", inspect.Parameter.empty)
+    annotation = resolved_annotations(function, keep_return=True).get("return", inspect.Parameter.empty)
     if annotation is inspect.Parameter.empty or annotation is Any:
         return None
     try:
@@ -264,11 +283,26 @@ def return_schema(function: Callable[..., Any]) -> dict[str, Any] | None:
         return None
 
 
-def _annotations(function: Callable[..., Any], *, keep_return: bool = False) -> dict[str, Any]:
+def resolved_annotations(function: Callable[..., Any], *, keep_return: bool = False) -> dict[str, Any]:
     try:
         hints = typing.get_type_hints(function, include_extras=True)
-    except Exception:  # unresolvable forward references: accept any value rather than refuse to start
-        return {}
+    except Exception:  # unresolvable forward references: those parameters accept any value, the others keep theirs
+        hints = _each_annotation(function)
     if not keep_return:
         hints.pop("return", None)
+    return hints
+
+
+def _each_annotation(function: Callable[..., Any]) -> dict[str, Any]:
+    """The annotations that resolve, one by one. Under `from __future__ import annotations` they are strings, and a
+    function pickled by value (`fs.deploy`) keeps only the globals its body uses: `image: Image.Image` does not
+    resolve in the replica when the body never names `Image` (the spec's type names fill that gap: arguments_model)."""
+    target = inspect.unwrap(function)
+    namespace = dict(getattr(target, "__globals__", {}))
+    hints: dict[str, Any] = {}
+    for name, annotation in getattr(target, "__annotations__", {}).items():
+        try:
+            hints[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation
+        except Exception:
+            continue
     return hints

@@ -48,6 +48,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 _ENDPOINT_MARK = "__fnserve_endpoint__"
+# The route of a class served by its `__call__`: every path under its prefix, `path` being the rest.
+CALL_PATH = "/{path:path}"
 _MEDIA_TYPE = re.compile(r"^[!-~]+/[ -~]+$")
 
 
@@ -121,7 +123,9 @@ def _check_route_options(
     )
 
 
-def _build_endpoint(function: Callable[..., Any], options: _EndpointOptions, *, is_method: bool) -> Endpoint:
+def _build_endpoint(
+    function: Callable[..., Any], options: _EndpointOptions, *, is_method: bool, serves_prefix: bool = False
+) -> Endpoint:
     if not callable(function):
         raise SpecError(f"an endpoint must be a function, got {function!r}")
     name = getattr(function, "__qualname__", repr(function))
@@ -139,8 +143,11 @@ def _build_endpoint(function: Callable[..., Any], options: _EndpointOptions, *, 
         parameters, var_kwargs = describe_parameters(function, skip_first=is_method)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
+    takes_request = request_parameter(function)
     for placeholder in path_parameters(options.path):
-        if placeholder not in parameters and not var_kwargs:
+        # A function that reads the request (or a class's `__call__`) may leave a placeholder out: it is matched,
+        # and the path is in `request.path`.
+        if placeholder not in parameters and not var_kwargs and not (serves_prefix or takes_request):
             raise SpecError(
                 f"path {options.path!r} names {{{placeholder}}} but {name}() has no parameter {placeholder!r}; "
                 "add it to the function's signature"
@@ -166,7 +173,7 @@ def _build_endpoint(function: Callable[..., Any], options: _EndpointOptions, *, 
         request_timeout_s=options.request_timeout_s,
         media_type=options.media_type,
         max_body_bytes=options.max_body_bytes,
-        request_parameter=request_parameter(function),
+        request_parameter=takes_request,
     )
     spec = spec.model_copy(
         update={
@@ -268,6 +275,8 @@ class Service(Generic[T]):
                     self._add(_build_endpoint(attribute, options, is_method=True))
         method = getattr(initializer, HEALTH_METHOD, None) if self.is_class else None
         self.health: HealthCheck | None = None if method is None else build_health_check(method, is_method=True)
+        if self.is_class and not self._endpoints:
+            self._serve_call(cast(type, initializer))
         self.__doc__ = initializer.__doc__
         self.__name__ = getattr(initializer, "__name__", self.name)
         self.__qualname__ = getattr(initializer, "__qualname__", self.name)
@@ -276,6 +285,22 @@ class Service(Generic[T]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> T:
         return self.initializer(*args, **kwargs)
+
+    def _serve_call(self, cls: type) -> None:
+        """A class with no `@fs.endpoint` method serves its whole route prefix with `__call__`, as in Ray Serve: every
+        method, every path under the prefix (`/{path:path}`). With no `__call__` either it would serve nothing, so it
+        is refused here rather than deployed ACTIVE with no route."""
+        call = next((vars(klass)["__call__"] for klass in cls.__mro__[:-1] if "__call__" in vars(klass)), None)
+        if call is None or not callable(call):
+            raise SpecError(
+                f"service {self.name!r} has no endpoint, so it would serve nothing; mark a method with "
+                f'@fs.endpoint("/predict"), or define `__call__(self, request: fs.Request)` to serve every path under '
+                f"{self.route_prefix}"
+            )
+        streaming = call_kind(call).streams
+        for method in HTTP_METHODS:
+            options = _check_route_options(CALL_PATH, method, streaming, None, None)
+            self._add(_build_endpoint(call, options, is_method=True, serves_prefix=True))
 
     def __repr__(self) -> str:
         return f"<Service {self.name!r} at {self.route_prefix} with {len(self._endpoints)} endpoint(s)>"
@@ -330,7 +355,9 @@ class Service(Generic[T]):
         """Register a function as a route of this service; the function itself is returned unchanged.
 
         Args:
-            path: the route under the service's prefix, e.g. `"/predict"` or `"/users/{user_id}"`.
+            path: the route under the service's prefix, e.g. `"/predict"`, `"/users/{user_id}"`, `"/items/{n:int}"`,
+                or a catch-all `"/files/{rest:path}"` (the rest of the path, slashes included); it matches with or
+                without a trailing '/' (docs/HTTP.md, "Routing rules").
             method: GET, POST, PUT, PATCH or DELETE (any case).
             streaming: the function is a generator whose chunks are streamed as they are produced.
             retry: how its queued jobs are retried (default: the service's `retry`).
@@ -342,9 +369,10 @@ class Service(Generic[T]):
             max_body_bytes: the largest request body this endpoint takes (default: the server's,
                 `FNSERVE_MAX_BODY_BYTES`, 5 MiB); a larger one is refused with 413 as it arrives.
 
-        A parameter annotated `bytes` or `fs.File` receives the request's raw body when its content type is not
-        JSON (`curl --data-binary @cat.jpg -H 'content-type: image/jpeg'`); the other parameters then come from the
-        query string.
+        A parameter annotated `bytes` or `fs.File` (or `PIL.Image.Image`, `numpy.ndarray`: decoded) receives the
+        request's raw body when its content type is not JSON (`curl --data-binary @cat.jpg -H 'content-type:
+        image/jpeg'`), or a multipart part of its name; the other parameters then come from the query string or the
+        form. A returned PIL image is sent as PNG, a numpy array as JSON or `.npy` by the caller's Accept.
 
         Parameters whose names match keys of the initializer's dict are filled from it when the
         caller leaves them out.
@@ -496,8 +524,9 @@ def service(
 
     The initializer runs once per replica. A function returns a dict whose values are injected
     into endpoint parameters of the same name; a class's `__init__` sets up `self`, and its
-    methods marked with `@fs.endpoint(...)` are the routes. The docstring becomes the
-    service description.
+    methods marked with `@fs.endpoint(...)` are the routes. A class with no marked method is served
+    by its `__call__` (Ray Serve style: every method and every path under the prefix), and refused
+    when it has none. The docstring becomes the service description.
 
     Health: a class's `check_health(self)` method, or a function registered with
     `@svc.health_check`, runs in the replica at each of the server's health pings; raising or
