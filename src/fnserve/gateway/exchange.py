@@ -1,5 +1,6 @@
 """The gateway's end of one exchange with a replica that is more than a call: a request passed through to an app
-(its body sent in parts, its answer's head, chunks and end coming back) or a WebSocket (messages both ways).
+(its body sent in parts, its answer's head, chunks and end coming back) or a WebSocket (messages both ways). A large
+upload's body, sent after its CALL, uses an exchange's window too.
 
 What the replica sends for it lands in one queue, in order (`ReplicaConnection` files it there, as it does a stream's
 chunks); what the gateway sends goes out at once, except body parts, which wait while `BODY_WINDOW_BYTES` are sent
@@ -46,9 +47,10 @@ class Exchange:
             items.append(queue.get_nowait())
         return items
 
-    async def send_body(self, data: bytes, more_body: bool) -> None:
+    async def send_body(self, data: bytes, more_body: bool, *extra: Any) -> None:
         """Send a part of the request body, in frames of at most `BODY_FRAME_BYTES`, each once the replica has room
-        for it. ReplicaCrashed when the replica is gone."""
+        for it; `extra` goes at the end of each frame (an upload's form part: gateway/streamed_upload.py).
+        ReplicaCrashed when the replica is gone."""
         view = memoryview(data)
         offset = 0
         while True:
@@ -58,7 +60,7 @@ class Exchange:
             while self._unacked >= BODY_WINDOW_BYTES and not self.closed:
                 self._room.clear()
                 await self._room.wait()
-            self.connection.send_frame(Kind.BODY, self.request_id, piece, more_body or not last)
+            self.connection.send_frame(Kind.BODY, self.request_id, piece, more_body or not last, *extra)
             self._unacked += len(piece)
             if last:
                 return
