@@ -51,6 +51,14 @@ def make_app() -> FastAPI:
 
         return StreamingResponse(chunks(), media_type="text/plain")
 
+    @app.get("/download")
+    async def download(mib: int = 1) -> StreamingResponse:
+        async def pieces() -> AsyncIterator[bytes]:
+            for index in range(mib * 4):
+                yield bytes([index % 256]) * (256 << 10)
+
+        return StreamingResponse(pieces(), media_type="application/octet-stream")
+
     @app.get("/events")
     async def events(count: int = 3) -> StreamingResponse:
         async def lines() -> AsyncIterator[str]:

@@ -13,7 +13,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from fnserve.errors import FnserveError
-from fnserve.runtime.protocol import BODY_FRAME_BYTES, BODY_WINDOW_BYTES, Kind
+from fnserve.runtime.protocol import ACK_BYTES, BODY_FRAME_BYTES, BODY_WINDOW_BYTES, Kind
 
 if TYPE_CHECKING:
     from fnserve.gateway.connection import ReplicaConnection
@@ -26,7 +26,7 @@ class Exchange:
     """One pass-through request or WebSocket on a replica connection; `close()` ends it (and cancels it in the
     replica when it has not ended), and gives its slot back."""
 
-    __slots__ = ("_room", "_unacked", "closed", "connection", "queue", "request_id")
+    __slots__ = ("_room", "_taken", "_unacked", "closed", "connection", "queue", "request_id")
 
     def __init__(self, connection: ReplicaConnection, request_id: int) -> None:
         self.connection = connection
@@ -35,6 +35,7 @@ class Exchange:
         # ("close", code, reason), STREAM_END, or an FnserveError (the replica's ERROR, or its loss)
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self._unacked = 0
+        self._taken = 0  # bytes of the answer the client took that the replica has not been told of
         self._room = asyncio.Event()
         self._room.set()
         self.closed = False
@@ -70,6 +71,13 @@ class Exchange:
         self._unacked -= consumed
         if self._unacked < BODY_WINDOW_BYTES:
             self._room.set()
+
+    def taken(self, size: int) -> None:
+        """The client took `size` more bytes of the answer: the replica may send as many more (BODY_ACK)."""
+        self._taken += size
+        if self._taken >= ACK_BYTES and self.connection.is_open:
+            self.connection.send_frame(Kind.BODY_ACK, self.request_id, self._taken)
+            self._taken = 0
 
     def send_message(self, data: str | bytes) -> None:
         self.connection.send_frame(Kind.WS_MESSAGE, self.request_id, data)

@@ -9,12 +9,10 @@ import tempfile
 from collections.abc import Callable
 from typing import IO, Any
 
-from fnserve.runtime.protocol import Kind
+from fnserve.runtime.protocol import ACK_BYTES, Kind
 from fnserve.uploads import FILES_KEY, RAW_BODY_KEY, UPLOAD_KEY, File
 
 SPOOL_MEMORY_BYTES = 1 << 20
-# Bytes written to the spool before the replica says so (BODY_ACK); well under the gateway's window.
-ACK_BYTES = 128 << 10
 
 
 class SpooledUpload:

@@ -185,6 +185,8 @@ class ReplicaServer(asyncio.Protocol):
             self.track(message[1], self.app.open_http(*message[1:5]))
         elif kind == Kind.BODY:
             self.app.body(*message[1:4])
+        elif kind == Kind.BODY_ACK:
+            self.app.acknowledged(*message[1:3])
         elif kind == Kind.WS_OPEN:
             self.track(message[1], self.app.open_websocket(*message[1:3]))
         elif kind == Kind.WS_MESSAGE:
