@@ -83,12 +83,15 @@ def make_app() -> FastAPI:
         os._exit(1)
 
     @app.websocket("/ws")
-    async def ws(websocket: WebSocket) -> None:
+    async def ws(websocket: WebSocket, marker: str | None = None) -> None:
         await websocket.accept()
         try:
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
+                    if marker is not None:  # the app hears its client leave, with the code
+                        with open(marker, "w") as file:
+                            file.write(str(message.get("code")))
                     return
                 if message.get("text") == "close":
                     await websocket.close(code=4001, reason="asked to")

@@ -52,7 +52,7 @@ class AppServing:
     def open_websocket(self, request_id: int, head: dict[str, Any]) -> asyncio.Task[None]:
         session = WebSocketSession(self.app, request_id, head, self.send_frame, self.lifespan.state)
         self.websockets[request_id] = session
-        task = asyncio.ensure_future(session.run())
+        task = session.task = asyncio.ensure_future(session.run())
         task.add_done_callback(lambda _: self.websockets.pop(request_id, None))
         return task
 

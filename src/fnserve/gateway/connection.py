@@ -323,14 +323,14 @@ class ReplicaConnection(asyncio.Protocol):
         """A frame of an exchange that is under way (a body part, a WebSocket message)."""
         self._send(*message)
 
-    def end_exchange(self, exchange: Exchange) -> None:
+    def end_exchange(self, exchange: Exchange, *, cancel: bool = True) -> None:
         if self._exchanges.pop(exchange.request_id, None) is None:
             return
         exchange.closed = True
         self.in_flight -= 1
         if self.on_release is not None:
             self.on_release()
-        if self._streams.pop(exchange.request_id, None) is not None and self.is_open:
+        if self._streams.pop(exchange.request_id, None) is not None and cancel and self.is_open:
             self._send(Kind.CANCEL, exchange.request_id)
 
     async def ping(self, timeout_s: float) -> HealthReport:

@@ -91,5 +91,7 @@ class Exchange:
         self.closed = True
         self._room.set()
 
-    def close(self) -> None:
-        self.connection.end_exchange(self)
+    def close(self, *, cancel: bool = True) -> None:
+        """End it here; `cancel=False` lets the replica's side end by itself (a WebSocket whose client closed: the
+        app hears it and returns, apps/websocket.py)."""
+        self.connection.end_exchange(self, cancel=cancel)
