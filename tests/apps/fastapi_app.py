@@ -78,10 +78,6 @@ def make_app() -> FastAPI:
             raise
         return {"slept": seconds}
 
-    @app.get("/crash")
-    def crash() -> None:
-        os._exit(1)
-
     @app.websocket("/ws")
     async def ws(websocket: WebSocket, marker: str | None = None) -> None:
         await websocket.accept()

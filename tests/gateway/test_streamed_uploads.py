@@ -9,10 +9,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from _auth import owner
+from _raw_http import connect, send_all
 from uploads import uploads
 
 import fnserve as fs
-from fnserve.testing import run_server
+from fnserve.testing import run_server, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +98,25 @@ def test_a_small_upload_still_goes_whole_in_its_call(url: str) -> None:
 
     assert response.json()["spooled"] is False
     assert response.json()["size"] == 3
+
+
+def test_a_client_that_leaves_mid_upload_frees_the_replica(url: str) -> None:
+    """1. Send 3 MiB of a 10 MiB upload, then close.  2. The call ends (nothing in flight), the replica drops its
+    spool, and the next upload is served."""
+    head = (
+        b"POST /uploads/digest HTTP/1.1\r\nhost: x\r\ncontent-type: video/mp4\r\n"
+        + f"content-length: {10 << 20}\r\n\r\n".encode()
+    )
+    with connect(url) as sock:
+        send_all(sock, [head, b"x" * (3 << 20)])
+
+    def in_flight() -> str:
+        metrics = httpx.get(f"{url}/metrics", headers=owner(url)).text
+        return next(
+            line for line in metrics.splitlines() if line.startswith('fnserve_requests_in_flight{service="uploads"')
+        )
+
+    wait_until(lambda: in_flight().endswith(" 0"), timeout_s=5)
+    body = os.urandom(2 << 20)
+    response = httpx.post(f"{url}/uploads/digest", content=body, headers={"content-type": "video/mp4"}, timeout=60)
+    assert response.json()["sha256"] == hashlib.sha256(body).hexdigest()
