@@ -29,7 +29,7 @@ def scope_from_head(kind: str, head: dict[str, Any], state: dict[str, Any]) -> S
         "http_version": head.get("http_version", "1.1"),
         "scheme": head.get("scheme", "http"),
         "path": path,
-        "raw_path": path.encode(),
+        "raw_path": head.get("raw_path") or path.encode(),
         "root_path": head.get("root_path", ""),
         "query_string": head.get("query_string", b""),
         "headers": [(bytes(name), bytes(value)) for name, value in head["headers"]],
