@@ -4,6 +4,7 @@ front of it, large bodies in parts, a replica lost mid-request."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import Iterator
@@ -46,6 +47,15 @@ def test_path_parameters_and_query_reach_the_app(url: str, auth: dict[str, str])
     assert response.status_code == 200, response.text
     assert response.json() == {"item_id": 42, "q": "x"}
     assert response.headers["x-request-id"]
+
+
+@pytest.mark.anyio
+async def test_concurrent_requests_each_get_their_own_answer(url: str) -> None:
+    """Many requests multiplexed on one replica connection: each answer reaches its own caller."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        responses = await asyncio.gather(*(client.get(f"/public-items/items/{index}") for index in range(64)))
+
+    assert [response.json()["item_id"] for response in responses] == list(range(64))
 
 
 def test_the_apps_own_validation_error_passes_through(url: str, auth: dict[str, str]) -> None:
