@@ -143,6 +143,13 @@ def test_a_large_streamed_answer_arrives_whole_through_the_window(url: str) -> N
     assert hashed.hexdigest() == expected.hexdigest()
 
 
+def test_a_large_answer_in_one_piece_arrives_whole(url: str) -> None:
+    response = httpx.get(f"{url}/public-items/blob", params={"mib": 8}, timeout=60)
+
+    assert response.headers["content-length"] == str(8 << 20)
+    assert response.content == bytes(range(256)) * (8 << 12)
+
+
 def test_server_sent_events_pass_through(url: str) -> None:
     with httpx.stream("GET", f"{url}/public-items/events", params={"count": 3}) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
