@@ -102,6 +102,14 @@ def test_fnserve_keeps_ping_and_info_under_its_reserved_path(url: str) -> None:
     assert "detail" in apps_own.json()
 
 
+def test_the_clients_info_of_an_app_is_fnserves(url: str) -> None:
+    with fs.get_deployment("public-items", url=url) as deployment:
+        info = deployment.info()
+
+    assert info["http_app"] == "asgi"
+    assert info["app_docs"] == "/public-items/docs"
+
+
 def test_a_missing_token_is_refused_before_the_app(url: str) -> None:
     response = httpx.get(f"{url}/items/items/1")
 
