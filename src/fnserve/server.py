@@ -61,6 +61,7 @@ from fnserve.gateway.http import (
     Send,
     header,
     read_body,
+    replay,
     request_id_for,
     require_json,
     send_bytes,
@@ -267,6 +268,8 @@ class Server:
                     await self._control_plane(scope, receive, send)
             else:
                 await self.gateway(scope, receive, send)
+        elif kind == "websocket":  # to an app service, or refused (gateway/websocket.py)
+            await self.gateway.websocket(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -386,16 +389,6 @@ def is_token_api(path: str) -> bool:
     )
 
 
-def replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that gives the body read already, then what the connection says next (a disconnect)."""
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def replayed() -> Message:
-        return pending.pop() if pending else await receive()
-
-    return replayed
-
-
 def route_summary(prefix: str, function: FunctionRoute[LiveDeployment]) -> dict[str, Any]:
     """What `/-/routes` says of one prefix: the function, its deployed versions, the newest one's endpoints."""
     newest = function.newest
@@ -405,7 +398,9 @@ def route_summary(prefix: str, function: FunctionRoute[LiveDeployment]) -> dict[
         "service": function.name,
         "state": DeploymentState.disabled.value if function.disabled else newest.state.value,
         "versions": {str(number): live.state.value for number, live in sorted(function.by_number.items())},
-        "endpoints": [f"{e.method} {prefix.rstrip('/')}{e.path}" for e in newest.spec.endpoints],
+        "endpoints": [f"{e.method} {prefix.rstrip('/')}{e.path}" for e in newest.spec.endpoints]
+        # An app served whole answers every method and path under its prefix (docs/APPS.md).
+        or ([f"* {prefix.rstrip('/')}/... ({newest.spec.http_app} app)"] if newest.spec.http_app else []),
     }
 
 

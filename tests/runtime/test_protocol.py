@@ -44,3 +44,24 @@ def test_a_header_split_before_its_frame_waits_for_the_whole_frame() -> None:
     assert reader.feed(frame[2:50]) == []
     assert reader.feed(frame[50:-1]) == []
     assert reader.feed(frame[-1:]) == [[Kind.CHUNK, 7, b"x" * 100_000]]
+
+
+def test_kinds_are_distinct() -> None:
+    assert len({kind.value for kind in Kind}) == len(Kind)
+
+
+def test_websocket_messages_keep_text_apart_from_bytes() -> None:
+    """A WebSocket message is text or binary, and stays what it was across the protocol."""
+    reader = FrameReader()
+
+    messages = reader.feed(encode(Kind.WS_MESSAGE, 3, "héllo") + encode(Kind.WS_MESSAGE, 3, b"h\xc3\xa9llo"))
+
+    assert messages == [[Kind.WS_MESSAGE, 3, "héllo"], [Kind.WS_MESSAGE, 3, b"h\xc3\xa9llo"]]
+
+
+def test_an_http_head_carries_bytes_headers() -> None:
+    head = {"method": "GET", "path": "/api/x", "root_path": "/api", "query_string": b"a=1", "headers": [[b"a", b"b"]]}
+
+    [message] = FrameReader().feed(encode(Kind.HTTP, 1, head, b"", False))
+
+    assert message == [Kind.HTTP, 1, head, b"", False]

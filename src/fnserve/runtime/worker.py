@@ -22,13 +22,17 @@ from fnserve._loop import loop_factory
 from fnserve._loop import run as run_on_uvloop
 from fnserve._malloc import keep_large_buffers
 from fnserve._tracebacks import user_traceback
+from fnserve.apps.load import as_asgi
+from fnserve.apps.serving import AppServing
 from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
 from fnserve.runtime.health import ReplicaHealth
 from fnserve.runtime.invoke import BoundEndpoint, Encoded
 from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError
+from fnserve.runtime.spool import SpooledUpload
 from fnserve.sdk.loader import load_entrypoint, load_pickled_service, loads_init_arguments
 from fnserve.sdk.service import Service
+from fnserve.uploads import UPLOAD_KEY
 
 # `python -m fnserve.runtime.worker --standby`: start, import, and wait on stdin to be told which replica to be.
 STANDBY_FLAG = "--standby"
@@ -79,6 +83,8 @@ def initialize(options: WorkerOptions) -> tuple[Service[Any], Any]:
     state = service.initializer(*args, **kwargs)
     if inspect.isawaitable(state):
         state = asyncio.run(_await(state))
+    if service.spec.http_app is not None:
+        return service, state  # the app (or what makes it, for a command): apps/load.py
     if not service.is_class and not isinstance(state, dict):
         raise TypeError(
             f"the initializer {service.name}() must return a dict of values for the endpoints, "
@@ -109,6 +115,9 @@ class ReplicaServer(asyncio.Protocol):
         self.writer: FrameWriter | None = None
         self.pool = ThreadPoolExecutor(max_workers=options.max_threads, thread_name_prefix="fnserve-endpoint")
         self.health: ReplicaHealth | None = None
+        self.app: AppServing | None = None  # an app service's app (fnserve/apps/)
+        # Calls whose upload is still arriving (runtime/spool.py): (endpoint index, path parameters, upload)
+        self.uploads: dict[int, tuple[int, dict[str, str], SpooledUpload]] = {}
         self.ready = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -140,6 +149,8 @@ class ReplicaServer(asyncio.Protocol):
                 call = self.calls.pop(message[1], None)
                 if call is not None:
                     call.cancel()  # a sync call already running in a thread finishes, and its result is dropped
+                elif self.uploads:
+                    self.drop_upload(message[1])
             elif kind == Kind.PING:
                 # The PONG goes at once, from the loop: it proves the replica is alive even while a check runs.
                 checking = self.ready and self.health is not None
@@ -148,6 +159,46 @@ class ReplicaServer(asyncio.Protocol):
                     asyncio.ensure_future(self.report_health(message[1]))
             elif kind == Kind.SHUTDOWN:
                 asyncio.ensure_future(self.shutdown())
+            elif kind == Kind.BODY and message[1] in self.uploads:
+                self.upload_part(message)
+            elif self.app is not None:
+                self.app_frame(kind, message)
+
+    def upload_part(self, message: list[Any]) -> None:
+        """A part of a call's upload; the call starts once it is whole."""
+        request_id = message[1]
+        endpoint_index, path, upload = self.uploads[request_id]
+        whole = upload.add(*message[2:])
+        if whole is not None:
+            del self.uploads[request_id]
+            query, context = whole
+            self.start_call(request_id, endpoint_index, b"", path, query, context)
+
+    def drop_upload(self, request_id: int) -> None:
+        pending = self.uploads.pop(request_id, None)
+        if pending is not None:
+            pending[2].discard()
+
+    def app_frame(self, kind: int, message: list[Any]) -> None:
+        """A frame of an app service: a request or a WebSocket opened, or a part of one (apps/serving.py)."""
+        assert self.app is not None
+        if kind == Kind.HTTP:
+            self.track(message[1], self.app.open_http(*message[1:5]))
+        elif kind == Kind.BODY:
+            self.app.body(*message[1:4])
+        elif kind == Kind.BODY_ACK:
+            self.app.acknowledged(*message[1:3])
+        elif kind == Kind.WS_OPEN:
+            self.track(message[1], self.app.open_websocket(*message[1:3]))
+        elif kind == Kind.WS_MESSAGE:
+            self.app.ws_message(*message[1:3])
+        elif kind == Kind.WS_CLOSE:
+            self.app.ws_close(*message[1:4])
+
+    def track(self, request_id: int, task: asyncio.Task[None]) -> None:
+        """Keep an app's request or WebSocket with the calls until it ends: CANCEL cancels it, SHUTDOWN waits."""
+        self.calls[request_id] = task
+        task.add_done_callback(lambda _: self.calls.pop(request_id, None))
 
     def start_call(
         self,
@@ -158,6 +209,9 @@ class ReplicaServer(asyncio.Protocol):
         query: dict[str, Any],
         context: dict[str, Any] | None = None,
     ) -> None:
+        if context is not None and UPLOAD_KEY in context:  # its body follows in BODY frames: spooled first
+            self.uploads[request_id] = (endpoint_index, path, SpooledUpload(request_id, query, context, self.send))
+            return
         endpoint = self.endpoints[endpoint_index] if self.ready else None
         if endpoint is None or not endpoint.runs_in_thread:
             self.calls[request_id] = asyncio.ensure_future(
@@ -230,11 +284,16 @@ class ReplicaServer(asyncio.Protocol):
         self.send(Kind.HEALTH, ping_id, passed, message)
 
     async def shutdown(self) -> None:
-        """Stop after the calls in progress finish; the server kills us if this takes too long."""
+        """Stop after the calls in progress finish (an app's WebSockets are closed first, its lifespan shut down
+        last); the server kills us if this takes too long."""
+        if self.app is not None:
+            self.app.going_away()
         while self.calls:
             pending = [asyncio.wrap_future(c) if isinstance(c, Future) else c for c in self.calls.values()]
             await asyncio.gather(*pending, return_exceptions=True)
             await asyncio.sleep(0)  # let finish_call callbacks, queued from pool threads, run
+        if self.app is not None:
+            await self.app.stop()
         if self.writer is not None:
             self.writer.flush()  # results sent in this loop iteration are still queued; close() would drop them
         if self.transport is not None:
@@ -248,6 +307,10 @@ async def serve(options: WorkerOptions) -> None:
     try:
         service, state = await asyncio.to_thread(initialize, options)
         health = None if service.health is None else ReplicaHealth(service.health, state)
+        if service.spec.http_app is not None:  # its lifespan runs on this loop, where its requests will
+            server.app = AppServing(as_asgi(state, service.spec, max_threads=options.max_threads), server.send)
+            await server.app.start()
+            state = None
     except BaseException as exc:
         # The log keeps the whole traceback; the reason the owner sees holds their own frames only (_tracebacks.py).
         whole = "".join(traceback.format_exception(exc)).rstrip()
