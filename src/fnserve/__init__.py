@@ -18,6 +18,7 @@ import importlib
 import typing
 
 from fnserve import errors
+from fnserve.composition.batch import batch
 from fnserve.request import Request
 from fnserve.responses import FileResponse, Response
 from fnserve.sdk.apps import asgi_service
@@ -81,6 +82,7 @@ __all__ = [
     "Service",
     "__version__",
     "asgi_service",
+    "batch",
     "deploy",
     "deploy_model",
     "endpoint",

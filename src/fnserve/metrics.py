@@ -8,17 +8,21 @@ dependency. Gauges (replicas, requests in flight and waiting, queued jobs) are n
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fnserve.controlplane.supervisor import LiveDeployment
+    from fnserve.spec import EndpointSpec
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 # Seconds. Requests: from well under a millisecond (the gateway's own overhead) to minutes (a model's call).
 REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Seconds. Replica starts: a forked worker in tens of ms, an interpreter in hundreds, a model in minutes.
 COLD_START_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+# Calls per batch of a batched endpoint (`@fs.batch`), and seconds its first call waited for the batch to start.
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+BATCH_WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class Histogram:
@@ -56,6 +60,8 @@ class Metrics:
         self.replica_failures: dict[str, int] = {}  # by service
         self.websockets_opened: dict[str, int] = {}  # by service: WebSockets relayed to an app (gateway/websocket.py)
         self.websockets_open: dict[str, int] = {}  # by service: those open now
+        self.batch_sizes: dict[tuple[str, str], Histogram] = {}  # by (service, endpoint key): BATCH frames
+        self.batch_waits: dict[tuple[str, str], Histogram] = {}
 
     def request(self, service: str, status: int, seconds: float) -> None:
         key = (service, status)
@@ -77,6 +83,19 @@ class Metrics:
 
     def websocket_closed(self, service: str) -> None:
         self.websockets_open[service] -= 1
+
+    def batch_of(self, service: str, endpoints: Sequence[EndpointSpec], index: int, size: int, wait_s: float) -> None:
+        """A replica started a batch of `size` calls of endpoint `index` (a BATCH frame), its first call having waited
+        `wait_s`."""
+        if not 0 <= index < len(endpoints):
+            return
+        key = (service, endpoints[index].key)
+        sizes = self.batch_sizes.get(key)
+        if sizes is None:
+            sizes = self.batch_sizes[key] = Histogram(BATCH_SIZE_BUCKETS)
+            self.batch_waits[key] = Histogram(BATCH_WAIT_BUCKETS)
+        sizes.observe(size)
+        self.batch_waits[key].observe(wait_s)
 
     def replica_failed(self, service: str) -> None:
         self.replica_failures[service] = self.replica_failures.get(service, 0) + 1
@@ -106,6 +125,20 @@ class Metrics:
         _family(lines, "fnserve_websockets_open", "gauge", "WebSockets open now, by service.")
         for service, count in sorted(self.websockets_open.items()):
             lines.append(f'fnserve_websockets_open{{service="{_escape(service)}"}} {count}')
+        _family(lines, "fnserve_batch_size", "histogram", "Calls per batch of a batched endpoint (@fs.batch).")
+        for (service, key), histogram in sorted(self.batch_sizes.items()):
+            lines.extend(
+                histogram.lines("fnserve_batch_size", f'service="{_escape(service)}",endpoint="{_escape(key)}"')
+            )
+        _family(
+            lines,
+            "fnserve_batch_wait_seconds",
+            "histogram",
+            "How long the first call of a batch waited for the batch to start (@fs.batch).",
+        )
+        for (service, key), histogram in sorted(self.batch_waits.items()):
+            labels = f'service="{_escape(service)}",endpoint="{_escape(key)}"'
+            lines.extend(histogram.lines("fnserve_batch_wait_seconds", labels))
         _gauges(lines, sorted(deployments, key=lambda live: (live.name, live.version.number)), queued_jobs)
         _family(
             lines,

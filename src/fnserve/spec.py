@@ -212,6 +212,17 @@ class Autoscaling(_Spec):
 # Replica slots by default: a sync endpoint holds a thread per call; coroutines only wait, so they take many more.
 DEFAULT_MAX_ONGOING_SYNC = 8
 DEFAULT_MAX_ONGOING_ASYNC = 64
+# A service with batched endpoints takes this many batches' worth of calls per replica by default: one batch runs
+# while the next one fills (composition/batching.py).
+BATCHES_IN_FLIGHT = 2
+
+
+class BatchSpec(_Spec):
+    """How an endpoint's calls are gathered into one call of its function (`@fs.batch`): the defaults each replica
+    starts with; `set_max_batch_size` / `set_batch_wait_timeout_s` change them live in the replica."""
+
+    max_batch_size: int = Field(default=32, ge=1, le=10_000)
+    batch_wait_timeout_s: float = Field(default=0.01, ge=0, le=60)
 
 
 class ParameterSpec(_Spec):
@@ -262,6 +273,7 @@ class EndpointSpec(_Spec):
         pattern=r"^[!-~]+/[ -~]+$",
         description="a streaming endpoint's content-type: its chunks are sent raw with it, never as SSE",
     )
+    batch: BatchSpec | None = Field(default=None, description="@fs.batch: concurrent calls run as one call")
 
     @field_validator("method", mode="before")
     @classmethod
@@ -410,6 +422,12 @@ class ServiceSpec(_Spec):
     def default_max_ongoing_requests(self) -> int:
         if self.max_ongoing_requests is not None:
             return self.max_ongoing_requests
+        batch_sizes = [endpoint.batch.max_batch_size for endpoint in self.endpoints if endpoint.batch is not None]
+        if batch_sizes:  # enough calls in flight to fill a batch while the one before it runs
+            base = (
+                DEFAULT_MAX_ONGOING_ASYNC if all(e.asynchronous for e in self.endpoints) else DEFAULT_MAX_ONGOING_SYNC
+            )
+            return min(max(base, BATCHES_IN_FLIGHT * max(batch_sizes)), 10_000)
         if self.http_app == "asgi":  # an event loop of its own, which runs sync routes in its threads
             return DEFAULT_MAX_ONGOING_ASYNC
         if self.endpoints and all(endpoint.asynchronous for endpoint in self.endpoints):

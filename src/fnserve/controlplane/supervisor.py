@@ -11,6 +11,7 @@ import asyncio
 import collections
 import contextlib
 import enum
+import functools
 import logging
 import time
 import uuid
@@ -648,6 +649,7 @@ class Supervisor:
                 connection.label = replica.label
                 connection.on_lost = live.refresh_ready
                 connection.on_release = live.release
+                connection.on_batch = functools.partial(self.metrics.batch_of, live.name, live.spec.endpoints)
                 replica.connection = connection
                 async with asyncio.timeout(timeouts.replica_init_s):
                     api = await connection.initialized

@@ -71,6 +71,8 @@ class ReplicaConnection(asyncio.Protocol):
         self.on_lost: Callable[[], None] | None = None
         # Called when a call or stream ends: one of this replica's slots is free for a request that waits.
         self.on_release: Callable[[], None] | None = None
+        # Called with (endpoint index, size, wait_s) for each batch a batched endpoint starts (BATCH frames).
+        self.on_batch: Callable[[int, int, float], None] | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------
 
@@ -164,6 +166,9 @@ class ReplicaConnection(asyncio.Protocol):
             exchange = self._exchanges.get(message[1])
             if exchange is not None:
                 exchange.acknowledged(message[2])
+        elif kind == Kind.BATCH:
+            if self.on_batch is not None:
+                self.on_batch(message[1], message[2], message[3])
         elif kind == Kind.HELLO:
             self._on_hello(self, message[1], message[2])
         elif kind == Kind.READY and not self.initialized.done():

@@ -16,7 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -29,6 +29,9 @@ from fnserve.sdk.context import ASSETS_PARAMETER, JOB_PARAMETER, JobContext
 from fnserve.sdk.introspect import API_PARAMETER, CallKind, arguments_model, resolved_annotations
 from fnserve.sdk.service import Endpoint
 from fnserve.uploads import ACCEPT_KEY, FILES_KEY, RAW_BODY_KEY, File, wants_file
+
+if TYPE_CHECKING:
+    from fnserve.composition.batching import Batcher
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _END = object()
@@ -107,7 +110,9 @@ def function_error(exc: BaseException) -> FunctionError:
 class BoundEndpoint:
     """An endpoint bound to a replica's state, ready to be called many times."""
 
-    def __init__(self, endpoint: Endpoint, state: Any, api: dict[str, Any]) -> None:
+    def __init__(
+        self, endpoint: Endpoint, state: Any, api: dict[str, Any], pool: ThreadPoolExecutor | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.spec = endpoint.spec
         self.kind = endpoint.call_kind
@@ -117,18 +122,58 @@ class BoundEndpoint:
             endpoint.function.__get__(state) if endpoint.is_method else endpoint.function
         )
         injected = state if isinstance(state, dict) and not endpoint.is_method else {}
-        self._model, self._names = arguments_model(endpoint.function, self.spec, injected)
+        self._model, self._names = arguments_model(endpoint.signature, self.spec, injected)
         self._extra: dict[str, Any] = {API_PARAMETER: api} if _takes(endpoint.function, API_PARAMETER) else {}
         self._takes_job = _takes(endpoint.function, JOB_PARAMETER)
         self._takes_assets = _takes(endpoint.function, ASSETS_PARAMETER)
         # Only endpoints that take a raw body (a bytes or fs.File parameter) look for one: the others keep the
         # plain `arguments` and pay nothing for it.
-        hints = resolved_annotations(endpoint.function)
+        hints = resolved_annotations(endpoint.signature)
         self._as_file = {name: wants_file(hints.get(name)) for name in self.spec.file_parameters}
         if self._as_file:
             self.arguments = self._arguments_with_raw_body  # type: ignore[method-assign]
         if self.spec.request_parameter is not None:
             self.arguments = self._arguments_with_request  # type: ignore[method-assign]
+        self.batcher: Batcher | None = None
+        if endpoint.batch is not None:
+            self._batched(endpoint, injected, pool)
+
+    def _batched(self, endpoint: Endpoint, injected: dict[str, Any], pool: ThreadPoolExecutor | None) -> None:
+        """Calls go through the endpoint's batcher (composition/batching.py), which runs the function once per
+        batch; each caller's element of the result is encoded here, as an unbatched result would be."""
+        from fnserve.composition.batching import Batcher  # only replicas that batch load it
+
+        assert endpoint.batch is not None
+        defaults = inspect.signature(endpoint.function).parameters
+        shared = {
+            name: injected[name] if name in injected else defaults[name].default
+            for name in endpoint.shared
+            if name in injected or defaults[name].default is not inspect.Parameter.empty
+        }
+        self.batcher = Batcher(
+            self.function,
+            endpoint.batch,
+            kind=self.kind,
+            pool=pool,
+            shared=shared,
+            passed_once=frozenset(self._extra),
+            name=self.spec.function_name,
+        )
+        self.runs_in_thread = False
+        self.call_async = self._call_batched  # type: ignore[method-assign]
+        self.stream = self._stream_batched  # type: ignore[method-assign]
+
+    async def _call_batched(self, kwargs: dict[str, Any]) -> Encoded:
+        assert self.batcher is not None
+        result = await self.batcher.call(kwargs)
+        accept = kwargs.accept if kwargs.__class__ is _Accepting else None
+        return encode_result(result, what=f"the return value of {self.spec.function_name}()", accept=accept)
+
+    async def _stream_batched(self, kwargs: dict[str, Any], pool: ThreadPoolExecutor) -> AsyncIterator[bytes]:
+        assert self.batcher is not None
+        what = f"a chunk streamed by {self.spec.function_name}()"
+        async for chunk in self.batcher.stream(kwargs):
+            yield encode_chunk(chunk, what=what)
 
     def arguments(
         self, body: bytes, path: dict[str, str], query: dict[str, Any], context: dict[str, Any] | None = None

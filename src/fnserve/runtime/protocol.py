@@ -27,6 +27,9 @@ Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `Fr
                                 HEALTH frame with its result follows (a PONG without it means False)
                        HEALTH   [kind, ping_id, passed: bool, message: str | None]
                                 message says why a check failed: the exception, or that it returned False
+                       BATCH    [kind, endpoint_index, size: int, wait_s: float]
+                                a batched endpoint (`@fs.batch`) started a batch of `size` calls, the first of which
+                                waited `wait_s` for it; one frame per batch, for /metrics, never for other endpoints
 
 An app service (an ASGI app served as it is: fnserve/apps/, docs/APPS.md) takes HTTP requests and WebSockets whole.
 An ordinary endpoint meets only BODY and BODY_ACK, for a large upload; CALL/RESULT do no more work than before.
@@ -104,6 +107,7 @@ class Kind(enum.IntEnum):
     WS_ACCEPT = 25
     WS_MESSAGE = 26
     WS_CLOSE = 27
+    BATCH = 28
 
 
 class ProtocolError(Exception):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import inspect
 import os
 import sys
@@ -321,7 +322,10 @@ async def serve(options: WorkerOptions) -> None:
         server.transport.close()
         return
     api = api_description(service.spec, state if isinstance(state, dict) else None)
-    server.endpoints = [BoundEndpoint(endpoint, state, api) for endpoint in service.endpoints]
+    server.endpoints = [BoundEndpoint(endpoint, state, api, server.pool) for endpoint in service.endpoints]
+    for index, bound in enumerate(server.endpoints):
+        if bound.batcher is not None:  # what each batch did, for the server's /metrics
+            bound.batcher.report = functools.partial(server.send, Kind.BATCH, index)
     server.health = health
     server.ready = True
     server.send(Kind.READY, api)

@@ -10,6 +10,7 @@ import contextlib
 import inspect
 import re
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 from fnserve._units import parse_duration
 from fnserve.apps.load import factory_kind
+from fnserve.composition.batch import BatchOptions, batch_options, item_view
 from fnserve.errors import SpecError
 from fnserve.sdk.environment import Environment
 from fnserve.sdk.health import HEALTH_METHOD, HealthCheck, build_health_check
@@ -62,6 +64,16 @@ class Endpoint:
     spec: EndpointSpec
     call_kind: CallKind
     is_method: bool
+    # `@fs.batch`: its live options, the one-item stand-in its spec was built from, and its shared parameters
+    batch: BatchOptions | None = None
+    item_view: Callable[..., Any] | None = None
+    shared: frozenset[str] = frozenset()
+    route: _EndpointOptions | None = None  # how it was declared, to rebuild it (Service._batched_later)
+
+    @property
+    def signature(self) -> Callable[..., Any]:
+        """What callers' arguments are read by: the function, or a batched function's one-item view."""
+        return self.function if self.item_view is None else self.item_view
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,12 @@ def _build_endpoint(
 ) -> Endpoint:
     if not callable(function):
         raise SpecError(f"an endpoint must be a function, got {function!r}")
+    batching = batch_options(function)
+    if batching is None:
+        view, shared = None, frozenset[str]()
+    else:  # callers see one item: the spec, validation and docs are read off a one-item view of the function
+        view, shared = item_view(function, is_method=is_method)
+        function = view
     name = getattr(function, "__qualname__", repr(function))
     kind = call_kind(function)
     if options.streaming and not kind.streams:
@@ -175,6 +193,7 @@ def _build_endpoint(
         media_type=options.media_type,
         max_body_bytes=options.max_body_bytes,
         request_parameter=takes_request,
+        batch=None if batching is None else batching.spec,
     )
     spec = spec.model_copy(
         update={
@@ -182,7 +201,18 @@ def _build_endpoint(
             "return_schema": None if options.streaming else return_schema(function),
         }
     )
-    return Endpoint(function=function, spec=spec, call_kind=kind, is_method=is_method)
+    if view is not None:
+        return Endpoint(
+            function=view.__wrapped__,  # type: ignore[attr-defined]
+            spec=spec,
+            call_kind=kind,
+            is_method=is_method,
+            batch=batching,
+            item_view=view,
+            shared=shared,
+            route=options,
+        )
+    return Endpoint(function=function, spec=spec, call_kind=kind, is_method=is_method, route=options)
 
 
 class Service(Generic[T]):
@@ -434,9 +464,32 @@ class Service(Generic[T]):
                     "another path or method"
                 )
         self._endpoints.append(endpoint)
+        self._check_batch_room(endpoint)
+
+    def _check_batch_room(self, endpoint: Endpoint) -> None:
+        """Warn when an explicit `max_ongoing_requests` keeps a batched endpoint's batches from filling."""
+        limit = self.job_options["max_ongoing_requests"]
+        if endpoint.batch is not None and limit is not None and limit < endpoint.batch.max_batch_size:
+            warnings.warn(
+                f"service {self.name!r} takes max_ongoing_requests={limit} calls per replica, fewer than "
+                f"{endpoint.spec.function_name}()'s max_batch_size={endpoint.batch.max_batch_size}, so its batches "
+                f"never fill; raise max_ongoing_requests to {2 * endpoint.batch.max_batch_size} (one batch runs while "
+                "the next fills), or leave it out",
+                stacklevel=4,
+            )
+
+    def _batched_later(self) -> None:
+        """Rebuild a function's endpoint that `@fs.batch` marked after `@svc.endpoint` registered it (the decorators
+        stacked the other way round), so both orders give the same endpoint."""
+        for index, endpoint in enumerate(self._endpoints):
+            if endpoint.batch is None and batch_options(endpoint.function) is not None:
+                assert endpoint.route is not None
+                self._endpoints[index] = rebuilt = _build_endpoint(endpoint.function, endpoint.route, is_method=False)
+                self._check_batch_room(rebuilt)
 
     @property
     def endpoints(self) -> list[Endpoint]:
+        self._batched_later()
         return list(self._endpoints)
 
     @property
@@ -450,7 +503,7 @@ class Service(Generic[T]):
             resources=self.resources,
             auth=self.auth,
             time_limit_s=self.time_limit_s,
-            endpoints=[endpoint.spec for endpoint in self._endpoints],
+            endpoints=[endpoint.spec for endpoint in self.endpoints],
             http_app=self.app_kind,
             max_body_bytes=self.max_body_bytes,
             **self.job_options,
