@@ -93,7 +93,8 @@ BENTOML = Peer(
 RAY_SERVE = Peer(
     name="ray",
     description="Ray Serve: local Ray, 1 replica, FastAPI ingress, high-throughput mode (`peers/ray_serve_app.py`)",
-    requirements=("ray[serve]>=2.56", "python-multipart"),  # multipart: FastAPI's UploadFile
+    # multipart: FastAPI's UploadFile; numpy: the batching benchmark's function (benchmarks/batching.py)
+    requirements=("ray[serve]>=2.56", "python-multipart", "numpy"),
     packages=("ray", "fastapi", "uvicorn"),
     command=lambda venv, port: [str(venv.python), str(PEER_APPS_DIR / "ray_serve_app.py"), "--port", str(port)],
     startup_timeout_s=180.0,

@@ -138,9 +138,9 @@ class Batcher:
                     batch.append(waiting)
             if not batch:
                 continue
-            if self.report is not None:
-                self.report(len(batch), loop.time() - first_at)
             try:
+                if self.report is not None:
+                    self.report(len(batch), loop.time() - first_at)
                 if self.kind.streams:
                     task = loop.create_task(self._run_stream(batch))
                     self._streams.add(task)
