@@ -200,7 +200,12 @@ class Batcher:
     async def _run_stream(self, batch: list[_Waiting]) -> None:
         loop = asyncio.get_running_loop()
         streaming = list(batch)  # those whose stream goes on
-        generator = self.function(**self._arguments(batch))
+        try:
+            generator = self.function(**self._arguments(batch))
+        except Exception as exc:  # arguments the function does not take
+            for waiting in batch:
+                waiting.fail(function_error(exc))
+            return
         try:
             while streaming:
                 try:
