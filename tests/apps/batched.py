@@ -78,6 +78,17 @@ class BatchedModel:
             await asyncio.sleep(0)
             yield [w[index] if index < len(w) else StopIteration for w in word]
 
+    @fs.endpoint("/flaky", streaming=True)
+    @fs.batch(max_batch_size=8, batch_wait_timeout_s=0.2)
+    def flaky(self, n: list[int]) -> Iterator[list[Any]]:
+        """Streams n to each caller, then fails the callers of odd n alone, then the whole stream when any n is 13."""
+        self.ran("flaky", len(n))
+        yield list(n)
+        yield [ValueError(f"{value} is odd") if value % 2 else value for value in n]
+        if 13 in n:
+            raise RuntimeError("unlucky stream")
+        yield [value + 1 for value in n]
+
     @fs.endpoint("/sizes")
     def sizes(self, name: str) -> list[int]:
         """The sizes of the batches `name` ran since the last read."""

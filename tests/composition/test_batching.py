@@ -14,6 +14,7 @@ from _auth import owner
 from batched import Batched, batched_fn
 
 import fnserve as fs
+from fnserve.auth import in_process_key
 from fnserve.errors import SpecError
 from fnserve.testing import run_server
 
@@ -145,6 +146,33 @@ def test_streaming_batches_end_each_callers_stream_on_its_own(url: str, path: st
         assert [r.text for r in responses] == words
     assert all(r.status_code == 200 for r in responses)
     assert max(sizes(url, "batched", name)) > 1
+
+
+def test_streaming_batch_errors_reach_their_callers(url: str) -> None:
+    """1. An Exception element ends that caller's stream with an error event; the others go on. 2. The generator
+    raising ends every stream still open in its batch with the error, after the chunks they had."""
+    sizes(url, "batched", "flaky")
+    responses = burst(url, "/batched/flaky", [{"n": n} for n in (2, 3, 4)])
+    assert [r.status_code for r in responses] == [200] * 3
+    assert responses[0].text == "2\n2\n3\n"
+    assert responses[1].text.startswith("3\nevent: error\n")
+    assert '"code":"function_error","message":"ValueError: 3 is odd"' in responses[1].text
+    assert responses[2].text == "4\n4\n5\n"
+
+    responses = burst(url, "/batched/flaky", [{"n": n} for n in (2, 13, 4)])
+    assert "ValueError: 13 is odd" in responses[1].text
+    if (
+        sizes(url, "batched", "flaky")[-1] == 3
+    ):  # all three in one batch (0.2 s to gather them): the raise fails 2 and 4
+        for response, n in ((responses[0], 2), (responses[2], 4)):
+            assert response.text.startswith(f"{n}\n{n}\nevent: error\n")
+            assert "RuntimeError: unlucky stream" in response.text
+
+
+def test_python_client_calls_a_batched_endpoint_with_one_item(url: str) -> None:
+    with fs.get_deployment("batched", url=url, api_key=in_process_key(url)) as deployment:
+        assert deployment.double(x=4) == 8
+        assert list(deployment.countdown(n=3)) == ["0\n", "1\n", "2\n"]
 
 
 def test_set_max_batch_size_changes_batches_live(url: str) -> None:

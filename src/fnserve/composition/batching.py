@@ -1,11 +1,11 @@
 """The replica side of dynamic batching: calls of one `@fs.batch` endpoint that arrive together run as one call.
 
 A `Batcher` per batched endpoint keeps the calls waiting, in arrival order. A batch starts when `max_batch_size`
-calls wait or `batch_wait_timeout_s` has passed since the first one arrived, whichever is first (both read live, so
-`set_max_batch_size` applies to the next batch). One batch runs at a time, in a pool thread for a sync function or
-on the loop for a coroutine, while the next one gathers; streaming batches each run on their own, so a long stream
-does not hold back the callers after it. What a batch did (its size, how long its first call waited) goes to
-`report`, which the worker sends to the server for `/metrics`.
+calls wait or `batch_wait_timeout_s` has passed since the first one arrived, whichever is first (batch_window.py;
+both are read live, so `set_max_batch_size` applies to the next batch). One batch runs at a time, in a pool thread
+for a sync function or on the loop for a coroutine, while the next one gathers; streaming batches each run on their
+own, so a long stream does not hold back the callers after it. What a batch did (its size, how long its first call
+waited) goes to `report`, which the worker sends to the server for `/metrics`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fnserve.composition.batch import BatchOptions
+from fnserve.composition.batch_window import wait_before_batch
 from fnserve.errors import FnserveError, FunctionError
 from fnserve.runtime.invoke import function_error
 from fnserve.sdk.introspect import CallKind
@@ -121,9 +122,15 @@ class Batcher:
                 self._arrived.clear()
                 await self._arrived.wait()
             first_at = self._waiting[0].arrived_at
-            while len(self._waiting) < self.options.max_batch_size:
-                remaining = first_at + self.options.batch_wait_timeout_s - loop.time()
-                if remaining <= 0:
+            while True:
+                remaining = wait_before_batch(
+                    len(self._waiting),
+                    first_arrived_at=first_at,
+                    now=loop.time(),
+                    max_batch_size=self.options.max_batch_size,
+                    batch_wait_timeout_s=self.options.batch_wait_timeout_s,
+                )
+                if remaining == 0.0:
                     break
                 self._arrived.clear()
                 try:
