@@ -175,6 +175,17 @@ def test_python_client_calls_a_batched_endpoint_with_one_item(url: str) -> None:
         assert list(deployment.countdown(n=3)) == ["0\n", "1\n", "2\n"]
 
 
+def test_queued_jobs_of_a_batched_endpoint_are_batched_too(url: str) -> None:
+    """Jobs reach the replica as calls, so the dispatcher's concurrent jobs join batches like synchronous calls."""
+    sizes(url, "batched", "double")
+    with fs.get_deployment("batched", url=url, api_key=in_process_key(url)) as deployment:
+        jobs = [deployment.submit("/double", x=index) for index in range(12)]
+        assert [job.result(timeout_s=20) for job in jobs] == [2 * index for index in range(12)]
+    ran = sizes(url, "batched", "double")
+    assert sum(ran) == 12
+    assert max(ran) > 1
+
+
 def test_set_max_batch_size_changes_batches_live(url: str) -> None:
     """1. /tune calls `self.double.set_max_batch_size(2)` in the replica. 2. A burst of 12 runs in batches of at most
     2. 3. Back to 16: batches larger than 2 again."""
