@@ -107,7 +107,7 @@ class Kind(enum.IntEnum):
     WS_ACCEPT = 25
     WS_MESSAGE = 26
     WS_CLOSE = 27
-    BATCH = 28
+    BATCH = 36  # apart from the numbers handles (28...) and multiplexing (40) take
 
 
 class ProtocolError(Exception):
