@@ -28,7 +28,7 @@ from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
 from fnserve.runtime.health import ReplicaHealth
 from fnserve.runtime.invoke import BoundEndpoint, Encoded
-from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError
+from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError, widen_send_buffer
 from fnserve.runtime.spool import SpooledUpload
 from fnserve.sdk.loader import load_entrypoint, load_pickled_service, loads_init_arguments
 from fnserve.sdk.service import Service
@@ -122,6 +122,7 @@ class ReplicaServer(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        widen_send_buffer(transport)
         self.writer = FrameWriter(self.transport)
         self.send(Kind.HELLO, self.options.replica_id, os.getpid())
 
