@@ -20,6 +20,7 @@ import typing
 from fnserve import errors
 from fnserve.request import Request
 from fnserve.responses import FileResponse, Response
+from fnserve.sdk.apps import asgi_service
 from fnserve.sdk.context import JobContext
 from fnserve.sdk.environment import Environment
 from fnserve.sdk.service import Service, endpoint, service
@@ -79,6 +80,7 @@ __all__ = [
     "RetryPolicy",
     "Service",
     "__version__",
+    "asgi_service",
     "deploy",
     "deploy_model",
     "endpoint",

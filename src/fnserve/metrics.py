@@ -54,6 +54,8 @@ class Metrics:
         self.latency: dict[str, Histogram] = {}  # by service
         self.cold_starts: dict[str, Histogram] = {}  # by service
         self.replica_failures: dict[str, int] = {}  # by service
+        self.websockets_opened: dict[str, int] = {}  # by service: WebSockets relayed to an app (gateway/websocket.py)
+        self.websockets_open: dict[str, int] = {}  # by service: those open now
 
     def request(self, service: str, status: int, seconds: float) -> None:
         key = (service, status)
@@ -68,6 +70,13 @@ class Metrics:
         if histogram is None:
             histogram = self.cold_starts[service] = Histogram(COLD_START_BUCKETS)
         histogram.observe(seconds)
+
+    def websocket_opened(self, service: str) -> None:
+        self.websockets_opened[service] = self.websockets_opened.get(service, 0) + 1
+        self.websockets_open[service] = self.websockets_open.get(service, 0) + 1
+
+    def websocket_closed(self, service: str) -> None:
+        self.websockets_open[service] -= 1
 
     def replica_failed(self, service: str) -> None:
         self.replica_failures[service] = self.replica_failures.get(service, 0) + 1
@@ -91,6 +100,12 @@ class Metrics:
         )
         for service, count in sorted(self.replica_failures.items()):
             lines.append(f'fnserve_replica_failures_total{{service="{_escape(service)}"}} {count}')
+        _family(lines, "fnserve_websockets_total", "counter", "WebSockets accepted by an app, by service.")
+        for service, count in sorted(self.websockets_opened.items()):
+            lines.append(f'fnserve_websockets_total{{service="{_escape(service)}"}} {count}')
+        _family(lines, "fnserve_websockets_open", "gauge", "WebSockets open now, by service.")
+        for service, count in sorted(self.websockets_open.items()):
+            lines.append(f'fnserve_websockets_open{{service="{_escape(service)}"}} {count}')
         _gauges(lines, sorted(deployments, key=lambda live: (live.name, live.version.number)), queued_jobs)
         _family(
             lines,

@@ -41,6 +41,8 @@ def api_description(spec: ServiceSpec, injected: Mapping[str, Any] | None = None
             "var_kwargs": endpoint.var_kwargs,
             "return_type": endpoint.return_type,
         }
+    if spec.http_app is not None:  # an app served whole has no endpoints: its own OpenAPI describes it
+        return {"name": spec.name, "description": spec.description, "paths": paths, "http_app": spec.http_app}
     return {"name": spec.name, "description": spec.description, "paths": paths}
 
 

@@ -266,6 +266,8 @@ class Server:
                     await self._control_plane(scope, receive, send)
             else:
                 await self.gateway(scope, receive, send)
+        elif kind == "websocket":  # to an app service, or refused (gateway/websocket.py)
+            await self.gateway.websocket(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

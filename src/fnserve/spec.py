@@ -296,6 +296,12 @@ class ServiceSpec(_Spec):
     requirements: list[str] | None = Field(default=None, max_length=500)
     env: str | None = Field(default=None, max_length=63, description="a named environment (`fnserve env create`)")
     python: str | None = Field(default=None, max_length=16, description="e.g. '3.11'; None: the server's Python")
+    # An app served whole (docs/APPS.md): the replica serves an ASGI app ("asgi"), a WSGI app ("wsgi") or a command's
+    # HTTP server ("command") under the route prefix, every path and method but /-/...; it has no endpoints.
+    http_app: Literal["asgi", "wsgi", "command"] | None = None
+    max_body_bytes: int | None = Field(
+        default=None, gt=0, le=100_000_000_000, description="an app's largest request body; None: the server's"
+    )
 
     @field_validator("requirements", mode="before")
     @classmethod
@@ -347,9 +353,18 @@ class ServiceSpec(_Spec):
     def default_max_ongoing_requests(self) -> int:
         if self.max_ongoing_requests is not None:
             return self.max_ongoing_requests
+        if self.http_app == "asgi":  # an event loop of its own, which runs sync routes in its threads
+            return DEFAULT_MAX_ONGOING_ASYNC
         if self.endpoints and all(endpoint.asynchronous for endpoint in self.endpoints):
             return DEFAULT_MAX_ONGOING_ASYNC
         return DEFAULT_MAX_ONGOING_SYNC
+
+    @field_validator("http_app")
+    @classmethod
+    def _app_has_no_endpoints(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("endpoints"):
+            raise ValueError(f"a service serving an app ({value}) has no endpoints of its own; the app has the routes")
+        return value
 
     @field_validator("endpoints")
     @classmethod

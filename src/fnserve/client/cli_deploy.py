@@ -101,6 +101,9 @@ def deployment_panel(info: dict[str, Any]) -> Panel:
         lines.append(f"[bold]Auth[/]      a token of this service: `fnserve tokens create {info['name']}`")
     else:
         lines.append("[bold]Auth[/]      none: anyone who can reach the server may call it")
+    app = (info.get("api") or {}).get("http_app")
+    if app is not None:  # an app served whole (docs/APPS.md)
+        lines.append(f"[bold]App[/]       {app}: every path under {info['url']}/ (its own docs: {info['url']}/docs)")
     if info["endpoints"]:
         lines.append("[bold]Endpoints[/]")
         for endpoint in info["endpoints"]:

@@ -59,8 +59,11 @@ from fnserve.gateway.jobs import (
     parse_seconds,
 )
 from fnserve.gateway.multipart import read_form
+from fnserve.gateway.passthrough import APP_INFO_PATH, APP_PING_PATH, pass_through, root_path_of
 from fnserve.gateway.router import EndpointRoute, FunctionRoute
 from fnserve.gateway.service_paths import arguments_validator, openapi_json, service_info, swagger_page
+from fnserve.gateway.websocket import not_an_app
+from fnserve.gateway.websocket import websocket as relay_websocket
 from fnserve.request import REQUEST_KEY
 from fnserve.responses import Response
 from fnserve.sse import encode_error, encode_event
@@ -143,11 +146,12 @@ class Gateway:
             )
         live, rest, pinned = self._version(function, rest, scope)
         scope[SERVICE_SCOPE_KEY] = live.name
+        if live.spec.http_app is not None:  # an app: every path is its own, but for /-/ (gateway/passthrough.py)
+            await self._app_request(scope, receive, send, request_id, live, rest)
+            return
         method = scope["method"]
         if rest == "/ping" and method in ("GET", "POST"):  # public, for load balancers and uptime checks
-            if live.target > 0:  # scaled to zero is healthy too: the next call starts a replica
-                self._pick(live)
-            await send_json(send, 200, _HEALTHY, request_id)
+            await self._ping(send, request_id, live)
             return
         if rest == SERVICE_SPEC_PATH and method == "GET":  # docs are public: they describe, they do not call
             await send_json(send, 200, openapi_json(live), request_id)
@@ -227,6 +231,55 @@ class Gateway:
             await self._redirect_to_stored(send, live, result, request_id)
             return
         await send_json(send, 200, result, request_id)
+
+    async def _ping(self, send: Send, request_id: str, live: LiveDeployment) -> None:
+        if live.target > 0:  # scaled to zero is healthy too: the next call starts a replica
+            self._pick(live)
+        await send_json(send, 200, _HEALTHY, request_id)
+
+    async def _app_request(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, live: LiveDeployment, rest: str
+    ) -> None:
+        """A request under an app service's prefix: fnserve's own `/-/ping` and `/-/info`, else the app's, once the
+        caller's token is checked."""
+        if rest == APP_PING_PATH and scope["method"] in ("GET", "POST"):
+            await self._ping(send, request_id, live)
+            return
+        if rest == APP_INFO_PATH and scope["method"] in ("GET", "POST"):
+            self.authenticator.require_owner(scope["headers"], action=f"{live.name}'s /-/info")
+            await send_json(send, 200, orjson.dumps(service_info(live)), request_id)
+            return
+        if live.spec.auth:
+            self.authenticator.require_invoke(scope["headers"], live.function.function_id, live.name)
+        await pass_through(self, scope, receive, send, request_id, live, root_path_of(scope["path"], rest))
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket handshake: relayed to an app service's replica (gateway/websocket.py), or refused."""
+        await relay_websocket(self, scope, receive, send)
+
+    def resolve_app(self, scope: Scope) -> tuple[LiveDeployment, str]:
+        """The app version a WebSocket goes to, and its root path, once the caller may reach it; else the error."""
+        resolved = self.supervisor.prefixes.resolve(scope["path"])
+        if resolved is None:
+            raise NotFound(f"No service at {scope['path']!r}; GET /-/routes lists the route prefixes")
+        function, rest = resolved
+        if function.disabled:
+            raise ServiceDisabled(f"Service {function.name!r} is disabled by its owner, so it takes no WebSockets")
+        live, rest, _ = self._version(function, rest, scope)
+        if live.spec.http_app is None:
+            raise not_an_app(live.name)
+        if live.spec.auth:
+            self.authenticator.require_invoke(scope["headers"], live.function.function_id, live.name)
+        return live, root_path_of(scope["path"], rest)
+
+    async def replica_for(self, live: LiveDeployment) -> ReplicaConnection:
+        """A replica with a free slot, as a call gets one in `_handle`: picked, started (from zero), or waited for."""
+        connection = live.picker.pick(live.ready)
+        if connection is None:
+            connection = await self._cold_start(live)
+        if connection.in_flight and connection.in_flight >= live.slot_limit():
+            connection = await self._wait_for_slot(live)
+        return connection
 
     async def _other_body(
         self,

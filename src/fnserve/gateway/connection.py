@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from fnserve.errors import FnserveError, InvocationTimeout, ReplicaCrashed, error_from_code
+from fnserve.gateway.exchange import STREAM_END as _STREAM_END
+from fnserve.gateway.exchange import Exchange
 from fnserve.responses import Response, from_frame
 from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError
 
 logger = logging.getLogger("fnserve.gateway")
-
-_STREAM_END = object()
 
 
 class InitFailed(Exception):
@@ -49,7 +49,8 @@ class ReplicaConnection(asyncio.Protocol):
         self._reader = FrameReader()
         self._ids = itertools.count(1)
         self._calls: dict[int, asyncio.Future[bytes | Response]] = {}
-        self._streams: dict[int, asyncio.Queue[Any]] = {}
+        self._streams: dict[int, asyncio.Queue[Any]] = {}  # streams', and exchanges' queues (exchange.py)
+        self._exchanges: dict[int, Exchange] = {}  # requests passed through to an app, and WebSockets
         self._pings: dict[int, asyncio.Future[tuple[int, bool]]] = {}  # PONG: load, whether a HEALTH follows
         self._checks: dict[int, asyncio.Future[tuple[bool, str | None]]] = {}  # HEALTH: passed, message
         self._writer: FrameWriter | None = None
@@ -93,6 +94,9 @@ class ReplicaConnection(asyncio.Protocol):
                 future.set_exception(crash)
         for queue in self._streams.values():
             queue.put_nowait(crash)
+        for exchange in self._exchanges.values():
+            exchange.closed = True
+            exchange.acknowledged(0)  # a sender waiting for room wakes, and meets the crash when it sends
         waiters: list[asyncio.Future[Any]] = [*self._pings.values(), *self._checks.values()]
         for waiter in waiters:
             if not waiter.done():
@@ -150,6 +154,14 @@ class ReplicaConnection(asyncio.Protocol):
             check = self._checks.pop(message[1], None)
             if check is not None and not check.done():
                 check.set_result((bool(message[2]), message[3]))
+        elif kind == Kind.START or kind == Kind.WS_MESSAGE or kind == Kind.WS_ACCEPT or kind == Kind.WS_CLOSE:
+            queue = self._streams.get(message[1])
+            if queue is not None:
+                queue.put_nowait((_TAGS[kind], *message[2:]))
+        elif kind == Kind.BODY_ACK:
+            exchange = self._exchanges.get(message[1])
+            if exchange is not None:
+                exchange.acknowledged(message[2])
         elif kind == Kind.HELLO:
             self._on_hello(self, message[1], message[2])
         elif kind == Kind.READY and not self.initialized.done():
@@ -277,6 +289,31 @@ class ReplicaConnection(asyncio.Protocol):
             if self._streams.pop(request_id, None) is not None and self.is_open:
                 self._send(Kind.CANCEL, request_id)
 
+    def open_exchange(self, kind: Kind, head: dict[str, Any], *body: Any) -> Exchange:
+        """Start a request passed through to the app (HTTP, with its body's first part and whether more follows) or a
+        WebSocket (WS_OPEN); it takes a slot until `Exchange.close()`."""
+        request_id = next(self._ids)
+        self._send(kind, request_id, head, *body)
+        exchange = Exchange(self, request_id)
+        self._streams[request_id] = exchange.queue
+        self._exchanges[request_id] = exchange
+        self.in_flight += 1
+        return exchange
+
+    def send_frame(self, *message: Any) -> None:
+        """A frame of an exchange that is under way (a body part, a WebSocket message)."""
+        self._send(*message)
+
+    def end_exchange(self, exchange: Exchange) -> None:
+        if self._exchanges.pop(exchange.request_id, None) is None:
+            return
+        exchange.closed = True
+        self.in_flight -= 1
+        if self.on_release is not None:
+            self.on_release()
+        if self._streams.pop(exchange.request_id, None) is not None and self.is_open:
+            self._send(Kind.CANCEL, exchange.request_id)
+
     async def ping(self, timeout_s: float) -> HealthReport:
         """Health check. TimeoutError when the replica does not answer within `timeout_s` (it is stuck: its loop
         does not run), ReplicaCrashed when it is gone. A service's `check_health()` gets `timeout_s` more to return;
@@ -316,6 +353,9 @@ class ReplicaConnection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+_TAGS = {Kind.START: "start", Kind.WS_ACCEPT: "accept", Kind.WS_MESSAGE: "message", Kind.WS_CLOSE: "close"}
 
 
 class ReplicaListener:

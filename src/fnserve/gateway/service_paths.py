@@ -18,13 +18,14 @@ logger = logging.getLogger("fnserve.gateway")
 
 
 def service_info(live: LiveDeployment) -> dict[str, Any]:
-    """`/info`: when the service started, how long it has run, its initializer's arguments and its API.
+    """`/info` (`/-/info` for an app): when the service started, how long it has run, its initializer's arguments, its
+    API.
 
     The API is what the replicas reported (it knows which parameters the initializer fills in), or, before any
     replica is ready, the same description made from the spec alone.
     """
     shown = live.version.init_shown or {}
-    return {
+    info = {
         "name": live.name,
         "version": live.version.number,
         "start_date": live.started_at.isoformat(),
@@ -33,6 +34,10 @@ def service_info(live: LiveDeployment) -> dict[str, Any]:
         "init_kwargs": shown.get("kwargs", {}),
         "api": live.version.api or api_description(live.spec),
     }
+    if live.spec.http_app is not None:  # an app served whole: its routes and docs are its own (docs/APPS.md)
+        info["http_app"] = live.spec.http_app
+        info["app_docs"] = f"{live.spec.route_prefix.rstrip('/')}/docs"
+    return info
 
 
 def auto_parameters(live: LiveDeployment) -> set[str]:

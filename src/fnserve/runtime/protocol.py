@@ -27,6 +27,33 @@ Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `Fr
                                 HEALTH frame with its result follows (a PONG without it means False)
                        HEALTH   [kind, ping_id, passed: bool, message: str | None]
                                 message says why a check failed: the exception, or that it returned False
+
+An app service (an ASGI app served as it is: fnserve/apps/, docs/APPS.md) takes HTTP requests and WebSockets whole.
+None of its frames is sent for an ordinary endpoint, so CALL/RESULT do no more work than before.
+
+    server → replica   HTTP     [kind, request_id, head: dict, body: bytes, more_body: bool]
+                                head: {"method", "path", "root_path", "query_string": bytes, "headers": [[bytes,
+                                bytes]], "client": [host, port] | None, "http_version", "scheme"}: an ASGI http
+                                scope's facts; `path` is the whole path, `root_path` the route prefix (plus
+                                /-/versions/N when pinned by path). `body`: the body's first part, all of it unless
+                                `more_body`, when BODY frames follow
+                       BODY     [kind, request_id, data: bytes, more_body: bool]
+                                the request body's next part, sent as it arrives from the client; the last one has
+                                more_body False. Also follows a CALL whose context has "streamed" (an upload spooled
+                                by the replica: uploads.py)
+                       WS_OPEN  [kind, request_id, head: dict]
+                                a WebSocket to the app: head as HTTP's, plus "subprotocols": [str]
+                       WS_MESSAGE [kind, request_id, data: str | bytes]   both ways: one text or binary message
+                       WS_CLOSE [kind, request_id, code: int, reason: str]
+                                both ways: that side closed (replica → server before WS_ACCEPT: refused)
+    replica → server   START    [kind, request_id, status: int, headers: [[bytes, bytes]]]
+                                the response's head; CHUNK frames carry its body and END ends it (ERROR instead
+                                when the app failed before START)
+                       BODY_ACK [kind, request_id, consumed: int]
+                                the app (or the spool) took this many more body bytes: the server keeps at most
+                                BODY_WINDOW_BYTES sent and not yet acknowledged, so a slow app slows the upload
+                                instead of filling the replica's memory
+                       WS_ACCEPT [kind, request_id, subprotocol: str | None, headers: [[bytes, bytes]]]
 """
 
 from __future__ import annotations
@@ -40,6 +67,10 @@ import msgpack
 
 _HEADER = struct.Struct("!I")
 MAX_FRAME_BYTES = 1 << 30
+# Request body bytes in flight to one call of a replica, sent and not yet acknowledged (BODY_ACK).
+BODY_WINDOW_BYTES = 1 << 20
+# A request body's parts are sent in frames of at most this many bytes.
+BODY_FRAME_BYTES = 256 << 10
 
 
 class Kind(enum.IntEnum):
@@ -57,6 +88,14 @@ class Kind(enum.IntEnum):
     PONG = 17
     HEALTH = 18
     MEDIA = 19
+    HTTP = 20
+    BODY = 21
+    START = 22
+    BODY_ACK = 23
+    WS_OPEN = 24
+    WS_ACCEPT = 25
+    WS_MESSAGE = 26
+    WS_CLOSE = 27
 
 
 class ProtocolError(Exception):

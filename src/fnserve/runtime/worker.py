@@ -21,6 +21,8 @@ from typing import Any, cast
 from fnserve._loop import loop_factory
 from fnserve._loop import run as run_on_uvloop
 from fnserve._tracebacks import user_traceback
+from fnserve.apps.load import as_asgi
+from fnserve.apps.serving import AppServing
 from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
 from fnserve.runtime.health import ReplicaHealth
@@ -78,6 +80,8 @@ def initialize(options: WorkerOptions) -> tuple[Service[Any], Any]:
     state = service.initializer(*args, **kwargs)
     if inspect.isawaitable(state):
         state = asyncio.run(_await(state))
+    if service.spec.http_app is not None:
+        return service, state  # the app (or what makes it, for a command): apps/load.py
     if not service.is_class and not isinstance(state, dict):
         raise TypeError(
             f"the initializer {service.name}() must return a dict of values for the endpoints, "
@@ -108,6 +112,7 @@ class ReplicaServer(asyncio.Protocol):
         self.writer: FrameWriter | None = None
         self.pool = ThreadPoolExecutor(max_workers=options.max_threads, thread_name_prefix="fnserve-endpoint")
         self.health: ReplicaHealth | None = None
+        self.app: AppServing | None = None  # an app service's app (fnserve/apps/)
         self.ready = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -147,6 +152,27 @@ class ReplicaServer(asyncio.Protocol):
                     asyncio.ensure_future(self.report_health(message[1]))
             elif kind == Kind.SHUTDOWN:
                 asyncio.ensure_future(self.shutdown())
+            elif self.app is not None:
+                self.app_frame(kind, message)
+
+    def app_frame(self, kind: int, message: list[Any]) -> None:
+        """A frame of an app service: a request or a WebSocket opened, or a part of one (apps/serving.py)."""
+        assert self.app is not None
+        if kind == Kind.HTTP:
+            self.track(message[1], self.app.open_http(*message[1:5]))
+        elif kind == Kind.BODY:
+            self.app.body(*message[1:4])
+        elif kind == Kind.WS_OPEN:
+            self.track(message[1], self.app.open_websocket(*message[1:3]))
+        elif kind == Kind.WS_MESSAGE:
+            self.app.ws_message(*message[1:3])
+        elif kind == Kind.WS_CLOSE:
+            self.app.ws_close(*message[1:4])
+
+    def track(self, request_id: int, task: asyncio.Task[None]) -> None:
+        """Keep an app's request or WebSocket with the calls until it ends: CANCEL cancels it, SHUTDOWN waits."""
+        self.calls[request_id] = task
+        task.add_done_callback(lambda _: self.calls.pop(request_id, None))
 
     def start_call(
         self,
@@ -229,11 +255,16 @@ class ReplicaServer(asyncio.Protocol):
         self.send(Kind.HEALTH, ping_id, passed, message)
 
     async def shutdown(self) -> None:
-        """Stop after the calls in progress finish; the server kills us if this takes too long."""
+        """Stop after the calls in progress finish (an app's WebSockets are closed first, its lifespan shut down
+        last); the server kills us if this takes too long."""
+        if self.app is not None:
+            self.app.going_away()
         while self.calls:
             pending = [asyncio.wrap_future(c) if isinstance(c, Future) else c for c in self.calls.values()]
             await asyncio.gather(*pending, return_exceptions=True)
             await asyncio.sleep(0)  # let finish_call callbacks, queued from pool threads, run
+        if self.app is not None:
+            await self.app.stop()
         if self.writer is not None:
             self.writer.flush()  # results sent in this loop iteration are still queued; close() would drop them
         if self.transport is not None:
@@ -247,6 +278,10 @@ async def serve(options: WorkerOptions) -> None:
     try:
         service, state = await asyncio.to_thread(initialize, options)
         health = None if service.health is None else ReplicaHealth(service.health, state)
+        if service.spec.http_app is not None:  # its lifespan runs on this loop, where its requests will
+            server.app = AppServing(as_asgi(state, service.spec, max_threads=options.max_threads), server.send)
+            await server.app.start()
+            state = None
     except BaseException as exc:
         # The log keeps the whole traceback; the reason the owner sees holds their own frames only (_tracebacks.py).
         whole = "".join(traceback.format_exception(exc)).rstrip()

@@ -15,7 +15,9 @@ from typing import Any
 import cloudpickle
 import orjson
 
+from fnserve.apps.load import app_kind
 from fnserve.errors import SpecError
+from fnserve.sdk.apps import APP_ATTRIBUTE, app_object
 from fnserve.sdk.service import Service
 
 
@@ -59,20 +61,41 @@ def import_module_from(root: Path, module_name: str) -> Any:
 
 
 def pick_service(module: Any, attribute: str | None, *, where: str) -> Service[Any]:
-    """The service named `attribute` in `module`, or its only service when no name is given."""
+    """The service named `attribute` in `module`, or its only service when no name is given. An ASGI or WSGI app
+    (`app.py:app`) is served whole, as `fs.asgi_service(app, name=attribute)` would (sdk/apps.py)."""
     if attribute is not None:
         if not hasattr(module, attribute):
             raise SpecError(f"{where} has no attribute {attribute!r}; check the name after ':'")
         found = getattr(module, attribute)
         if not isinstance(found, Service):
-            raise SpecError(f"{where}:{attribute} is not a service; decorate it with @fs.service")
+            if app_kind(found) is not None:
+                return _app_service(found, attribute, module)
+            raise SpecError(
+                f"{where}:{attribute} is not a service; decorate it with @fs.service, or name an ASGI or WSGI app"
+            )
         return found
     services = {name: value for name, value in vars(module).items() if isinstance(value, Service)}
     if len(services) == 1:
         return next(iter(services.values()))
     if not services:
+        apps = {name: value for name, value in vars(module).items() if app_object(value)}
+        if len(apps) == 1:
+            name, app = next(iter(apps.items()))
+            return _app_service(app, name, module)
         raise SpecError(f"{where} defines no @fs.service; decorate a function or class with @fs.service")
     raise SpecError(f"{where} defines several services ({', '.join(sorted(services))}); name one, e.g. {where}:NAME")
+
+
+def _app_service(app: Any, attribute: str, module: Any) -> Service[Any]:
+    """A module's app as a service named after its attribute (an `app.py:app` target)."""
+    from fnserve.sdk.apps import asgi_service
+
+    try:
+        service = asgi_service(app, name=attribute)
+    except SpecError as exc:
+        raise SpecError(f"{module.__name__}:{attribute}: {exc.message}") from None
+    service.__module__ = service.initializer.__module__ = module.__name__
+    return service
 
 
 def load_target(target: str, *, root: Path | None = None) -> tuple[Service[Any], Path, str]:
@@ -98,8 +121,9 @@ def load_target(target: str, *, root: Path | None = None) -> tuple[Service[Any],
 
 
 def _attribute_of(module: Any, service: Service[Any]) -> str:
+    app = getattr(service, APP_ATTRIBUTE, None)
     for name, value in vars(module).items():
-        if value is service:
+        if value is service or (app is not None and value is app):
             return str(name)
     raise SpecError(f"service {service.name!r} is not a top-level name of {module.__name__}")
 
@@ -134,9 +158,13 @@ class _NamedCodePickler(cloudpickle.Pickler):  # type: ignore[misc]
     """
 
     def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is types.CodeType:
+        kind = type(obj)
+        if kind is types.CodeType:
             rebuild, args = self.dispatch_table[types.CodeType](obj)
             return rebuild, tuple(obj.co_filename if arg == "<dynamic-code>" else arg for arg in args)
+        if kind.__name__ == "State" and kind.__module__ == "starlette.datastructures":
+            # An app's `state` (fs.asgi_service(app)): its __getattr__ recurses when pickle's default rebuilds it.
+            return kind, (dict(obj._state),)
         return super().reducer_override(obj)
 
 

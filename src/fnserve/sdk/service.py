@@ -13,9 +13,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 from fnserve._units import parse_duration
+from fnserve.apps.load import factory_kind
 from fnserve.errors import SpecError
 from fnserve.sdk.environment import Environment
 from fnserve.sdk.health import HEALTH_METHOD, HealthCheck, build_health_check
@@ -260,6 +261,9 @@ class Service(Generic[T]):
         self.replicas = (autoscaling.min_replicas if autoscaling is not None else 1) if replicas is None else replicas
         self.auth = auth
         self.description = first_paragraph(initializer.__doc__)
+        # An app served whole (sdk/apps.py): set by fs.asgi_service; a function with no endpoints makes one.
+        self.http_app: Literal["asgi", "wsgi", "command"] | None = None
+        self.max_body_bytes: int | None = None
         self._endpoints: list[Endpoint] = []
         if self.is_class:
             for attribute in _class_members(cast(type, initializer)):
@@ -419,9 +423,19 @@ class Service(Generic[T]):
             auth=self.auth,
             time_limit_s=self.time_limit_s,
             endpoints=[endpoint.spec for endpoint in self._endpoints],
+            http_app=self.app_kind,
+            max_body_bytes=self.max_body_bytes,
             **self.job_options,
             **self.environment_options,
         )
+
+    @property
+    def app_kind(self) -> Literal["asgi", "wsgi", "command"] | None:
+        """What app it serves whole, if any: fs.asgi_service's, or what a function with no endpoints returns (unless
+        its return annotation says it is no app: docs/APPS.md)."""
+        if self.http_app is not None or self.is_class or self._endpoints:
+            return self.http_app
+        return factory_kind(self.initializer)
 
     def check_init_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise TypeError, as a call would, unless the initializer accepts these arguments."""
