@@ -1,75 +1,88 @@
-"""A Flask app with several kinds of routes, served through fnserve.apps.wsgi.WsgiApp (a WSGI app as a service)."""
+"""A Flask app with several kinds of routes, served through fnserve.apps.wsgi.WsgiApp (a WSGI app as a service): as
+the module's `app` (`fnserve deploy flask_app.py:app`) and through `@fs.service` on its factory (`fs.deploy`; a Flask
+app object does not pickle, its factory does)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Iterator
 
 from flask import Flask, Response, jsonify, request, stream_with_context, url_for
 
-app = Flask(__name__)
+import fnserve as fs
 
 
-@app.get("/hello/<name>")
-def hello(name: str) -> str:
-    return f"Hello, {name}!"
+def create_app() -> Flask:
+    app = Flask(__name__)
+
+    @app.get("/hello/<name>")
+    def hello(name: str) -> str:
+        return f"Hello, {name}!"
+
+    @app.get("/users/<int:user_id>")
+    def user(user_id: int) -> Response:
+        return jsonify(user_id=user_id, kind=type(user_id).__name__, q=request.args.get("q"))
+
+    @app.post("/form")
+    def form() -> Response:
+        return jsonify(fields=request.form.to_dict(), content_type=request.mimetype)
+
+    @app.post("/json")
+    def echo_json() -> Response:
+        return jsonify(got=request.get_json(), method=request.method)
+
+    @app.get("/stream")
+    def stream() -> Response:
+        count = int(request.args.get("count", "3"))
+        pause_s = float(request.args.get("pause_s", "0"))
+
+        def lines() -> Iterator[str]:
+            for number in range(count):
+                yield f"data: line {number}\n\n"
+                time.sleep(pause_s)
+
+        return Response(stream_with_context(lines()), mimetype="text/event-stream")
+
+    @app.get("/where")
+    def where() -> Response:
+        return jsonify(
+            script_name=request.environ["SCRIPT_NAME"],
+            path_info=request.environ["PATH_INFO"],
+            url_for_hello=url_for("hello", name="x"),
+            host=request.host,
+        )
+
+    @app.post("/digest")
+    def digest() -> Response:
+        """Reads the body a piece at a time (a large upload is never held whole)."""
+        hasher = hashlib.sha256()
+        size = 0
+        while chunk := request.stream.read(65_536):
+            hasher.update(chunk)
+            size += len(chunk)
+        return jsonify(size=size, sha256=hasher.hexdigest())
+
+    @app.get("/headers")
+    def headers() -> Response:
+        return jsonify(x_custom=request.headers.get("x-custom"), cookie=request.headers.get("cookie"))
+
+    @app.get("/whoami")
+    def whoami() -> Response:
+        return jsonify(pid=os.getpid())
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("the Flask route failed")
+
+    return app
 
 
-@app.get("/users/<int:user_id>")
-def user(user_id: int) -> Response:
-    return jsonify(user_id=user_id, kind=type(user_id).__name__, q=request.args.get("q"))
+app = create_app()
 
 
-@app.post("/form")
-def form() -> Response:
-    return jsonify(fields=request.form.to_dict(), content_type=request.mimetype)
-
-
-@app.post("/json")
-def echo_json() -> Response:
-    return jsonify(got=request.get_json(), method=request.method)
-
-
-@app.get("/stream")
-def stream() -> Response:
-    count = int(request.args.get("count", "3"))
-    pause_s = float(request.args.get("pause_s", "0"))
-
-    def lines() -> Iterator[str]:
-        for number in range(count):
-            yield f"data: line {number}\n\n"
-            time.sleep(pause_s)
-
-    return Response(stream_with_context(lines()), mimetype="text/event-stream")
-
-
-@app.get("/where")
-def where() -> Response:
-    return jsonify(
-        script_name=request.environ["SCRIPT_NAME"],
-        path_info=request.environ["PATH_INFO"],
-        url_for_hello=url_for("hello", name="x"),
-        host=request.host,
-    )
-
-
-@app.post("/digest")
-def digest() -> Response:
-    """Reads the body a piece at a time (a large upload is never held whole)."""
-    hasher = hashlib.sha256()
-    size = 0
-    while chunk := request.stream.read(65_536):
-        hasher.update(chunk)
-        size += len(chunk)
-    return jsonify(size=size, sha256=hasher.hexdigest())
-
-
-@app.get("/headers")
-def headers() -> Response:
-    return jsonify(x_custom=request.headers.get("x-custom"), cookie=request.headers.get("cookie"))
-
-
-@app.get("/boom")
-def boom() -> str:
-    raise RuntimeError("the Flask route failed")
+@fs.service(name="flask-app")
+def flask_app() -> Flask:
+    """The Flask app above, served whole: `@fs.service` on a function that returns a WSGI app."""
+    return create_app()
