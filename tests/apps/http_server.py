@@ -47,6 +47,9 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(200 if self.healthy else 503, {"healthy": self.healthy})
         elif url.path == "/whoami":
             self.answer(200, {"pid": os.getpid(), "client_port": self.client_address[1]})
+        elif url.path == "/slow":
+            time.sleep(float(parse_qs(url.query).get("s", ["0.5"])[0]))
+            self.answer(200, {"pid": os.getpid()})
         elif url.path == "/stream":
             query = parse_qs(url.query)
             count, pause_s = int(query.get("count", ["3"])[0]), float(query.get("pause_s", ["0"])[0])

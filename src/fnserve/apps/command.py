@@ -28,6 +28,7 @@ from pathlib import Path
 from fnserve.apps import reaper
 from fnserve.apps.proxy import Message, Receive, Scope, Send, Upstream, _read_head, send_error
 from fnserve.errors import NoReplicasAvailable
+from fnserve.spec import CommandSpec
 
 TAIL_LINES = 40  # of the command's output, kept for the message of a failure
 _TAIL_LINE_CHARS = 500
@@ -132,6 +133,18 @@ class CommandApp:
         self.stopping = False
         self.tasks: set[asyncio.Task[None]] = set()
 
+    @classmethod
+    def from_spec(cls, spec: CommandSpec, *, cwd: Path | None = None) -> CommandApp:
+        """What a replica of a command service serves (apps/load.py): its spec's command, run in `cwd` (the project's
+        unpacked folder, the replica's working folder)."""
+        return cls(
+            spec.command,
+            inference_port=spec.inference_port,
+            health_uri=spec.health_uri,
+            startup_timeout_s=spec.startup_timeout_s,
+            cwd=cwd,
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
@@ -153,7 +166,7 @@ class CommandApp:
                     await self.start()
                 except CommandFailed as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
+                    continue
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.stop()
@@ -174,7 +187,7 @@ class CommandApp:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 cwd=self.cwd,
-                env={**os.environ, **self.env, "PORT": str(port)},
+                env=self.command_environment(port),
                 # A group of its own (in the replica's session, so its memory counts as the replica's): stopped whole,
                 # by us or by the reaper. (uvloop takes no `process_group=`.)
                 preexec_fn=os.setpgrp,
@@ -208,6 +221,12 @@ class CommandApp:
         self.upstream = Upstream("127.0.0.1", port)
         monitor = asyncio.ensure_future(self._monitor())
         self.tasks.add(monitor)
+
+    def command_environment(self, port: int) -> dict[str, str]:
+        """The replica's variables, `env`, `$PORT`, and the replica's interpreter first on `$PATH`: `python` and the
+        scripts of the service's packages (`vllm`, `tritonserver` wrappers...) are those of its own environment."""
+        path = os.environ.get("PATH", os.defpath)
+        return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{path}", **self.env, "PORT": str(port)}
 
     async def _wait_healthy(self, port: int) -> str | None:
         """None once `health_uri` answers 2xx; else what went wrong (the command exited, or the time ran out)."""

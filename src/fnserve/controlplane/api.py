@@ -254,8 +254,10 @@ class ControlPlane:
         return self.token_info(token, function.name)
 
     async def add_version(self, body: VersionRequest) -> tuple[FunctionRecord, VersionRecord]:
-        if body.code.kind == "archive" and not body.code.entrypoint:
-            raise InvalidRequest("code of kind 'archive' needs an entrypoint 'module:attribute'")
+        if body.code.kind == "archive" and not body.code.entrypoint and body.spec.command is None:
+            raise InvalidRequest(
+                "code of kind 'archive' needs an entrypoint 'module:attribute' (or the spec a command to run)"
+            )
         self.artifacts.require(body.code.sha256, what="code")
         if body.init_sha256 is not None:
             self.artifacts.require(body.init_sha256, what="initializer arguments")

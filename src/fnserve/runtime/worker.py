@@ -30,6 +30,7 @@ from fnserve.runtime.invoke import BoundEndpoint, Encoded
 from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError
 from fnserve.sdk.loader import load_entrypoint, load_pickled_service, loads_init_arguments
 from fnserve.sdk.service import Service
+from fnserve.spec import ServiceSpec
 
 # `python -m fnserve.runtime.worker --standby`: start, import, and wait on stdin to be told which replica to be.
 STANDBY_FLAG = "--standby"
@@ -44,6 +45,7 @@ class WorkerOptions:
     pickle_path: Path | None
     init_path: Path | None
     max_threads: int
+    command: str | None = None  # a command service's ServiceSpec, as JSON
 
 
 def parse_args(argv: list[str] | None = None) -> WorkerOptions:
@@ -55,13 +57,23 @@ def parse_args(argv: list[str] | None = None) -> WorkerOptions:
     parser.add_argument("--pickle", type=Path, dest="pickle_path", help="a cloudpickled service")
     parser.add_argument("--init", type=Path, dest="init_path", help="initializer (args, kwargs): JSON or pickle")
     parser.add_argument("--max-threads", type=int, default=8, help="threads for sync endpoints")
+    parser.add_argument("--command", help="a command service's ServiceSpec (JSON): run its command in --code-dir")
     args = parser.parse_args(argv)
-    if (args.pickle_path is None) == (args.code_dir is None or args.entrypoint is None):
-        parser.error("give either --pickle, or --code-dir with --entrypoint")
+    if args.command is not None:
+        if args.pickle_path is not None or args.entrypoint is not None:
+            parser.error("--command runs a command in --code-dir; it takes no --pickle or --entrypoint")
+    elif (args.pickle_path is None) == (args.code_dir is None or args.entrypoint is None):
+        parser.error("give either --pickle, or --code-dir with --entrypoint (or --command)")
     return WorkerOptions(**vars(args))
 
 
 def load_service(options: WorkerOptions) -> Service[Any]:
+    if options.command is not None:  # the version's spec says what to run: no user code to load
+        if options.code_dir is not None:
+            os.chdir(options.code_dir)
+        from fnserve.sdk.command import command_service_for
+
+        return command_service_for(ServiceSpec.model_validate_json(options.command))
     if options.pickle_path is not None:
         return load_pickled_service(options.pickle_path.read_bytes())
     assert options.code_dir is not None

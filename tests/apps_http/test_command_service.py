@@ -1,0 +1,237 @@
+"""Any HTTP server as a service, through a real server and real replicas: tests/apps/http_server.py (the standard
+library's http.server) deployed with `fs.command_service`, `fnserve deploy --command` and the /v1 REST API (NVCF's
+field names); two replicas both serving, a command's server killed and replaced while calls keep working, a command
+that exits at once or never turns healthy reported with its output, and the token in front of it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from _cli import fnserve
+from _deploy import deploy_failure
+
+import fnserve as fs
+from fnserve.archive import pack_project
+from fnserve.settings import Settings
+from fnserve.testing import run_server, wait_until
+
+SERVER_SCRIPT = Path(__file__).parent.parent / "apps" / "http_server.py"
+COMMAND = "python http_server.py --port {port}"  # `python`: the replica's own interpreter comes first on $PATH
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder holding the server's script, as a user's would."""
+    folder = tmp_path_factory.mktemp("http-server-project")
+    shutil.copy(SERVER_SCRIPT, folder / "http_server.py")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def served(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """One server with `http-server` (two replicas, token required) deployed from Python: (url, token headers)."""
+    service = fs.command_service(
+        COMMAND, name="http-server", inference_url="/v1/infer", health_uri="/health", project=project, replicas=2
+    )
+    with (
+        run_server(home=tmp_path_factory.mktemp("command-home"), graceful_shutdown_s=2) as url,
+        fs.deploy(service, url=url)() as deployment,
+    ):
+        deployment.wait(timeout_s=60)
+        assert deployment.token is not None
+        yield url, {"authorization": f"Bearer {deployment.token}"}
+
+
+def test_calls_reach_the_commands_server_with_a_token_only(served: tuple[str, dict[str, str]]) -> None:
+    url, auth = served
+
+    answered = httpx.post(f"{url}/http-server/v1/echo", params={"x": "1"}, content=b"hi", headers=auth)
+    refused = httpx.post(f"{url}/http-server/v1/echo", content=b"hi")
+
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["path"] == "/v1/echo"
+    assert answered.json()["query"] == "x=1"
+    assert answered.json()["size"] == 2
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthenticated"
+
+
+def test_two_replicas_both_serve(served: tuple[str, dict[str, str]]) -> None:
+    """Two slow calls at once go to the two replicas: two servers' pids answer."""
+    url, auth = served
+
+    def slow() -> int:
+        response = httpx.get(f"{url}/http-server/slow", params={"s": 0.5}, headers=auth, timeout=10)
+        pid: int = response.json()["pid"]
+        return pid
+
+    with ThreadPoolExecutor(2) as pool:
+        pids = set(pool.map(lambda _: slow(), range(2)))
+
+    assert len(pids) == 2
+
+
+def test_the_commands_stream_arrives_event_by_event(served: tuple[str, dict[str, str]]) -> None:
+    url, auth = served
+    with httpx.stream(
+        "GET", f"{url}/http-server/stream", params={"count": 3, "pause_s": 0.2}, headers=auth, timeout=10
+    ) as response:
+        events = list(response.iter_text())
+
+    assert response.headers["content-type"] == "text/event-stream"
+    assert "".join(events) == "".join(f"data: event {n}\n\n" for n in range(3))
+
+
+def test_a_killed_commands_replica_is_replaced_while_calls_keep_working(served: tuple[str, dict[str, str]]) -> None:
+    """
+    1. The server of one replica is SIGKILLed.
+    2. Its replica exits (the supervisor lists it as failed: died) and a new one starts its own server.
+    3. Calls keep being answered meanwhile, and two replicas serve again.
+    """
+    url, auth = served
+    client = fs.Client(url)
+    try:
+        victim = httpx.get(f"{url}/http-server/whoami", headers=auth).json()["pid"]
+        os.kill(victim, signal.SIGKILL)
+
+        for _ in range(20):  # answered by the other replica while this one is replaced
+            assert httpx.get(f"{url}/http-server/whoami", headers=auth).status_code == 200
+
+        info = wait_until(
+            lambda: (
+                (found := client.get_service("http-server"))["replicas_ready"] == 2
+                and found["failed_replicas"]
+                and found
+            ),
+            timeout_s=30,
+            what="a replacement replica",
+        )
+    finally:
+        client.close()
+    assert info["failed_replicas"][0]["reason"].startswith("died: exit code")
+    with ThreadPoolExecutor(2) as pool:
+        pids = set(
+            pool.map(
+                lambda _: httpx.get(f"{url}/http-server/slow", params={"s": 0.5}, headers=auth, timeout=10).json()[
+                    "pid"
+                ],
+                range(2),
+            )
+        )
+    assert len(pids) == 2
+    assert victim not in pids
+
+
+def test_a_job_is_posted_to_the_inference_url(served: tuple[str, dict[str, str]]) -> None:
+    """`/runsync` with `{"input": {...}}`: the input is POSTed to the inference URL as JSON, its answer is the
+    result."""
+    url, auth = served
+
+    response = httpx.post(f"{url}/http-server/runsync", json={"input": {"prompt": "hi"}}, headers=auth, timeout=20)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "COMPLETED"
+    assert body["output"]["echo"] == {"prompt": "hi"}
+
+
+# -- failures ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def impatient_url(tmp_path: Path) -> Iterator[str]:
+    """A server that gives up on a service after its first failed replica."""
+    with run_server(home=tmp_path / "home", settings=Settings(max_replica_failures=1), graceful_shutdown_s=2) as url:
+        yield url
+
+
+def test_a_command_that_exits_at_once_is_a_replica_failure_with_its_output(impatient_url: str, project: Path) -> None:
+    service = fs.command_service(f"{COMMAND} --mode exit", name="exits", project=project)
+
+    failed = deploy_failure(service, impatient_url, match="exited with code 3")
+
+    assert "before GET /health answered 2xx" in failed.message
+    assert "cannot load the weights from /models/missing.bin" in failed.message  # its own output
+    assert "python http_server.py --port " in failed.message  # the command line, with its port
+
+
+def test_a_command_that_never_turns_healthy_is_a_replica_failure_with_its_output(
+    impatient_url: str, project: Path
+) -> None:
+    service = fs.command_service(f"{COMMAND} --mode unhealthy", name="unhealthy", project=project, startup_timeout=1)
+
+    failed = deploy_failure(service, impatient_url, match="did not answer GET /health")
+
+    assert "with 2xx within 1 s (last: status 503)" in failed.message
+    assert "still warming up" in failed.message
+
+
+# -- other ways to declare one ----------------------------------------------------------------------------------------
+
+
+def test_cli_deploys_a_folder_with_command(server_url: str, project: Path) -> None:
+    done = fnserve(
+        "deploy",
+        str(project),
+        "--command",
+        COMMAND,
+        "--name",
+        "cli-server",
+        "--inference-url",
+        "/v1/infer",
+        url=server_url,
+    )
+
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "python http_server.py --port {port}" in done.stdout  # the panel shows the command
+    token = re.search(r"Token\s+(fst_\S+)", done.stdout)
+    assert token is not None, done.stdout
+    assert f"curl -X POST {server_url}/cli-server/v1/infer" in done.stdout
+    response = httpx.post(
+        f"{server_url}/cli-server/v1/infer", json={"a": 1}, headers={"authorization": f"Bearer {token[1]}"}
+    )
+    assert response.json()["echo"] == {"a": 1}
+
+
+def test_cli_command_needs_a_name(server_url: str, project: Path) -> None:
+    done = fnserve("deploy", str(project), "--command", COMMAND, url=server_url)
+
+    assert done.returncode == 1
+    assert "--command needs --name" in done.stderr
+
+
+def test_rest_api_takes_nvcf_field_names(server_url: str, project: Path, client: fs.Client) -> None:
+    """POST /v1/services with the spec in NVCF's flat form (`inferenceUrl`, `inferencePort`, `healthUri`) and the
+    project's archive: the service runs and answers on its fixed port."""
+    from fnserve.apps.command import free_port
+
+    port = free_port()
+    code_sha256 = client.upload(pack_project(project))
+    spec = {
+        "name": "rest-server",
+        "route_prefix": "/rest-server",
+        "auth": False,
+        "command": f"{sys.executable} http_server.py",  # its port from $PORT
+        "inferenceUrl": "/v1/infer",
+        "inferencePort": port,
+        "healthUri": "/health",
+    }
+    info = client.deploy({"spec": spec, "code": {"kind": "archive", "sha256": code_sha256}})
+    with fs.get_deployment(info["service_id"], url=server_url, wait=60) as deployment:
+        assert deployment.state == "ACTIVE"
+
+    version = client.get_service("rest-server")
+    response = httpx.post(f"{server_url}/rest-server/v1/infer", json={"b": 2})
+
+    assert response.json()["echo"] == {"b": 2}
+    assert httpx.get(f"http://127.0.0.1:{port}/health").json() == {"healthy": True}
+    assert version["api"]["command"]["inference_port"] == port
