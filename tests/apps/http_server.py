@@ -79,7 +79,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self.read_body()
         if url.path == "/v1/infer":  # the inference URL: a JSON object in, a JSON object out (jobs use it too)
             payload = json.loads(body or b"{}")
-            self.answer(200, {"echo": payload, "pid": os.getpid()})
+            status = payload.get("status", 200) if isinstance(payload, dict) else 200  # to answer an error
+            self.answer(status, {"echo": payload, "pid": os.getpid(), "job_id": self.headers.get("fnserve-job-id")})
         else:
             self.answer(
                 200,

@@ -132,16 +132,43 @@ def test_a_killed_commands_replica_is_replaced_while_calls_keep_working(served: 
 
 
 def test_a_job_is_posted_to_the_inference_url(served: tuple[str, dict[str, str]]) -> None:
-    """`/runsync` with `{"input": {...}}`: the input is POSTed to the inference URL as JSON, its answer is the
-    result."""
+    """`/-/runsync` with `{"input": {...}}`: the input is POSTed to the inference URL as JSON, its answer is the
+    result (the job paths are under `/-/`: every other path is the server's)."""
     url, auth = served
 
-    response = httpx.post(f"{url}/http-server/runsync", json={"input": {"prompt": "hi"}}, headers=auth, timeout=20)
+    response = httpx.post(f"{url}/http-server/-/runsync", json={"input": {"prompt": "hi"}}, headers=auth, timeout=20)
 
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "COMPLETED"
     assert body["output"]["echo"] == {"prompt": "hi"}
+    assert body["output"]["job_id"] == body["id"]
+
+
+def test_a_queued_job_is_polled_and_an_error_answer_fails_it(served: tuple[str, dict[str, str]]) -> None:
+    url, auth = served
+
+    queued = httpx.post(f"{url}/http-server/-/run", json={"input": {"status": 422}}, headers=auth)
+    assert queued.status_code == 202, queued.text
+    job_id = queued.json()["id"]
+    status = httpx.get(f"{url}/http-server/-/status/{job_id}", params={"wait_s": 10}, headers=auth, timeout=20).json()
+
+    assert status["status"] == "FAILED"
+    assert status["error"]["code"] == "function_error"
+    assert status["error"]["message"].startswith("the command answered 422 to POST /v1/infer: ")
+
+
+def test_a_call_to_the_inference_url_with_a_poll_window_runs_as_a_job(served: tuple[str, dict[str, str]]) -> None:
+    """NVCF's pexec: the answer within the window, with the job's id."""
+    url, auth = served
+
+    response = httpx.post(
+        f"{url}/http-server/v1/infer", json={"n": 1}, headers={**auth, "fnserve-poll-seconds": "10"}, timeout=20
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["echo"] == {"n": 1}
+    assert response.json()["job_id"] == response.headers["fnserve-request-id"]
 
 
 # -- failures ---------------------------------------------------------------------------------------------------------
@@ -235,3 +262,11 @@ def test_rest_api_takes_nvcf_field_names(server_url: str, project: Path, client:
     assert response.json()["echo"] == {"b": 2}
     assert httpx.get(f"http://127.0.0.1:{port}/health").json() == {"healthy": True}
     assert version["api"]["command"]["inference_port"] == port
+
+
+def test_an_encoded_path_reaches_the_server_as_sent(served: tuple[str, dict[str, str]]) -> None:
+    url, auth = served
+
+    response = httpx.post(f"{url}/http-server/files/a%20b/%C3%A9", content=b"", headers=auth)
+
+    assert response.json()["path"] == "/files/a%20b/%C3%A9"

@@ -166,7 +166,7 @@ class CommandApp:
                     await self.start()
                 except CommandFailed as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    continue
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.stop()

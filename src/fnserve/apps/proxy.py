@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_from_bytes
 
 from fnserve.errors import CommandUnreachable, FnserveError
 
@@ -39,6 +39,7 @@ HOP_BY_HOP = frozenset(
 PIECE_BYTES = 65_536  # what is read and sent at a time; a body with a length up to this goes out in one message
 MAX_HEAD_BYTES = 65_536
 _NO_BODY_STATUSES = (204, 304)
+_PATH_SAFE = "/%!$&'()*+,;=:@~-._"
 
 
 class UpstreamError(Exception):
@@ -260,8 +261,9 @@ async def _disconnected(receive: Receive) -> Message:
 
 def request_target(scope: Scope) -> bytes:
     """The path after the route prefix (the ASGI `root_path`), as the client sent it, with its query."""
-    root = scope.get("root_path", "").encode()
-    raw = scope.get("raw_path") or quote(scope["path"]).encode()
+    root = quote(scope.get("root_path", "")).encode()
+    # What is already percent-encoded stays so; a byte a request line cannot carry (a space, UTF-8) is encoded.
+    raw = quote_from_bytes(scope.get("raw_path") or scope["path"].encode(), safe=_PATH_SAFE).encode()
     if root and (raw == root or raw.startswith(root + b"/")):
         raw = raw[len(root) :] or b"/"
     query = scope.get("query_string", b"")
