@@ -60,6 +60,7 @@ from fnserve.gateway.http import (
     Send,
     header,
     read_body,
+    replay,
     request_id_for,
     require_json,
     send_bytes,
@@ -385,16 +386,6 @@ def is_token_api(path: str) -> bool:
         path.startswith(prefix) if prefix.endswith("/") else path == prefix or path.startswith(prefix + "/")
         for prefix in TOKEN_API_PREFIXES
     )
-
-
-def replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that gives the body read already, then what the connection says next (a disconnect)."""
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def replayed() -> Message:
-        return pending.pop() if pending else await receive()
-
-    return replayed
 
 
 def route_summary(prefix: str, function: FunctionRoute[LiveDeployment]) -> dict[str, Any]:

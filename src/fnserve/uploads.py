@@ -15,6 +15,9 @@ from typing import IO, Any
 RAW_BODY_KEY = "raw"
 # Where a multipart body's file parts travel in a CALL's context: {parameter: [content_type, filename | None, bytes]}.
 FILES_KEY = "files"
+# In a CALL's context when the body is too large to travel in it: "raw" (the file itself, with RAW_BODY_KEY) or "form"
+# (multipart). BODY frames bring it after the CALL, and the replica spools it (runtime/spool.py).
+UPLOAD_KEY = "upload"
 
 
 class File:

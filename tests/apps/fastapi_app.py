@@ -51,6 +51,14 @@ def make_app() -> FastAPI:
 
         return StreamingResponse(chunks(), media_type="text/plain")
 
+    @app.get("/download")
+    async def download(mib: int = 1) -> StreamingResponse:
+        async def pieces() -> AsyncIterator[bytes]:
+            for index in range(mib * 4):
+                yield bytes([index % 256]) * (256 << 10)
+
+        return StreamingResponse(pieces(), media_type="application/octet-stream")
+
     @app.get("/events")
     async def events(count: int = 3) -> StreamingResponse:
         async def lines() -> AsyncIterator[str]:
@@ -70,17 +78,16 @@ def make_app() -> FastAPI:
             raise
         return {"slept": seconds}
 
-    @app.get("/crash")
-    def crash() -> None:
-        os._exit(1)
-
     @app.websocket("/ws")
-    async def ws(websocket: WebSocket) -> None:
+    async def ws(websocket: WebSocket, marker: str | None = None) -> None:
         await websocket.accept()
         try:
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
+                    if marker is not None:  # the app hears its client leave, with the code
+                        with open(marker, "w") as file:
+                            file.write(str(message.get("code")))
                     return
                 if message.get("text") == "close":
                     await websocket.close(code=4001, reason="asked to")

@@ -1,5 +1,7 @@
 """Endpoints that take a request's raw body: `bytes` and `fs.File` parameters, and per-endpoint body limits."""
 
+import hashlib
+
 import fnserve as fs
 
 
@@ -71,3 +73,24 @@ def hooks() -> dict[str, str]:
 @hooks.endpoint("/webhook")
 def guarded_webhook(request: fs.Request) -> list[str]:
     return sorted(request.headers)
+
+
+@uploads.endpoint("/digest", max_body_bytes=50_000_000)
+def digest(upload: fs.File, label: int = 0) -> dict[str, object]:
+    """Reads the file in pieces: a large one arrives spooled, not as bytes in memory."""
+    hashed = hashlib.sha256()
+    while piece := upload.file.read(1 << 16):
+        hashed.update(piece)
+    spooled = type(upload.file).__name__ != "BytesIO"
+    return {
+        "size": upload.size,
+        "sha256": hashed.hexdigest(),
+        "filename": upload.filename,
+        "label": label,
+        "spooled": spooled,
+    }
+
+
+@uploads.endpoint("/digest-small", max_body_bytes=3_000_000)
+def digest_small(upload: fs.File) -> int:
+    return upload.size

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -46,6 +47,18 @@ async def test_messages_go_both_ways_and_the_client_closes(served: tuple[str, st
         await websocket.send(b"\x01\x02\x03")
         assert await websocket.recv() == b"\x03\x02\x01"
     assert websocket.close_code == 1000
+
+
+@pytest.mark.anyio
+async def test_the_app_hears_its_client_close_with_the_code(served: tuple[str, str], tmp_path: Path) -> None:
+    marker = tmp_path / "closed"
+    async with asyncio.timeout(10), connect(ws_url(served, f"/public-items/ws?marker={marker}")) as websocket:
+        await websocket.send("hi")
+        await websocket.recv()
+        await websocket.close(code=4002)
+
+    wait_until(marker.exists, timeout_s=5)
+    assert marker.read_text() == "4002"
 
 
 @pytest.mark.anyio

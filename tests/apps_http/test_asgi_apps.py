@@ -119,6 +119,20 @@ def test_a_streaming_response_arrives_chunk_by_chunk(url: str, tmp_path: Path) -
     assert rest == b"chunk 1\nchunk 2\n"
 
 
+def test_a_large_streamed_answer_arrives_whole_through_the_window(url: str) -> None:
+    """The app's answer (24 MiB, 24 times the window) flows as fast as the client takes it."""
+    with httpx.stream("GET", f"{url}/public-items/download", params={"mib": 24}, timeout=60) as response:
+        hashed = hashlib.sha256()
+        size = 0
+        for chunk in response.iter_raw():
+            hashed.update(chunk)
+            size += len(chunk)
+
+    expected = hashlib.sha256(b"".join(bytes([index % 256]) * (256 << 10) for index in range(96)))
+    assert size == 24 << 20
+    assert hashed.hexdigest() == expected.hexdigest()
+
+
 def test_server_sent_events_pass_through(url: str) -> None:
     with httpx.stream("GET", f"{url}/public-items/events", params={"count": 3}) as response:
         assert response.headers["content-type"].startswith("text/event-stream")

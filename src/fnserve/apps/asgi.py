@@ -1,6 +1,7 @@
 """One HTTP request to the app in the replica: its ASGI scope rebuilt from the HTTP frame's head, `receive` fed
 by the BODY frames (acknowledged as the app takes them, so the gateway never has more than a window in flight), and
-`send` turning `http.response.start`/`body` into START, CHUNK and END frames.
+`send` turning `http.response.start`/`body` into START, CHUNK and END frames (waiting while a window of them is not
+taken by the client yet).
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from typing import Any
 
 from fnserve.apps.load import ASGIApp, Message, Scope
 from fnserve.runtime.invoke import function_error
-from fnserve.runtime.protocol import Kind
+from fnserve.runtime.protocol import ACK_BYTES, BODY_WINDOW_BYTES, Kind
 
-# Body bytes the app took before the replica says so (BODY_ACK); well under the gateway's window.
-ACK_BYTES = 128 << 10
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
 
@@ -70,11 +69,20 @@ class HttpRequest:
         self.unacked = 0  # bytes the app took that the gateway has not been told of
         self.started = False
         self.ended = False  # END sent
+        self.sent_unacked = 0  # bytes of the answer the client has not taken yet, as far as the gateway said
+        self.room = asyncio.Event()
+        self.room.set()
         self.finished = asyncio.Event()  # the response ended, or the app returned
 
     def feed(self, data: bytes, more_body: bool) -> None:
         self.parts.append((data, more_body))
         self.arrived.set()
+
+    def acknowledged(self, taken: int) -> None:
+        """The gateway's BODY_ACK: the client took this many more bytes of the answer."""
+        self.sent_unacked -= taken
+        if self.sent_unacked < BODY_WINDOW_BYTES:
+            self.room.set()
 
     async def receive(self) -> Message:
         if self.body_done:  # as servers do: after the body, `receive` answers when the client is gone
@@ -105,7 +113,11 @@ class HttpRequest:
                 raise RuntimeError("the app sent http.response.body before its start, or after its end")
             body = message.get("body", b"")
             if body:
+                while self.sent_unacked >= BODY_WINDOW_BYTES:  # a slow client: the app waits, as behind a socket
+                    self.room.clear()
+                    await self.room.wait()
                 self.send_frame(Kind.CHUNK, self.request_id, bytes(body))
+                self.sent_unacked += len(body)
             if not message.get("more_body", False):
                 self.ended = True
                 self.finished.set()

@@ -44,10 +44,15 @@ class AppServing:
         if request is not None:
             request.feed(data, more_body)
 
+    def acknowledged(self, request_id: int, taken: int) -> None:
+        request = self.requests.get(request_id)
+        if request is not None:
+            request.acknowledged(taken)
+
     def open_websocket(self, request_id: int, head: dict[str, Any]) -> asyncio.Task[None]:
         session = WebSocketSession(self.app, request_id, head, self.send_frame, self.lifespan.state)
         self.websockets[request_id] = session
-        task = asyncio.ensure_future(session.run())
+        task = session.task = asyncio.ensure_future(session.run())
         task.add_done_callback(lambda _: self.websockets.pop(request_id, None))
         return task
 

@@ -16,6 +16,8 @@ from fnserve.runtime.protocol import Kind
 NORMAL_CLOSURE = 1000
 GOING_AWAY = 1001
 INTERNAL_ERROR = 1011
+# How long an app may take to return once its client closed, before its task is cancelled.
+CLOSE_GRACE_S = 5.0
 
 
 class WebSocketSession:
@@ -37,6 +39,7 @@ class WebSocketSession:
         self.inbox.put_nowait({"type": "websocket.connect"})
         self.accepted = False
         self.closed = False  # either side closed: the app's later sends are dropped
+        self.task: asyncio.Task[None] | None = None
 
     def message(self, data: str | bytes) -> None:
         self.inbox.put_nowait(
@@ -51,6 +54,8 @@ class WebSocketSession:
             self.send_frame(Kind.WS_CLOSE, self.request_id, GOING_AWAY, "the replica is stopping")
         self.closed = True
         self.inbox.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        if self.task is not None:  # it hears the close and returns; one that goes on is cancelled
+            asyncio.get_running_loop().call_later(CLOSE_GRACE_S, self.task.cancel)
 
     async def send(self, message: Message) -> None:
         kind = message["type"]

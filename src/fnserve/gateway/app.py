@@ -42,6 +42,7 @@ from fnserve.gateway.http import (
     query_params,
     raw_body,
     read_body,
+    replay,
     request_id_for,
     require_json,
     send_bytes,
@@ -63,6 +64,7 @@ from fnserve.gateway.multipart import read_form
 from fnserve.gateway.passthrough import APP_INFO_PATH, APP_PING_PATH, pass_through, root_path_of
 from fnserve.gateway.router import EndpointRoute, FunctionRoute
 from fnserve.gateway.service_paths import arguments_validator, openapi_json, service_info, swagger_page
+from fnserve.gateway.streamed_upload import StreamedUpload, body_start
 from fnserve.gateway.websocket import not_an_app
 from fnserve.gateway.websocket import websocket as relay_websocket
 from fnserve.request import REQUEST_KEY
@@ -70,7 +72,7 @@ from fnserve.responses import Response
 from fnserve.sse import encode_error, encode_event
 from fnserve.store import DeploymentState
 from fnserve.store.jobs import asset_content_url
-from fnserve.uploads import FILES_KEY, RAW_BODY_KEY
+from fnserve.uploads import FILES_KEY, RAW_BODY_KEY, UPLOAD_KEY
 
 logger = logging.getLogger("fnserve.gateway")
 
@@ -173,8 +175,11 @@ class Gateway:
         poll, with_assets, content_type = _call_headers(scope)
         query = query_params(scope)
         context: dict[str, Any] | None = None  # for the replica: a file, a form, the request; a job's assets
+        upload: StreamedUpload | None = None  # a large file's body, sent after the call as it arrives
         if route.takes_other_bodies:  # a file, a form or the request itself, not only JSON arguments
-            body, query, context = await self._other_body(receive, scope, live, route, rest, query, content_type)
+            body, query, context, upload = await self._other_body(
+                receive, scope, live, route, rest, query, content_type, streams=poll is None
+            )
             if context is not None and poll is not None:
                 raise InvalidRequest(
                     "a raw body or form cannot be held as a job's input; call the endpoint without "
@@ -215,16 +220,20 @@ class Gateway:
             else:  # a declared media type (audio, video): its raw bytes, never SSE
                 await self._stream(batches, receive, send, request_id, False, media_type.encode())
             return
-        watch = _DisconnectWatch(receive)
+        # An upload watches the client itself, as it reads the body (connection.py).
+        watch = _DisconnectWatch(receive) if upload is None else None
         try:
             timeout_s = route.spec.request_timeout_s or self.timeout_s
-            result = await connection.call(route.index, body, path_params, query, timeout_s, context=context)
+            result = await connection.call(
+                route.index, body, path_params, query, timeout_s, context=context, upload=upload
+            )
         except asyncio.CancelledError:
-            if watch.disconnected:  # the caller left; the call was cancelled in the replica
+            if watch is not None and watch.disconnected:  # the caller left; the call was cancelled in the replica
                 return
             raise
         finally:
-            watch.stop()
+            if watch is not None:
+                watch.stop()
         if result.__class__ is not bytes:  # bytes or fs.Response: sent as they are, with their media type
             await self._send_media(send, live, result, request_id)  # type: ignore[arg-type]
             return
@@ -329,21 +338,42 @@ class Gateway:
         rest: str,
         query: dict[str, str],
         content_type: bytes | None,
-    ) -> tuple[bytes, dict[str, str], dict[str, Any] | None]:
-        """The body of an endpoint with a file or `fs.Request` parameter: (body, query, context for the replica);
-        the context is None for JSON arguments, which are validated as any endpoint's are."""
+        *,
+        streams: bool,
+    ) -> tuple[bytes, dict[str, str], dict[str, Any] | None, StreamedUpload | None]:
+        """The body of an endpoint with a file or `fs.Request` parameter: (body, query, context for the replica, the
+        upload to send after the call); the context is None for JSON arguments, which are validated as any endpoint's
+        are. A file over `STREAM_FROM_BYTES` is streamed (when `streams`: a plain call), not read here whole."""
         limit = route.spec.max_body_bytes or self.max_body_bytes
         if route.spec.request_parameter is not None:  # the request as it came, any body (a webhook): no 415
             body = await read_body(receive, limit)
-            return body, query, {REQUEST_KEY: _request_facts(scope, rest, query, drop_authorization=live.spec.auth)}
-        if content_type is not None and content_type.startswith(b"multipart/"):
+            return (
+                body,
+                query,
+                {REQUEST_KEY: _request_facts(scope, rest, query, drop_authorization=live.spec.auth)},
+                None,
+            )
+        is_form = content_type is not None and content_type.startswith(b"multipart/")
+        is_file = is_form or (content_type is not None and not is_json(content_type))
+        if streams and is_file and not route.spec.streaming:
+            parts, ended = await body_start(receive, limit)
+            if not ended:  # large: sent to the replica as it arrives (gateway/streamed_upload.py)
+                assert content_type is not None
+                if is_form:
+                    upload = StreamedUpload(receive, parts, limit, content_type, route.spec.file_parameters)
+                    return b"", query, {UPLOAD_KEY: "form"}, upload
+                upload = StreamedUpload(receive, parts, limit, content_type, None)
+                return b"", query, {UPLOAD_KEY: "raw", RAW_BODY_KEY: raw_body(route.spec, content_type)}, upload
+            receive = replay(b"".join(parts), receive)
+        if is_form:
+            assert content_type is not None
             # Read part by part as it arrives: file parts for the file parameters, fields with the query string's.
-            fields, parts = await read_form(receive, content_type, limit, route.spec.file_parameters)
-            return b"", {**query, **fields}, {FILES_KEY: parts}
+            fields, files = await read_form(receive, content_type, limit, route.spec.file_parameters)
+            return b"", {**query, **fields}, {FILES_KEY: files}, None
         body = await read_body(receive, limit)
         if body and content_type and not is_json(content_type):  # the file itself
-            return body, query, {RAW_BODY_KEY: raw_body(route.spec, content_type)}
-        return body, query, None
+            return body, query, {RAW_BODY_KEY: raw_body(route.spec, content_type)}, None
+        return body, query, None, None
 
     async def _not_served(self, scope: Scope) -> FnserveError:
         """The error for a path no running service owns: a service that runs nothing says so (its state, why, and how

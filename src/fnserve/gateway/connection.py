@@ -17,6 +17,8 @@ from typing import Any, cast
 from fnserve.errors import FnserveError, InvocationTimeout, ReplicaCrashed, error_from_code
 from fnserve.gateway.exchange import STREAM_END as _STREAM_END
 from fnserve.gateway.exchange import Exchange
+from fnserve.gateway.http import ClientDisconnected
+from fnserve.gateway.streamed_upload import StreamedUpload
 from fnserve.responses import Response, from_frame
 from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError
 
@@ -200,12 +202,14 @@ class ReplicaConnection(asyncio.Protocol):
         *,
         context: dict[str, Any] | None = None,
         reserved: bool = False,
+        upload: StreamedUpload | None = None,
     ) -> bytes | Response:
         """One non-streaming call: JSON bytes, or a `Response` for an answer that is not JSON. Cancelling the awaiting
         task cancels the call in the replica.
 
         `context` tells the replica about the call (its job, its asset files); `reserved`: its slot was taken
-        with `reserve()`."""
+        with `reserve()`; `upload`: a large body sent after the CALL as it arrives (gateway/streamed_upload.py),
+        whose problems (413, a malformed form, the client leaving) end the call."""
         request_id = next(self._ids)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes | Response] = loop.create_future()
@@ -223,9 +227,13 @@ class ReplicaConnection(asyncio.Protocol):
             self.in_flight += 1
         # A plain timer rather than asyncio.timeout(): cheaper, and this runs once per request.
         timer = None if timeout_s is None else loop.call_later(timeout_s, self._expire, request_id, timeout_s)
+        pump = None if upload is None else asyncio.ensure_future(self._send_upload(request_id, upload, future))
         try:
             return await future
         finally:
+            if pump is not None:
+                pump.cancel()
+                self._exchanges.pop(request_id, None)
             self.in_flight -= 1
             if self.on_release is not None:
                 self.on_release()
@@ -233,6 +241,17 @@ class ReplicaConnection(asyncio.Protocol):
                 timer.cancel()
             if self._calls.pop(request_id, None) is not None and self.is_open:
                 self._send(Kind.CANCEL, request_id)
+
+    async def _send_upload(self, request_id: int, upload: StreamedUpload, future: asyncio.Future[Any]) -> None:
+        """Send a call's upload in BODY frames within the window, then wait for the client to leave."""
+        window = self._exchanges[request_id] = Exchange(self, request_id)
+        try:
+            await upload.send(window.send_body)
+            await upload.wait_disconnect()
+            raise ClientDisconnected
+        except (FnserveError, ClientDisconnected) as exc:
+            if not future.done():
+                future.set_exception(exc)
 
     def _expire(self, request_id: int, timeout_s: float) -> None:
         future = self._calls.pop(request_id, None)
@@ -304,14 +323,14 @@ class ReplicaConnection(asyncio.Protocol):
         """A frame of an exchange that is under way (a body part, a WebSocket message)."""
         self._send(*message)
 
-    def end_exchange(self, exchange: Exchange) -> None:
+    def end_exchange(self, exchange: Exchange, *, cancel: bool = True) -> None:
         if self._exchanges.pop(exchange.request_id, None) is None:
             return
         exchange.closed = True
         self.in_flight -= 1
         if self.on_release is not None:
             self.on_release()
-        if self._streams.pop(exchange.request_id, None) is not None and self.is_open:
+        if self._streams.pop(exchange.request_id, None) is not None and cancel and self.is_open:
             self._send(Kind.CANCEL, exchange.request_id)
 
     async def ping(self, timeout_s: float) -> HealthReport:

@@ -60,10 +60,12 @@ def header(scope: Scope, wanted: bytes) -> bytes | None:
     return None
 
 
-async def body_chunks(receive: Receive, limit: int, hint: str = BODY_HINT) -> AsyncIterator[bytes]:
-    """The request body as it arrives, chunk by chunk; PayloadTooLarge once it passes `limit` bytes,
-    ClientDisconnected when the client leaves before its end."""
-    size = 0
+async def body_chunks(
+    receive: Receive, limit: int, hint: str = BODY_HINT, *, received: int = 0
+) -> AsyncIterator[bytes]:
+    """The request body as it arrives, chunk by chunk; PayloadTooLarge once it passes `limit` bytes (with the
+    `received` bytes read before), ClientDisconnected when the client leaves before its end."""
+    size = received
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -95,6 +97,16 @@ async def read_body(receive: Receive, limit: int, hint: str = BODY_HINT) -> byte
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the body read already, then what the connection says next (a disconnect)."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
 
 
 def _too_large(limit: int, hint: str) -> PayloadTooLarge:

@@ -93,6 +93,7 @@ async def pass_through(
                 if item.__class__ is bytes:
                     if item:
                         await send({"type": "http.response.body", "body": item, "more_body": True})
+                        exchange.taken(len(item))  # sent means the socket took it: uvicorn waits while it is full
                 elif item.__class__ is tuple and item[0] == "start" and not started:
                     started = True
                     if timer is not None:

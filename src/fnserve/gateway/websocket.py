@@ -50,16 +50,17 @@ async def websocket(gateway: Gateway, scope: Scope, receive: Receive, send: Send
             scope, send, InternalError(f"internal error; the server log has request {request_id}"), request_id
         )
         return
+    client_closed = False
     try:
         accepted = await _handshake(gateway, scope, send, exchange, request_id)
         if accepted:
             gateway.metrics.websocket_opened(live.name)
             try:
-                await _relay(receive, send, exchange)
+                client_closed = await _relay(receive, send, exchange)
             finally:
                 gateway.metrics.websocket_closed(live.name)
     finally:
-        exchange.close()
+        exchange.close(cancel=not client_closed)  # a client's close reaches the app, which returns by itself
 
 
 async def _handshake(gateway: Gateway, scope: Scope, send: Send, exchange: Exchange, request_id: str) -> bool:
@@ -81,8 +82,9 @@ async def _handshake(gateway: Gateway, scope: Scope, send: Send, exchange: Excha
     return False
 
 
-async def _relay(receive: Receive, send: Send, exchange: Exchange) -> None:
-    """Client → replica in a task of its own, replica → client here, until one side closes."""
+async def _relay(receive: Receive, send: Send, exchange: Exchange) -> bool:
+    """Client → replica in a task of its own, replica → client here, until one side closes; True when the client
+    closed (and the replica was told)."""
     from_client = asyncio.ensure_future(_from_client(receive, exchange))
     try:
         while not from_client.done():
@@ -90,7 +92,7 @@ async def _relay(receive: Receive, send: Send, exchange: Exchange) -> None:
             await asyncio.wait((getting, from_client), return_when=asyncio.FIRST_COMPLETED)
             if not getting.done():
                 getting.cancel()
-                return  # the client closed, and the replica was told
+                return from_client.exception() is None  # the client closed, and the replica was told
             for item in getting.result():
                 if item.__class__ is tuple and item[0] == "message":
                     data = item[1]
@@ -101,12 +103,13 @@ async def _relay(receive: Receive, send: Send, exchange: Exchange) -> None:
                     )
                 elif item.__class__ is tuple and item[0] == "close":
                     await send({"type": "websocket.close", "code": item[1], "reason": item[2] or ""})
-                    return
+                    return False
                 elif isinstance(item, FnserveError) or item is STREAM_END:
                     if isinstance(item, FnserveError):
                         logger.warning("WebSocket to the app closed: %s %s", item.code, item.message)
                     await send({"type": "websocket.close", "code": INTERNAL_ERROR if item is not STREAM_END else 1000})
-                    return
+                    return False
+        return from_client.exception() is None
     finally:
         if not from_client.done():
             from_client.cancel()

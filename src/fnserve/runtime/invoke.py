@@ -168,6 +168,9 @@ class BoundEndpoint:
         if parts is not None:  # multipart: a part for a parameter that is not a file stays as it came (bytes)
             for name, (content_type, filename, data) in parts.items():
                 wants = self._as_file.get(name)
+                if isinstance(data, File):  # a large upload, spooled as it arrived (runtime/spool.py)
+                    values[name] = data if wants else data.read()
+                    continue
                 values[name] = File.from_bytes(data, content_type=content_type, filename=filename) if wants else data
         if raw is None and parts is None:
             return BoundEndpoint.arguments(self, body, path, query, context)

@@ -37,10 +37,15 @@ None of its frames is sent for an ordinary endpoint, so CALL/RESULT do no more w
                                 scope's facts; `path` is the whole path, `root_path` the route prefix (plus
                                 /-/versions/N when pinned by path). `body`: the body's first part, all of it unless
                                 `more_body`, when BODY frames follow
-                       BODY     [kind, request_id, data: bytes, more_body: bool]
+                       BODY     [kind, request_id, data: bytes, more_body: bool, part?, fields?]
                                 the request body's next part, sent as it arrives from the client; the last one has
-                                more_body False. Also follows a CALL whose context has "streamed" (an upload spooled
-                                by the replica: uploads.py)
+                                more_body False. Also follows a CALL whose context has "upload" (a large file, spooled
+                                by the replica: gateway/streamed_upload.py, runtime/spool.py); for a multipart upload,
+                                `part` ([name, content_type, filename]) opens each file part and the last frame has the
+                                form's `fields`
+                       BODY_ACK [kind, request_id, sent: int]
+                                the client took this many more bytes of the app's answer: the replica keeps at most
+                                BODY_WINDOW_BYTES of it unacknowledged, so a slow client slows the app, not memory
                        WS_OPEN  [kind, request_id, head: dict]
                                 a WebSocket to the app: head as HTTP's, plus "subprotocols": [str]
                        WS_MESSAGE [kind, request_id, data: str | bytes]   both ways: one text or binary message
@@ -52,7 +57,7 @@ None of its frames is sent for an ordinary endpoint, so CALL/RESULT do no more w
                        BODY_ACK [kind, request_id, consumed: int]
                                 the app (or the spool) took this many more body bytes: the server keeps at most
                                 BODY_WINDOW_BYTES sent and not yet acknowledged, so a slow app slows the upload
-                                instead of filling the replica's memory
+                                instead of filling the replica's memory (the same window, the other way, as above)
                        WS_ACCEPT [kind, request_id, subprotocol: str | None, headers: [[bytes, bytes]]]
 """
 
@@ -67,10 +72,13 @@ import msgpack
 
 _HEADER = struct.Struct("!I")
 MAX_FRAME_BYTES = 1 << 30
-# Request body bytes in flight to one call of a replica, sent and not yet acknowledged (BODY_ACK).
+# Body bytes in flight for one exchange, sent and not yet acknowledged (BODY_ACK): a request's to the replica, an app's
+# answer to the client.
 BODY_WINDOW_BYTES = 1 << 20
 # A request body's parts are sent in frames of at most this many bytes.
 BODY_FRAME_BYTES = 256 << 10
+# Bytes taken before the taker says so (BODY_ACK); well under the window.
+ACK_BYTES = 128 << 10
 
 
 class Kind(enum.IntEnum):

@@ -28,9 +28,11 @@ from fnserve.openapi import api_description
 from fnserve.runtime.health import ReplicaHealth
 from fnserve.runtime.invoke import BoundEndpoint, Encoded
 from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError
+from fnserve.runtime.spool import SpooledUpload
 from fnserve.sdk.loader import load_entrypoint, load_pickled_service, loads_init_arguments
 from fnserve.sdk.service import Service
 from fnserve.spec import ServiceSpec
+from fnserve.uploads import UPLOAD_KEY
 
 # `python -m fnserve.runtime.worker --standby`: start, import, and wait on stdin to be told which replica to be.
 STANDBY_FLAG = "--standby"
@@ -125,6 +127,8 @@ class ReplicaServer(asyncio.Protocol):
         self.pool = ThreadPoolExecutor(max_workers=options.max_threads, thread_name_prefix="fnserve-endpoint")
         self.health: ReplicaHealth | None = None
         self.app: AppServing | None = None  # an app service's app (fnserve/apps/)
+        # Calls whose upload is still arriving (runtime/spool.py): (endpoint index, path parameters, upload)
+        self.uploads: dict[int, tuple[int, dict[str, str], SpooledUpload]] = {}
         self.ready = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -156,6 +160,8 @@ class ReplicaServer(asyncio.Protocol):
                 call = self.calls.pop(message[1], None)
                 if call is not None:
                     call.cancel()  # a sync call already running in a thread finishes, and its result is dropped
+                elif self.uploads:
+                    self.drop_upload(message[1])
             elif kind == Kind.PING:
                 # The PONG goes at once, from the loop: it proves the replica is alive even while a check runs.
                 checking = self.ready and self.health is not None
@@ -164,8 +170,25 @@ class ReplicaServer(asyncio.Protocol):
                     asyncio.ensure_future(self.report_health(message[1]))
             elif kind == Kind.SHUTDOWN:
                 asyncio.ensure_future(self.shutdown())
+            elif kind == Kind.BODY and message[1] in self.uploads:
+                self.upload_part(message)
             elif self.app is not None:
                 self.app_frame(kind, message)
+
+    def upload_part(self, message: list[Any]) -> None:
+        """A part of a call's upload; the call starts once it is whole."""
+        request_id = message[1]
+        endpoint_index, path, upload = self.uploads[request_id]
+        whole = upload.add(*message[2:])
+        if whole is not None:
+            del self.uploads[request_id]
+            query, context = whole
+            self.start_call(request_id, endpoint_index, b"", path, query, context)
+
+    def drop_upload(self, request_id: int) -> None:
+        pending = self.uploads.pop(request_id, None)
+        if pending is not None:
+            pending[2].discard()
 
     def app_frame(self, kind: int, message: list[Any]) -> None:
         """A frame of an app service: a request or a WebSocket opened, or a part of one (apps/serving.py)."""
@@ -174,6 +197,8 @@ class ReplicaServer(asyncio.Protocol):
             self.track(message[1], self.app.open_http(*message[1:5]))
         elif kind == Kind.BODY:
             self.app.body(*message[1:4])
+        elif kind == Kind.BODY_ACK:
+            self.app.acknowledged(*message[1:3])
         elif kind == Kind.WS_OPEN:
             self.track(message[1], self.app.open_websocket(*message[1:3]))
         elif kind == Kind.WS_MESSAGE:
@@ -195,6 +220,9 @@ class ReplicaServer(asyncio.Protocol):
         query: dict[str, Any],
         context: dict[str, Any] | None = None,
     ) -> None:
+        if context is not None and UPLOAD_KEY in context:  # its body follows in BODY frames: spooled first
+            self.uploads[request_id] = (endpoint_index, path, SpooledUpload(request_id, query, context, self.send))
+            return
         endpoint = self.endpoints[endpoint_index] if self.ready else None
         if endpoint is None or not endpoint.runs_in_thread:
             self.calls[request_id] = asyncio.ensure_future(

@@ -6,6 +6,7 @@ The replica serves the app (fnserve/apps/); here is only how a service says it i
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Any, Literal
 
@@ -105,6 +106,9 @@ def serve_as_app(
 
 
 def app_object(found: Any) -> bool:
-    """Whether a module's attribute is an app `fnserve deploy` may serve: an ASGI or WSGI app instance (a plain
-    coroutine function counts when named: `app.py:app`)."""
-    return app_kind(found) is not None and (is_asgi_app(found) or hasattr(found, "wsgi_app"))
+    """Whether a module's attribute is an app `fnserve deploy app.py` finds by itself: an ASGI or WSGI app object
+    (FastAPI, Starlette, Flask). A plain function is one only when named (`app.py:app`): a module's imported
+    coroutine functions are not apps."""
+    if inspect.isroutine(found) or inspect.isclass(found):
+        return False
+    return is_asgi_app(found) or (hasattr(found, "wsgi_app") and app_kind(found) == "wsgi")

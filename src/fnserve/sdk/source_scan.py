@@ -25,7 +25,7 @@ class ScannedService:
 def _is_service_call(node: ast.expr) -> bool:
     target = node.func if isinstance(node, ast.Call) else node
     name = target.attr if isinstance(target, ast.Attribute) else target.id if isinstance(target, ast.Name) else ""
-    return name == "service"
+    return name in ("service", "asgi_service")
 
 
 def _options(call: ast.expr, where: str) -> dict[str, object]:
@@ -76,13 +76,14 @@ def _scanned(attribute: str, options: dict[str, object]) -> ScannedService:
 
 
 def pick_scanned(path: Path, attribute: str | None) -> ScannedService:
-    """The service `attribute` of the file, or its only one."""
+    """The service `attribute` of the file, or its only one. A named attribute that is no service may be an app
+    (`app.py:app`, docs/APPS.md): it gets the project's requirements, and the server, importing it, says what it is."""
     services = scan_services(path)
     if attribute is not None:
         for service in services:
             if service.attribute == attribute:
                 return service
-        raise SpecError(f"{path.name} has no top-level @fs.service named {attribute!r}")
+        return ScannedService(attribute=attribute, requirements=None, env=None, python=None)
     if len(services) == 1:
         return services[0]
     if not services:
