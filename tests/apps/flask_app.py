@@ -86,3 +86,33 @@ app = create_app()
 def flask_app() -> Flask:
     """The Flask app above, served whole: `@fs.service` on a function that returns a WSGI app."""
     return create_app()
+
+
+CLOSED: list[str] = []  # what plain_wsgi's answers were closed, in the process that served them
+
+
+class _Answer:
+    """A WSGI answer iterable that says when it is closed (PEP 3333: the server must call `close()`)."""
+
+    def __init__(self, name: str, chunks: list[bytes]) -> None:
+        self.name = name
+        self.chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.chunks)
+
+    def close(self) -> None:
+        CLOSED.append(self.name)
+
+
+def plain_wsgi(environ: dict[str, object], start_response: object) -> _Answer:
+    """A WSGI app with no framework: `/closed` lists the answers closed so far, `/raise` lets an exception out."""
+    path = environ["PATH_INFO"]
+    if path == "/raise":
+        raise ValueError("the plain WSGI app failed")
+    body = [",".join(CLOSED).encode()] if path == "/closed" else [b"one ", b"two ", b"three"]
+    start_response("200 OK", [("content-type", "text/plain")])  # type: ignore[operator]
+    return _Answer(str(path), body)
+
+
+plain_wsgi_service = fs.asgi_service(plain_wsgi, name="plain-wsgi", auth=False)

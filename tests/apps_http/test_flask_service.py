@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _cli import fnserve
-from flask_app import flask_app
+from flask_app import flask_app, plain_wsgi_service
 
 import fnserve as fs
 from fnserve.testing import run_server
@@ -26,7 +26,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     with (
         run_server(home=tmp_path_factory.mktemp("flask-home"), graceful_shutdown_s=2) as url,
         fs.deploy(flask_app, url=url)() as deployment,
+        fs.deploy(plain_wsgi_service, url=url)() as plain,
     ):
+        plain.wait(timeout_s=30)
         deployment.wait(timeout_s=30)
         assert deployment.token is not None
         yield url, {"authorization": f"Bearer {deployment.token}"}
@@ -120,3 +122,15 @@ def test_cli_deploys_a_modules_flask_app(server_url: str, tmp_path: Path) -> Non
     assert token is not None, done.stdout
     response = httpx.get(f"{server_url}/app/hello/flask", headers={"authorization": f"Bearer {token[1]}"})
     assert response.json() == {"hello": "flask"}
+
+
+def test_a_plain_wsgi_apps_exception_is_a_function_error(served: tuple[str, dict[str, str]]) -> None:
+    url, _ = served
+
+    answer = httpx.get(f"{url}/plain-wsgi/chunks")
+    failed = httpx.get(f"{url}/plain-wsgi/raise")
+
+    assert answer.text == "one two three"
+    assert failed.status_code == 500
+    assert failed.json()["error"]["code"] == "function_error"
+    assert "ValueError: the plain WSGI app failed" in failed.json()["error"]["message"]

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from _asgi_server import serve_asgi
 from flask_app import app as flask_app
+from flask_app import plain_wsgi
 
 from fnserve.apps.wsgi import WsgiApp
 
@@ -107,3 +108,14 @@ def test_websocket_is_refused(url: str) -> None:
     )
 
     assert response.status_code == 403
+
+
+def test_plain_wsgi_answer_is_streamed_and_closed() -> None:
+    with serve_asgi(WsgiApp(plain_wsgi)) as url:
+        answer = httpx.get(f"{url}/chunks")
+        closed = httpx.get(f"{url}/closed")
+        failed = httpx.get(f"{url}/raise")
+
+    assert answer.text == "one two three"
+    assert closed.text.startswith("/chunks")  # closed before the next request was answered
+    assert failed.status_code == 500  # what it raised went up to the server

@@ -6,7 +6,8 @@ Each request runs in a thread of a bounded pool with a full PEP 3333 environ: `S
 the ASGI receive stream as the app reads `wsgi.input`: a body that came in one message (nearly all) costs the thread
 no trip to the loop, a large one is pulled a message at a time and never held whole. The response goes out chunk by
 chunk as the app's iterable yields (so streamed and SSE responses stream), the iterable's `close()` is called
-always, and a client that goes away stops the iteration. Lifespan is a no-op (WSGI has none); WebSockets are refused.
+always, and a client that goes away stops the iteration. What the app raises goes up, as an ASGI app's would. Lifespan
+is a no-op (WSGI has none); WebSockets are refused.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-import traceback
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -27,8 +27,6 @@ Send = Callable[[Message], Awaitable[None]]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 StartResponse = Callable[..., Callable[[bytes], object]]
 WsgiApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-_INTERNAL_ERROR = b"Internal Server Error"
 
 
 class WsgiApp:
@@ -242,42 +240,25 @@ class Exchange:
             await self.send(message)
 
     def run(self, app: WsgiApplication, environ: dict[str, Any]) -> None:
-        """In the pool's thread: call the app and send what its iterable yields; `close()` it whatever happens."""
-        try:
-            iterable = app(environ, self.start_response)
-        except Exception:
-            self.failed()
-            return
+        """In the pool's thread: call the app and send what its iterable yields; `close()` it whatever happens. What
+        the app raises goes up to the ASGI server (in a replica: `500 function_error` before the head was sent, the
+        connection cut after)."""
+        iterable = app(environ, self.start_response)
         try:
             for chunk in iterable:
                 self.write(chunk)
                 if self.stopped.is_set():
                     break
-        except Exception:
-            self.failed()
         finally:
             close = getattr(iterable, "close", None)
             if close is not None:
                 close()
 
-    def failed(self) -> None:
-        """The app raised: a 500 if nothing was sent yet; else the response cannot be mended and is cut short."""
-        traceback.print_exc(file=sys.stderr)
-        if self.started:
-            raise RuntimeError("the WSGI app raised after its response started; the response is cut short")
-        self.status = 500
-        self.headers = [(b"content-type", b"text/plain; charset=utf-8")]
-        self.write(_INTERNAL_ERROR)
-
     async def finish(self) -> None:
         """On the loop, after the app's thread is done: the end of the body (with the head, when no chunk had any)."""
         if not self.started:
-            if self.status is None:  # the app returned without calling start_response
-                print("the WSGI app returned without calling start_response()", file=sys.stderr)
-                self.status, self.headers = 500, [(b"content-type", b"text/plain; charset=utf-8")]
-                await self.send({"type": "http.response.start", "status": 500, "headers": self.headers})
-                await self.send({"type": "http.response.body", "body": _INTERNAL_ERROR})
-                return
+            if self.status is None:
+                raise RuntimeError("the WSGI app returned without calling start_response()")
             self.started = True
             await self.send({"type": "http.response.start", "status": self.status, "headers": self.headers})
         if not self.stopped.is_set():

@@ -21,6 +21,7 @@ from typing import Any, cast
 from fnserve._loop import loop_factory
 from fnserve._loop import run as run_on_uvloop
 from fnserve._tracebacks import user_traceback
+from fnserve.apps.lifespan import AppStartupFailed
 from fnserve.apps.load import as_asgi
 from fnserve.apps.serving import AppServing
 from fnserve.errors import FnserveError, InternalError
@@ -326,7 +327,10 @@ async def serve(options: WorkerOptions) -> None:
         # The log keeps the whole traceback; the reason the owner sees holds their own frames only (_tracebacks.py).
         whole = "".join(traceback.format_exception(exc)).rstrip()
         print(f"Replica [{options.replica_id}] initializer failed:\n{whole}", file=sys.stderr)
-        server.send(Kind.INIT_FAILED, f"{type(exc).__name__}: {exc}", user_traceback(exc, root=options.code_dir))
+        if isinstance(exc, AppStartupFailed):  # the app's (or command's) own message, with no frames of the user's
+            server.send(Kind.INIT_FAILED, str(exc), "")
+        else:
+            server.send(Kind.INIT_FAILED, f"{type(exc).__name__}: {exc}", user_traceback(exc, root=options.code_dir))
         await asyncio.sleep(0)  # let the frame reach the socket buffer before closing
         assert server.transport is not None
         server.transport.close()
