@@ -460,6 +460,8 @@ class ServiceSpec(_Spec):
             return self.max_ongoing_requests
         if self.http_app == "asgi":  # an event loop of its own, which runs sync routes in its threads
             return DEFAULT_MAX_ONGOING_ASYNC
+        if self.http_app == "command":  # a server of its own (an LLM server batches what it is given at once)
+            return DEFAULT_MAX_ONGOING_ASYNC
         if self.endpoints and all(endpoint.asynchronous for endpoint in self.endpoints):
             return DEFAULT_MAX_ONGOING_ASYNC
         return DEFAULT_MAX_ONGOING_SYNC

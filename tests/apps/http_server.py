@@ -77,7 +77,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         url = urlsplit(self.path)
         body = self.read_body()
-        if url.path == "/v1/infer":  # the inference URL: a JSON object in, a JSON object out (jobs use it too)
+        if url.path == "/sick":  # from now on /health answers 503
+            type(self).healthy = False
+            self.answer(200, {"healthy": False})
+        elif url.path == "/v1/infer":  # the inference URL: a JSON object in, a JSON object out (jobs use it too)
             payload = json.loads(body or b"{}")
             status = payload.get("status", 200) if isinstance(payload, dict) else 200  # to answer an error
             self.answer(status, {"echo": payload, "pid": os.getpid(), "job_id": self.headers.get("fnserve-job-id")})

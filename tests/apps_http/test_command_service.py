@@ -202,6 +202,33 @@ def test_a_command_that_never_turns_healthy_is_a_replica_failure_with_its_output
     assert "still warming up" in failed.message
 
 
+def test_a_command_whose_health_uri_fails_is_replaced(tmp_path: Path, project: Path) -> None:
+    """
+    1. A command service runs on a server that pings its replicas five times a second.
+    2. Its server is told to answer /health with 503 from now on.
+    3. After three failed checks in a row its replica is replaced, the reason naming the health URI's answer.
+    """
+    service = fs.command_service(COMMAND, name="sickly", project=project, auth=False)
+    with (
+        run_server(home=tmp_path / "home", health_interval_s=0.2, health_timeout_s=2, graceful_shutdown_s=2) as url,
+        fs.deploy(service, url=url)() as deployment,
+        fs.Client(url) as client,
+    ):
+        deployment.wait(timeout_s=30)
+        sick = httpx.post(f"{url}/sickly/sick").json()
+        assert sick == {"healthy": False}
+
+        info = wait_until(
+            lambda: (found := client.get_service("sickly"))["failed_replicas"] and found,
+            timeout_s=20,
+            what="the sick replica replaced",
+        )
+        reason = info["failed_replicas"][0]["reason"]
+        assert reason.startswith("failed 3 health checks in a row: RuntimeError: GET /health: status 503"), reason
+        deployment.wait(timeout_s=30)
+        assert httpx.get(f"{url}/sickly/health").json() == {"healthy": True}  # a fresh server
+
+
 # -- other ways to declare one ----------------------------------------------------------------------------------------
 
 

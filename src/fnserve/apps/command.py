@@ -251,6 +251,16 @@ class CommandApp:
         finally:
             exited.cancel()
 
+    async def check_health(self) -> bool:
+        """The replica's health check once it serves: `health_uri` still answers 2xx (a server that hangs or fails
+        is replaced after the server's `health_failures` checks in a row)."""
+        if self.upstream is None:
+            return True
+        problem = await self._probe(self.upstream.port)
+        if problem:
+            raise RuntimeError(f"GET {self.health_uri}: {problem}")
+        return True
+
     async def _probe(self, port: int) -> str:
         """'' when GET `health_uri` answers 2xx; else what it answered."""
         writer: asyncio.StreamWriter | None = None

@@ -30,6 +30,7 @@ from fnserve.runtime.health import ReplicaHealth
 from fnserve.runtime.invoke import BoundEndpoint, Encoded
 from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError
 from fnserve.runtime.spool import SpooledUpload
+from fnserve.sdk.health import build_health_check
 from fnserve.sdk.loader import load_entrypoint, load_pickled_service, loads_init_arguments
 from fnserve.sdk.service import Service
 from fnserve.spec import ServiceSpec
@@ -320,9 +321,15 @@ async def serve(options: WorkerOptions) -> None:
         service, state = await asyncio.to_thread(initialize, options)
         health = None if service.health is None else ReplicaHealth(service.health, state)
         if service.spec.http_app is not None:  # its lifespan runs on this loop, where its requests will
-            server.app = AppServing(as_asgi(state, service.spec, max_threads=options.max_threads), server.send)
+            app = as_asgi(state, service.spec, max_threads=options.max_threads)
+            server.app = AppServing(app, server.send)
             await server.app.start()
             state = None
+            if service.spec.command is not None:  # its health URI answers the server's pings (docs/COMMANDS.md)
+                from fnserve.apps.command import CommandApp
+
+                assert isinstance(app, CommandApp)
+                health = ReplicaHealth(build_health_check(app.check_health, is_method=False), None)
     except BaseException as exc:
         # The log keeps the whole traceback; the reason the owner sees holds their own frames only (_tracebacks.py).
         whole = "".join(traceback.format_exception(exc)).rstrip()
