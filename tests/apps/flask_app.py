@@ -110,9 +110,21 @@ def plain_wsgi(environ: dict[str, object], start_response: object) -> _Answer:
     path = environ["PATH_INFO"]
     if path == "/raise":
         raise ValueError("the plain WSGI app failed")
-    body = [",".join(CLOSED).encode()] if path == "/closed" else [b"one ", b"two ", b"three"]
     start_response("200 OK", [("content-type", "text/plain")])  # type: ignore[operator]
+    if path == "/forever":  # a chunk every 50 ms until the client leaves
+        return _Endless(str(path))
+    body = [",".join(CLOSED).encode()] if path == "/closed" else [b"one ", b"two ", b"three"]
     return _Answer(str(path), body)
+
+
+class _Endless(_Answer):
+    def __init__(self, name: str) -> None:
+        super().__init__(name, [])
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            yield b"tick\n"
+            time.sleep(0.05)
 
 
 plain_wsgi_service = fs.asgi_service(plain_wsgi, name="plain-wsgi", auth=False)

@@ -232,6 +232,25 @@ def test_a_command_whose_health_uri_fails_is_replaced(tmp_path: Path, project: P
 # -- other ways to declare one ----------------------------------------------------------------------------------------
 
 
+def test_a_command_service_scaled_to_zero_starts_on_the_first_call(server_url: str, project: Path) -> None:
+    """Autoscaled from zero: the first call waits while a replica (a pre-started standby worker) runs the command."""
+    service = fs.command_service(
+        COMMAND,
+        name="from-zero",
+        project=project,
+        auth=False,
+        autoscaling=fs.Autoscaling(min_replicas=0, max_replicas=1),
+    )
+    with fs.deploy(service, url=server_url)() as deployment:
+        deployment.wait(timeout_s=30)
+        assert deployment.refresh()._info["replicas_ready"] == 0
+
+        response = httpx.post(f"{server_url}/from-zero/v1/infer", json={"c": 3}, timeout=30)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["echo"] == {"c": 3}
+
+
 def test_cli_deploys_a_folder_with_command(server_url: str, project: Path) -> None:
     done = fnserve(
         "deploy",

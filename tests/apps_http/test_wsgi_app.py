@@ -10,10 +10,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from _asgi_server import serve_asgi
+from flask_app import CLOSED, plain_wsgi
 from flask_app import app as flask_app
-from flask_app import plain_wsgi
 
 from fnserve.apps.wsgi import WsgiApp
+from fnserve.testing import wait_until
 
 PREFIX = "/flask"
 
@@ -119,3 +120,11 @@ def test_plain_wsgi_answer_is_streamed_and_closed() -> None:
     assert answer.text == "one two three"
     assert closed.text.startswith("/chunks")  # closed before the next request was answered
     assert failed.status_code == 500  # what it raised went up to the server
+
+
+def test_client_leaving_stops_an_endless_answer_and_closes_it() -> None:
+    with serve_asgi(WsgiApp(plain_wsgi)) as url:
+        with httpx.stream("GET", f"{url}/forever", timeout=10) as response:
+            assert next(response.iter_bytes()).startswith(b"tick")
+
+        wait_until(lambda: "/forever" in CLOSED, timeout_s=5, what="the endless answer closed")

@@ -6,6 +6,7 @@ makes too, and the service a replica of one runs (`command_service_for`). The re
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fnserve._units import parse_duration
 from fnserve.errors import SpecError
@@ -125,7 +126,7 @@ def command_service_for(spec: ServiceSpec) -> Service[None]:
     return service
 
 
-def command_project(service: Service[object]) -> Path | None:
+def command_project(service: Service[Any]) -> Path | None:
     """The folder a command service uploads; None: none given (an empty one is uploaded)."""
     found = getattr(service, PROJECT_ATTRIBUTE, None)
     return found if isinstance(found, Path) else None
