@@ -65,6 +65,18 @@ def test_calls_reach_the_commands_server_with_a_token_only(served: tuple[str, di
     assert refused.json()["error"]["code"] == "unauthenticated"
 
 
+def test_the_commands_output_is_in_its_replicas_log(served: tuple[str, dict[str, str]]) -> None:
+    url, _ = served
+    with fs.Client(url) as client:
+        logs_dir = Path(client.get_service("http-server")["logs_dir"])
+
+    logs = "".join(path.read_text() for path in logs_dir.glob("*.log"))
+
+    assert "http_server: listening on port " in logs  # what the command printed
+    assert '"GET /health HTTP/1.1" 200' in logs
+    assert "answered GET /health after" in logs  # what the replica said about it
+
+
 def test_two_replicas_both_serve(served: tuple[str, dict[str, str]]) -> None:
     """Two slow calls at once go to the two replicas: two servers' pids answer."""
     url, auth = served
