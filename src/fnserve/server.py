@@ -397,7 +397,9 @@ def route_summary(prefix: str, function: FunctionRoute[LiveDeployment]) -> dict[
         "service": function.name,
         "state": DeploymentState.disabled.value if function.disabled else newest.state.value,
         "versions": {str(number): live.state.value for number, live in sorted(function.by_number.items())},
-        "endpoints": [f"{e.method} {prefix.rstrip('/')}{e.path}" for e in newest.spec.endpoints],
+        "endpoints": [f"{e.method} {prefix.rstrip('/')}{e.path}" for e in newest.spec.endpoints]
+        # An app served whole answers every method and path under its prefix (docs/APPS.md).
+        or ([f"* {prefix.rstrip('/')}/... ({newest.spec.http_app} app)"] if newest.spec.http_app else []),
     }
 
 

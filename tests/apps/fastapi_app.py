@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 import fnserve as fs
 
@@ -58,6 +58,10 @@ def make_app() -> FastAPI:
                 yield bytes([index % 256]) * (256 << 10)
 
         return StreamingResponse(pieces(), media_type="application/octet-stream")
+
+    @app.get("/blob")
+    def blob(mib: int = 1) -> Response:
+        return Response(bytes(range(256)) * (mib << 12), media_type="application/octet-stream")
 
     @app.get("/events")
     async def events(count: int = 3) -> StreamingResponse:

@@ -4,6 +4,7 @@ next request, a replica lost mid-request answers replica_crashed, a slow app ans
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import re
@@ -17,6 +18,7 @@ import httpx
 from _cli import fnserve
 from _deploy import deploy_failure, deployed
 from fastapi_app import broken_lifespan, lazy_items, public_items
+from websockets.asyncio.client import connect
 
 from fnserve.settings import Settings, Timeouts
 from fnserve.testing import run_server, wait_until
@@ -95,3 +97,15 @@ def test_cli_deploys_a_modules_fastapi_app(server_url: str, tmp_path: Path) -> N
     assert token is not None, done.stdout
     response = httpx.get(f"{server_url}/app/hello/world", headers={"authorization": f"Bearer {token[1]}"})
     assert response.json() == {"hello": "world"}
+
+
+def test_a_websocket_starts_a_replica_of_an_app_scaled_to_zero(server_url: str) -> None:
+    async def echo_once() -> object:
+        async with asyncio.timeout(30), connect(server_url.replace("http://", "ws://") + "/lazy_items/ws") as ws:
+            await ws.send("wake up")
+            return await ws.recv()
+
+    with deployed(lazy_items, server_url) as deployment:
+        wait_until(lambda: deployment.refresh()._info["replicas_ready"] == 0, timeout_s=15)
+
+        assert asyncio.run(echo_once()) == "echo: wake up"

@@ -4,6 +4,7 @@ front of it, large bodies in parts, a replica lost mid-request."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import Iterator
@@ -46,6 +47,15 @@ def test_path_parameters_and_query_reach_the_app(url: str, auth: dict[str, str])
     assert response.status_code == 200, response.text
     assert response.json() == {"item_id": 42, "q": "x"}
     assert response.headers["x-request-id"]
+
+
+@pytest.mark.anyio
+async def test_concurrent_requests_each_get_their_own_answer(url: str) -> None:
+    """Many requests multiplexed on one replica connection: each answer reaches its own caller."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        responses = await asyncio.gather(*(client.get(f"/public-items/items/{index}") for index in range(64)))
+
+    assert [response.json()["item_id"] for response in responses] == list(range(64))
 
 
 def test_the_apps_own_validation_error_passes_through(url: str, auth: dict[str, str]) -> None:
@@ -92,6 +102,14 @@ def test_fnserve_keeps_ping_and_info_under_its_reserved_path(url: str) -> None:
     assert "detail" in apps_own.json()
 
 
+def test_the_clients_info_of_an_app_is_fnserves(url: str) -> None:
+    with fs.get_deployment("public-items", url=url) as deployment:
+        info = deployment.info()
+
+    assert info["http_app"] == "asgi"
+    assert info["app_docs"] == "/public-items/docs"
+
+
 def test_a_missing_token_is_refused_before_the_app(url: str) -> None:
     response = httpx.get(f"{url}/items/items/1")
 
@@ -131,6 +149,13 @@ def test_a_large_streamed_answer_arrives_whole_through_the_window(url: str) -> N
     expected = hashlib.sha256(b"".join(bytes([index % 256]) * (256 << 10) for index in range(96)))
     assert size == 24 << 20
     assert hashed.hexdigest() == expected.hexdigest()
+
+
+def test_a_large_answer_in_one_piece_arrives_whole(url: str) -> None:
+    response = httpx.get(f"{url}/public-items/blob", params={"mib": 8}, timeout=60)
+
+    assert response.headers["content-length"] == str(8 << 20)
+    assert response.content == bytes(range(256)) * (8 << 12)
 
 
 def test_server_sent_events_pass_through(url: str) -> None:

@@ -19,3 +19,24 @@ def test_frames_survive_arbitrary_splits() -> None:
 def test_oversized_frame_is_refused() -> None:
     with pytest.raises(ProtocolError, match="exceeds"):
         FrameReader().feed(b"\xff\xff\xff\xff")
+
+
+def test_kinds_are_distinct() -> None:
+    assert len({kind.value for kind in Kind}) == len(Kind)
+
+
+def test_websocket_messages_keep_text_apart_from_bytes() -> None:
+    """A WebSocket message is text or binary, and stays what it was across the protocol."""
+    reader = FrameReader()
+
+    messages = reader.feed(encode(Kind.WS_MESSAGE, 3, "héllo") + encode(Kind.WS_MESSAGE, 3, b"h\xc3\xa9llo"))
+
+    assert messages == [[Kind.WS_MESSAGE, 3, "héllo"], [Kind.WS_MESSAGE, 3, b"h\xc3\xa9llo"]]
+
+
+def test_an_http_head_carries_bytes_headers() -> None:
+    head = {"method": "GET", "path": "/api/x", "root_path": "/api", "query_string": b"a=1", "headers": [[b"a", b"b"]]}
+
+    [message] = FrameReader().feed(encode(Kind.HTTP, 1, head, b"", False))
+
+    assert message == [Kind.HTTP, 1, head, b"", False]

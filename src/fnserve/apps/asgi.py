@@ -14,7 +14,7 @@ from typing import Any
 
 from fnserve.apps.load import ASGIApp, Message, Scope
 from fnserve.runtime.invoke import function_error
-from fnserve.runtime.protocol import ACK_BYTES, BODY_WINDOW_BYTES, Kind
+from fnserve.runtime.protocol import ACK_BYTES, BODY_FRAME_BYTES, BODY_WINDOW_BYTES, Kind
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
@@ -29,7 +29,7 @@ def scope_from_head(kind: str, head: dict[str, Any], state: dict[str, Any]) -> S
         "http_version": head.get("http_version", "1.1"),
         "scheme": head.get("scheme", "http"),
         "path": path,
-        "raw_path": path.encode(),
+        "raw_path": head.get("raw_path") or path.encode(),
         "root_path": head.get("root_path", ""),
         "query_string": head.get("query_string", b""),
         "headers": [(bytes(name), bytes(value)) for name, value in head["headers"]],
@@ -111,13 +111,14 @@ class HttpRequest:
         elif kind == "http.response.body":
             if not self.started or self.ended:
                 raise RuntimeError("the app sent http.response.body before its start, or after its end")
-            body = message.get("body", b"")
-            if body:
+            body = memoryview(message.get("body", b""))
+            for offset in range(0, len(body), BODY_FRAME_BYTES):  # a large body in frames, each within the window
                 while self.sent_unacked >= BODY_WINDOW_BYTES:  # a slow client: the app waits, as behind a socket
                     self.room.clear()
                     await self.room.wait()
-                self.send_frame(Kind.CHUNK, self.request_id, bytes(body))
-                self.sent_unacked += len(body)
+                piece = bytes(body[offset : offset + BODY_FRAME_BYTES])
+                self.send_frame(Kind.CHUNK, self.request_id, piece)
+                self.sent_unacked += len(piece)
             if not message.get("more_body", False):
                 self.ended = True
                 self.finished.set()

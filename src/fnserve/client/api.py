@@ -383,9 +383,9 @@ class Client:
         raise_for_error(response)
         return response.text
 
-    def service_info(self, route_prefix: str) -> dict[str, Any]:
-        """A service's `/info` (owner only)."""
-        result: dict[str, Any] = self._json("GET", invoke_path(route_prefix, "/info"))
+    def service_info(self, route_prefix: str, *, app: bool = False) -> dict[str, Any]:
+        """A service's `/info` (owner only); an app service's is `/-/info`, its `/info` being the app's."""
+        result: dict[str, Any] = self._json("GET", invoke_path(route_prefix, "/-/info" if app else "/info"))
         return result
 
     def create_token(self, name_or_id: str, label: str = "") -> dict[str, Any]:

@@ -463,7 +463,8 @@ def info(name: NameArgument, url: UrlOption = None, api_key: KeyOption = None) -
     with connect(url, api_key) as client:
         require_server(client)
         service = guard(lambda: client.get_service(name))
-        described = guard(lambda: client.service_info(service["route_prefix"]))
+        app = bool((service.get("api") or {}).get("http_app"))  # an app's /info is its own: fnserve's is /-/info
+        described = guard(lambda: client.service_info(service["route_prefix"], app=app))
     console.print_json(orjson.dumps(described).decode())
 
 

@@ -82,7 +82,8 @@ class Deployment:
 
     def info(self) -> dict[str, Any]:
         """What the service says of itself (owner only): start date, up time, initializer arguments, API."""
-        return self._client.service_info(self._info["route_prefix"])
+        app = bool((self._info.get("api") or {}).get("http_app"))  # an app's /info is its own (docs/APPS.md)
+        return self._client.service_info(self._info["route_prefix"], app=app)
 
     def refresh(self) -> Deployment:
         self._info = self._client.get_service(self.service_id)

@@ -50,6 +50,7 @@ def request_head(scope: Scope, root_path: str, *, drop_authorization: bool) -> d
     return {
         "method": scope.get("method", "GET"),
         "path": scope["path"],
+        "raw_path": scope.get("raw_path"),
         "root_path": root_path,
         "query_string": scope.get("query_string", b""),
         "headers": headers,

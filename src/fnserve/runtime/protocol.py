@@ -29,10 +29,10 @@ Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `Fr
                                 message says why a check failed: the exception, or that it returned False
 
 An app service (an ASGI app served as it is: fnserve/apps/, docs/APPS.md) takes HTTP requests and WebSockets whole.
-None of its frames is sent for an ordinary endpoint, so CALL/RESULT do no more work than before.
+An ordinary endpoint meets only BODY and BODY_ACK, for a large upload; CALL/RESULT do no more work than before.
 
     server → replica   HTTP     [kind, request_id, head: dict, body: bytes, more_body: bool]
-                                head: {"method", "path", "root_path", "query_string": bytes, "headers": [[bytes,
+                                head: {"method", "path", "raw_path", "root_path", "query_string", "headers": [[bytes,
                                 bytes]], "client": [host, port] | None, "http_version", "scheme"}: an ASGI http
                                 scope's facts; `path` is the whole path, `root_path` the route prefix (plus
                                 /-/versions/N when pinned by path). `body`: the body's first part, all of it unless
