@@ -1,10 +1,10 @@
 """`Upstream`: ASGI HTTP requests forwarded to a server on this machine (a service's command) and its answers streamed
 back, over a small HTTP/1.1 client on asyncio streams that keeps connections alive between requests.
 
-Written here rather than on h11 or httpx: the replica runtime carries neither, and a proxy needs only the framing
-(a head, then a body by length, chunks or until close), which reads in a few lines on a `StreamReader`; h11's event
-objects would cost more per request than the parsing itself. Bodies stream both ways, a piece at a time, so an
-upload or an SSE answer is never held whole; a small answer (a length under 64 KiB) goes out in one message.
+Written here rather than on h11 or httpx: the replica runtime (envs/runtime.py) carries neither, and a proxy to one
+known local server needs only HTTP/1.1's framing (a head, then a body by length, by chunks or until close), a few
+lines on a `StreamReader`; its speed against h11 is not measured. Bodies stream both ways, a piece at a time, so an
+upload or an SSE answer is never held whole; a small answer (a length up to 64 KiB) goes out in one message.
 """
 
 from __future__ import annotations
