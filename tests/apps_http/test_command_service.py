@@ -263,6 +263,21 @@ def test_a_command_service_scaled_to_zero_starts_on_the_first_call(server_url: s
     assert response.json()["echo"] == {"c": 3}
 
 
+def test_a_command_with_no_project_runs_in_an_empty_folder(server_url: str) -> None:
+    """`python -m http.server`, with nothing uploaded: it lists its working folder, which is empty."""
+    service = fs.command_service(
+        "python -m http.server {port} --bind 127.0.0.1", name="files", health_uri="/", auth=False
+    )
+    with fs.deploy(service, url=server_url)() as deployment:
+        deployment.wait(timeout_s=30)
+
+    listing = httpx.get(f"{server_url}/files/")
+
+    assert listing.status_code == 200
+    assert "Directory listing for /" in listing.text
+    assert "<li>" not in listing.text  # no file in it
+
+
 def test_cli_deploys_a_folder_with_command(server_url: str, project: Path) -> None:
     done = fnserve(
         "deploy",
