@@ -302,7 +302,8 @@ def test_cli_deploys_a_folder_with_command(server_url: str, project: Path) -> No
     assert response.json()["echo"] == {"a": 1}
     invoked = fnserve("invoke", "cli-server", "/v1/infer", "-d", '{"b": 2}', url=server_url)
     assert invoked.returncode == 0, invoked.stderr
-    assert '"echo": {' in invoked.stdout and '"b": 2' in invoked.stdout
+    assert '"echo": {' in invoked.stdout
+    assert '"b": 2' in invoked.stdout
 
 
 def test_cli_command_needs_a_name(server_url: str, project: Path) -> None:
