@@ -21,7 +21,6 @@ from _deploy import deploy_failure
 
 import fnserve as fs
 from fnserve.archive import pack_project
-from fnserve.settings import Settings
 from fnserve.testing import run_server, wait_until
 
 SERVER_SCRIPT = Path(__file__).parent.parent / "apps" / "http_server.py"
@@ -186,29 +185,33 @@ def test_a_call_to_the_inference_url_with_a_poll_window_runs_as_a_job(served: tu
 # -- failures ---------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def impatient_url(tmp_path: Path) -> Iterator[str]:
-    """A server that gives up on a service after its first failed replica."""
-    with run_server(home=tmp_path / "home", settings=Settings(max_replica_failures=1), graceful_shutdown_s=2) as url:
-        yield url
-
-
-def test_a_command_that_exits_at_once_is_a_replica_failure_with_its_output(impatient_url: str, project: Path) -> None:
+def test_a_command_that_exits_at_once_is_a_replica_failure_with_its_output(
+    server_url: str, client: fs.Client, project: Path
+) -> None:
+    """Like an initializer that raises: the deployment is in ERROR at once, its reason the command's exit code, its
+    command line and its last output, once."""
     service = fs.command_service(f"{COMMAND} --mode exit", name="exits", project=project)
 
-    failed = deploy_failure(service, impatient_url, match="exited with code 3")
+    failed = deploy_failure(service, server_url, match="exited with code 3")
 
     assert "before GET /health answered 2xx" in failed.message
-    assert "cannot load the weights from /models/missing.bin" in failed.message  # its own output
+    assert failed.message.count("cannot load the weights from /models/missing.bin") == 1  # its own output
     assert "python http_server.py --port " in failed.message  # the command line, with its port
+    info = client.get_service("exits")
+    assert info["state"] == "ERROR"
+    assert info["reason"].startswith(
+        "replica failed to start: the app's startup failed: the command exited with code 3"
+    )
+    (replica,) = info["failed_replicas"]  # not retried: it would fail the same way
+    assert replica["reason"].endswith("its last output:")
 
 
 def test_a_command_that_never_turns_healthy_is_a_replica_failure_with_its_output(
-    impatient_url: str, project: Path
+    server_url: str, project: Path
 ) -> None:
     service = fs.command_service(f"{COMMAND} --mode unhealthy", name="unhealthy", project=project, startup_timeout=1)
 
-    failed = deploy_failure(service, impatient_url, match="did not answer GET /health")
+    failed = deploy_failure(service, server_url, match="did not answer GET /health")
 
     assert "with 2xx within 1 s (last: status 503)" in failed.message
     assert "still warming up" in failed.message

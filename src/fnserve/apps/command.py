@@ -215,7 +215,8 @@ class CommandApp:
                 async with asyncio.timeout(_OUTPUT_DRAIN_S):
                     await pump
             output = self.tail.text() or "(nothing)"
-            raise CommandFailed(f"{problem} (`{self.command_line}`); its last output:\n{output}")
+            shown = " ".join(self.command_line.split())  # on the first line: the message's summary
+            raise CommandFailed(f"{problem} (`{shown}`); its last output:\n{output}")
         took_s = time.monotonic() - started_at
         print(f"Command [pid {self.process.pid}] answered GET {self.health_uri} after {took_s:.1f} s", file=sys.stderr)
         self.upstream = Upstream("127.0.0.1", port)

@@ -334,8 +334,10 @@ async def serve(options: WorkerOptions) -> None:
         # The log keeps the whole traceback; the reason the owner sees holds their own frames only (_tracebacks.py).
         whole = "".join(traceback.format_exception(exc)).rstrip()
         print(f"Replica [{options.replica_id}] initializer failed:\n{whole}", file=sys.stderr)
-        if isinstance(exc, AppStartupFailed):  # the app's (or command's) own message, with no frames of the user's
-            server.send(Kind.INIT_FAILED, str(exc), "")
+        if isinstance(exc, AppStartupFailed) and "\n" in str(exc):
+            # Its first line says what failed; the rest (a command's last output) stands where a traceback would.
+            summary, _, details = str(exc).partition("\n")
+            server.send(Kind.INIT_FAILED, summary, details)
         else:
             server.send(Kind.INIT_FAILED, f"{type(exc).__name__}: {exc}", user_traceback(exc, root=options.code_dir))
         await asyncio.sleep(0)  # let the frame reach the socket buffer before closing
