@@ -86,6 +86,16 @@ def test_large_bodies_stream_both_ways(url: str) -> None:
     assert downloaded.content == bytes(range(256)) * (3_000_000 // 256) + bytes(3_000_000 % 256)
 
 
+def test_client_leaving_a_long_stream_stops_forwarding_it(url: str) -> None:
+    """A client reads the first event of a long stream and leaves: the forwarding stops (its connection to the
+    command is dropped, not reused), and the next calls are answered."""
+    with httpx.stream("GET", f"{url}/stream", params={"count": 1000, "pause_s": 0.05}, timeout=10) as response:
+        assert next(response.iter_text()).startswith("data: event 0")
+
+    assert httpx.get(f"{url}/whoami", timeout=5).status_code == 200
+    assert httpx.get(f"{url}/stream", params={"count": 2}, timeout=5).text.count("data: event") == 2
+
+
 def test_connections_to_the_command_are_kept_alive(url: str) -> None:
     """Calls one after another reach the command over the same connection (one client port)."""
     ports = {httpx.get(f"{url}/whoami").json()["client_port"] for _ in range(5)}

@@ -112,28 +112,12 @@ class Upstream:
         first = await receive()
         if first["type"] != "http.request":
             return  # the client left before sending anything
-        watcher: asyncio.Task[Message] | None = None
-        forwarding = asyncio.ensure_future(self._exchange(scope, receive, send, first))
         try:
-            if not first.get("more_body", False):  # nothing more to read: `receive` now only says the client left
-                watcher = asyncio.ensure_future(_disconnected(receive))
-                await asyncio.wait((forwarding, watcher), return_when=asyncio.FIRST_COMPLETED)
-                if not forwarding.done():  # the client went away: stop (the connection is closed, not reused)
-                    forwarding.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await forwarding
-                    return
-            await forwarding
-        except asyncio.CancelledError:
-            forwarding.cancel()
-            raise
+            await self._exchange(scope, receive, send, first)
         except _ClientGone:
             return
         except UpstreamError as exc:
             await send_error(send, CommandUnreachable(f"the service's command did not answer: {exc}"))
-        finally:
-            if watcher is not None:
-                watcher.cancel()
 
     async def _exchange(self, scope: Scope, receive: Receive, send: Send, first: Message) -> None:
         method = scope["method"].encode()
@@ -158,7 +142,7 @@ class Upstream:
             connection.close()
             raise
         try:
-            reusable = await self._send_response(connection, method, status, headers, version, send)
+            reusable = await self._send_response(connection, method, status, headers, version, receive, send)
         except BaseException:
             connection.close()
             raise
@@ -205,6 +189,7 @@ class Upstream:
         status: int,
         headers: list[tuple[bytes, bytes]],
         version: bytes,
+        receive: Receive,
         send: Send,
     ) -> bool:
         """Stream the answer's body to `send`; whether the connection may serve another request."""
@@ -242,12 +227,32 @@ class Upstream:
         else:
             pieces, reusable = _pieces_until_close(reader), False
         await send(start)
+        # A streamed answer may never end (SSE): a client that goes away stops it. (Only here: a small answer is
+        # sent whole, and a replica's request task is cancelled anyway when its caller leaves.)
+        task = asyncio.current_task()
+        assert task is not None
+        streaming = True
+        gone = asyncio.ensure_future(_disconnected(receive))
+
+        def stop(done: asyncio.Future[Message]) -> None:
+            if streaming and not done.cancelled():
+                task.cancel()
+
+        gone.add_done_callback(stop)
         try:
             async for piece in pieces:
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
+        except asyncio.CancelledError:
+            if gone.done() and not gone.cancelled():
+                task.uncancel()
+                raise _ClientGone from None
+            raise
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, UpstreamError) as exc:
             # The head is out: the answer cannot become a 502 any more, the client's connection is cut instead.
             raise RuntimeError(f"the service's server broke off its answer: {type(exc).__name__}: {exc}") from None
+        finally:
+            streaming = False
+            gone.cancel()
         await send({"type": "http.response.body", "body": b""})
         return reusable
 
