@@ -69,17 +69,17 @@ class WsgiApp:
         body = WsgiInput(loop, receive, first)
         exchange = Exchange(loop, send)
         environ = build_environ(scope, body)
-        watcher: asyncio.Task[None] | None = None
+        watchers: list[asyncio.Task[None]] = []
+        if body.complete:  # nothing else reads `receive`: once the answer streams, it may tell us the client left
+            exchange.on_streaming = lambda: watchers.append(asyncio.ensure_future(_watch_disconnect(receive, exchange)))
         try:
-            future = loop.run_in_executor(self.pool, exchange.run, self.app, environ)
-            if body.complete:  # nothing else reads `receive`: it may tell us the client went away
-                watcher = asyncio.ensure_future(_watch_disconnect(receive, exchange))
-            await future
+            await loop.run_in_executor(self.pool, exchange.run, self.app, environ)
         except BaseException:
             exchange.stopped.set()  # cancelled (the caller left) or failed: the thread stops at its next chunk
             raise
         finally:
-            if watcher is not None:
+            exchange.on_streaming = None
+            for watcher in watchers:
                 watcher.cancel()
         await exchange.finish()
 
@@ -204,6 +204,9 @@ class Exchange:
         self.headers: list[tuple[bytes, bytes]] = []
         self.started = False  # the head went out: the status can no longer change
         self.stopped = threading.Event()
+        # Called on the loop when a second chunk comes (the answer streams); a one-chunk answer costs no watcher.
+        self.on_streaming: Callable[[], None] | None = None
+        self._streaming = False
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
@@ -229,11 +232,19 @@ class Exchange:
         if not self.started:
             messages.append({"type": "http.response.start", "status": self.status, "headers": self.headers})
             self.started = True
+        elif not self._streaming:
+            self._streaming = True
+            if self.on_streaming is not None:
+                self.loop.call_soon_threadsafe(self._start_watching)
         messages.append({"type": "http.response.body", "body": bytes(data), "more_body": True})
         try:
             asyncio.run_coroutine_threadsafe(self._send_all(messages), self.loop).result()
         except Exception:  # the connection went away under us: nothing more to send to
             self.stopped.set()
+
+    def _start_watching(self) -> None:
+        if self.on_streaming is not None:  # None once the request is over
+            self.on_streaming()
 
     async def _send_all(self, messages: list[Message]) -> None:
         for message in messages:
