@@ -169,6 +169,23 @@ def test_a_queued_job_is_polled_and_an_error_answer_fails_it(served: tuple[str, 
     assert status["error"]["message"].startswith("the command answered 422 to POST /v1/infer: ")
 
 
+def test_the_python_client_and_cli_queue_jobs_at_the_inference_url(served: tuple[str, dict[str, str]]) -> None:
+    """`Deployment.submit` and `fnserve jobs submit` find a command's job paths under `/-`."""
+    url, _ = served
+    with fs.get_deployment("http-server", url=url) as deployment:
+        job = deployment.submit("/v1/infer", prompt="from python")
+        finished = job.wait(20)
+        again = deployment.job(job.id).info()
+
+    queued = fnserve("jobs", "submit", "http-server", "/v1/infer", "-d", '{"p": 1}', "--wait", "--json", url=url)
+
+    assert finished["status"] == "COMPLETED"
+    assert finished["output"]["echo"] == {"prompt": "from python"}
+    assert again["id"] == job.id
+    assert queued.returncode == 0, queued.stderr
+    assert '"p": 1' in queued.stdout
+
+
 def test_a_call_to_the_inference_url_with_a_poll_window_runs_as_a_job(served: tuple[str, dict[str, str]]) -> None:
     """NVCF's pexec: the answer within the window, with the job's id."""
     url, auth = served
