@@ -18,6 +18,7 @@ import httpx
 import pytest
 from _cli import fnserve
 from _deploy import deploy_failure
+from _processes import is_gone
 
 import fnserve as fs
 from fnserve.archive import pack_project
@@ -140,6 +141,28 @@ def test_a_killed_commands_replica_is_replaced_while_calls_keep_working(served: 
         )
     assert len(pids) == 2
     assert victim not in pids
+
+
+def test_a_sigkilled_replica_leaves_no_command_behind(server_url: str, client: fs.Client, project: Path) -> None:
+    """
+    1. A replica of a command service is SIGKILLed (no shutdown runs in it).
+    2. Its command's server is stopped by the reaper, and a new replica serves.
+    """
+    service = fs.command_service(COMMAND, name="killed", project=project, auth=False)
+    with fs.deploy(service, url=server_url)() as deployment:
+        deployment.wait(timeout_s=30)
+        (replica,) = client.get_service("killed")["replicas"]
+        command_pid = httpx.get(f"{server_url}/killed/whoami").json()["pid"]
+
+        os.kill(replica["pid"], signal.SIGKILL)
+
+        assert wait_until(lambda: is_gone(command_pid), timeout_s=10, what="the command stopped")
+        wait_until(
+            lambda: [r for r in client.get_service("killed")["replicas"] if r["state"] == "READY"],
+            timeout_s=30,
+            what="a new replica",
+        )
+        assert httpx.get(f"{server_url}/killed/whoami").json()["pid"] != command_pid
 
 
 def test_a_job_is_posted_to_the_inference_url(served: tuple[str, dict[str, str]]) -> None:
