@@ -165,6 +165,27 @@ def test_a_sigkilled_replica_leaves_no_command_behind(server_url: str, client: f
         assert httpx.get(f"{server_url}/killed/whoami").json()["pid"] != command_pid
 
 
+def test_a_server_restart_brings_a_command_service_back_and_its_stop_leaves_no_command(
+    tmp_path: Path, project: Path
+) -> None:
+    """
+    1. A command service runs; its server stops (replicas drained, commands stopped): the command is gone.
+    2. Another server on the same home starts it again from its stored spec, and it serves.
+    """
+    home = tmp_path / "home"
+    service = fs.command_service(COMMAND, name="restarted", project=project, auth=False)
+    with run_server(home=home, graceful_shutdown_s=2) as url, fs.deploy(service, url=url)() as deployment:
+        deployment.wait(timeout_s=30)
+        first_pid = httpx.get(f"{url}/restarted/whoami").json()["pid"]
+    assert wait_until(lambda: is_gone(first_pid), timeout_s=10, what="the first command stopped")
+
+    with run_server(home=home, graceful_shutdown_s=2) as url, fs.Client(url) as client:
+        wait_until(lambda: client.get_service("restarted")["state"] == "ACTIVE", timeout_s=30, what="ACTIVE again")
+        answer = httpx.post(f"{url}/restarted/v1/infer", json={"again": True})
+
+    assert answer.json()["echo"] == {"again": True}
+
+
 def test_a_job_is_posted_to_the_inference_url(served: tuple[str, dict[str, str]]) -> None:
     """`/-/runsync` with `{"input": {...}}`: the input is POSTed to the inference URL as JSON, its answer is the
     result (the job paths are under `/-/`: every other path is the server's)."""
