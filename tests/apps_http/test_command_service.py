@@ -370,6 +370,22 @@ def test_cli_deploys_a_folder_with_command(server_url: str, project: Path) -> No
     assert '"b": 2' in invoked.stdout
 
 
+def test_cli_deploys_a_command_service_declared_in_a_file(server_url: str, project: Path, tmp_path: Path) -> None:
+    """`fnserve deploy serve.py:server`, where serve.py declares `fs.command_service(...)`: its folder is uploaded."""
+    folder = tmp_path / "declared"
+    folder.mkdir()
+    shutil.copy(project / "http_server.py", folder / "http_server.py")
+    (folder / "serve.py").write_text(
+        "import fnserve as fs\n\n"
+        f"server = fs.command_service({COMMAND!r}, name='declared', inference_url='/v1/infer', auth=False)\n"
+    )
+
+    done = fnserve("deploy", f"{folder / 'serve.py'}:server", url=server_url)
+
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert httpx.post(f"{server_url}/declared/v1/infer", json={"d": 4}).json()["echo"] == {"d": 4}
+
+
 def test_cli_command_needs_a_name(server_url: str, project: Path) -> None:
     done = fnserve("deploy", str(project), "--command", COMMAND, url=server_url)
 
