@@ -18,6 +18,9 @@ import httpx
 import pytest
 from _asgi_server import serve_asgi
 from _processes import is_gone
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from fnserve.apps.command import CommandApp
 from fnserve.testing import wait_until
@@ -238,3 +241,44 @@ def _free_port() -> int:
     from fnserve.apps.command import free_port
 
     return free_port()
+
+
+# -- WebSockets -------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ws_url() -> Iterator[str]:
+    app = CommandApp(f"{sys.executable} ws_server.py --port {{port}}", cwd=APPS)
+    with serve_asgi(app, root_path=PREFIX) as served:
+        yield served.replace("http://", "ws://")
+
+
+@pytest.mark.anyio
+async def test_websocket_messages_go_both_ways_with_the_chosen_subprotocol(ws_url: str) -> None:
+    async with asyncio.timeout(10), connect(f"{ws_url}/ws", subprotocols=[Subprotocol("echo.v1")]) as websocket:
+        assert websocket.subprotocol == "echo.v1"
+        await websocket.send("hello")
+        assert await websocket.recv() == "echo: hello at /ws"
+        await websocket.send(b"\x01\x02\x03")
+        assert await websocket.recv() == b"\x03\x02\x01"
+        await websocket.send("big")
+        assert await websocket.recv() == bytes(range(256)) * 1024  # a 256 KiB frame (64-bit length)
+    assert websocket.close_code == 1000
+
+
+@pytest.mark.anyio
+async def test_websocket_closed_by_the_command_passes_its_code_on(ws_url: str) -> None:
+    async with asyncio.timeout(10), connect(f"{ws_url}/ws") as websocket:
+        assert websocket.subprotocol is None
+        await websocket.send("close")
+        with pytest.raises(ConnectionClosed):
+            await websocket.recv()
+    assert websocket.close_code == 4001
+    assert websocket.close_reason == "asked to"
+
+
+@pytest.mark.anyio
+async def test_websocket_the_command_does_not_take_is_refused(ws_url: str) -> None:
+    with pytest.raises(InvalidStatus):
+        async with asyncio.timeout(10), connect(f"{ws_url}/nowhere"):
+            pass

@@ -5,6 +5,7 @@ that exits at once or never turns healthy reported with its output, and the toke
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -19,6 +20,8 @@ import pytest
 from _cli import fnserve
 from _deploy import deploy_failure
 from _processes import is_gone
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 import fnserve as fs
 from fnserve.archive import pack_project
@@ -241,6 +244,28 @@ def test_a_call_to_the_inference_url_with_a_poll_window_runs_as_a_job(served: tu
     assert response.status_code == 200, response.text
     assert response.json()["echo"] == {"n": 1}
     assert response.json()["job_id"] == response.headers["fnserve-request-id"]
+
+
+@pytest.mark.anyio
+async def test_a_commands_websocket_is_relayed(server_url: str, tmp_path: Path) -> None:
+    """A WebSocket server run as a command: messages both ways through the gateway, and its close code back."""
+    folder = tmp_path / "ws-project"
+    folder.mkdir()
+    shutil.copy(SERVER_SCRIPT.parent / "ws_server.py", folder / "ws_server.py")
+    service = fs.command_service("python ws_server.py --port {port}", name="ws", project=folder, auth=False)
+    with fs.deploy(service, url=server_url)() as deployment:
+        await asyncio.to_thread(deployment.wait, 30)
+    url = server_url.replace("http://", "ws://") + "/ws/ws"
+
+    async with asyncio.timeout(10), connect(url) as websocket:
+        await websocket.send("hi")
+        assert await websocket.recv() == "echo: hi at /ws"
+        await websocket.send(b"ab")
+        assert await websocket.recv() == b"ba"
+        await websocket.send("close")
+        with pytest.raises(ConnectionClosed):
+            await websocket.recv()
+    assert websocket.close_code == 4001
 
 
 # -- failures ---------------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from fnserve.apps import reaper
 from fnserve.apps.proxy import Message, Receive, Scope, Send, Upstream, _read_head, send_error
+from fnserve.apps.ws_proxy import relay_websocket
 from fnserve.errors import NoReplicasAvailable
 from fnserve.spec import CommandSpec
 
@@ -155,8 +156,11 @@ class CommandApp:
         elif kind == "lifespan":
             await self.lifespan(receive, send)
         elif kind == "websocket":
-            await receive()  # websocket.connect; closing before accepting refuses it (the client sees a 403)
-            await send({"type": "websocket.close", "code": 1000, "reason": "a command's WebSockets are not relayed"})
+            if self.upstream is None:
+                await receive()  # websocket.connect; closing before accepting refuses it (the client sees a 403)
+                await send({"type": "websocket.close", "code": 1011, "reason": "the command has not started yet"})
+                return
+            await relay_websocket(self.upstream.host, self.upstream.port, scope, receive, send)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
