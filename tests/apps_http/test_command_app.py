@@ -61,7 +61,7 @@ def test_status_of_the_command_is_kept(url: str) -> None:
 
 def test_chunked_answer_streams_event_by_event(url: str) -> None:
     started = time.monotonic()
-    with httpx.stream("GET", f"{url}/stream", params={"count": 3, "pause_s": 0.5}, timeout=10) as response:
+    with httpx.stream("GET", f"{url}/stream", params={"count": 3, "pause_s": 1.0}, timeout=10) as response:
         assert response.headers["content-type"] == "text/event-stream"
         chunks = response.iter_text()
         first = next(chunks)
@@ -69,7 +69,7 @@ def test_chunked_answer_streams_event_by_event(url: str) -> None:
         rest = "".join(chunks)
 
     assert first == "data: event 0\n\n"
-    assert first_at < 0.45
+    assert first_at < 0.9
     assert (first + rest).count("data: event") == 3
 
 
