@@ -17,6 +17,7 @@ from _cli import fnserve
 from flask_app import flask_app, plain_wsgi_service
 
 import fnserve as fs
+from fnserve.errors import SpecError
 from fnserve.testing import run_server
 
 
@@ -134,3 +135,16 @@ def test_a_plain_wsgi_apps_exception_is_a_function_error(served: tuple[str, dict
     assert failed.status_code == 500
     assert failed.json()["error"]["code"] == "function_error"
     assert "ValueError: the plain WSGI app failed" in failed.json()["error"]["message"]
+
+
+def test_a_flask_app_object_that_does_not_pickle_is_refused_with_the_way_out(server_url: str) -> None:
+    """fs.deploy sends a service by value; a Flask app object holds weak references: the error says what to do."""
+    from flask_app import app
+
+    service = fs.asgi_service(app, name="unpicklable")
+
+    with pytest.raises(SpecError, match="cannot be sent by value") as refused:
+        fs.deploy(service, url=server_url)()
+
+    assert "fnserve deploy app.py:NAME" in refused.value.message
+    assert "@fs.service function that builds and returns it" in refused.value.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -67,7 +68,15 @@ def deploy(service: Service[Any], *, url: str | None = None, api_key: str | None
             except BaseException:
                 client.close()
                 raise
-        code = dumps_by_value(service, module_name=service.__module__)
+        try:
+            code = dumps_by_value(service, module_name=service.__module__)
+        except (TypeError, pickle.PicklingError) as exc:  # an object that holds locks, weak references, sockets...
+            client.close()
+            raise SpecError(
+                f"service {service.name!r} cannot be sent by value: {exc}. Deploy its file instead (`fnserve deploy "
+                "app.py:NAME` imports it on the server), or make what does not pickle inside the service's initializer "
+                "(for an app: an @fs.service function that builds and returns it)"
+            ) from exc
         try:
             return submit(service, client, code_kind="pickle", code=code, init_args=init_args, init_kwargs=init_kwargs)
         except BaseException:
