@@ -33,7 +33,9 @@ from fnserve.spec import CommandSpec
 
 TAIL_LINES = 40  # of the command's output, kept for the message of a failure
 _TAIL_LINE_CHARS = 500
-_PROBE_TIMEOUT_S = 2.0
+_PROBE_TIMEOUT_S = 2.0  # while it starts: polled again soon
+# Once it serves, a busy server gets longer (but less than the server's health_timeout_s, 10 s, for the whole check).
+_SERVING_PROBE_TIMEOUT_S = 8.0
 _OUTPUT_DRAIN_S = 1.0  # what the command printed last, read after it exited (something it started may hold the pipe)
 
 
@@ -261,16 +263,16 @@ class CommandApp:
         is replaced after the server's `health_failures` checks in a row)."""
         if self.upstream is None:
             return True
-        problem = await self._probe(self.upstream.port)
+        problem = await self._probe(self.upstream.port, timeout_s=_SERVING_PROBE_TIMEOUT_S)
         if problem:
             raise RuntimeError(f"GET {self.health_uri}: {problem}")
         return True
 
-    async def _probe(self, port: int) -> str:
-        """'' when GET `health_uri` answers 2xx; else what it answered."""
+    async def _probe(self, port: int, *, timeout_s: float = _PROBE_TIMEOUT_S) -> str:
+        """'' when GET `health_uri` answers 2xx within `timeout_s`; else what it answered."""
         writer: asyncio.StreamWriter | None = None
         try:
-            async with asyncio.timeout(_PROBE_TIMEOUT_S):
+            async with asyncio.timeout(timeout_s):
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 request = f"GET {self.health_uri} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
                 writer.write(request.encode())
@@ -278,7 +280,7 @@ class CommandApp:
         except ConnectionRefusedError:
             return "connection refused"
         except TimeoutError:
-            return f"no answer within {_PROBE_TIMEOUT_S:g} s"
+            return f"no answer within {timeout_s:g} s"
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             return f"{type(exc).__name__}: {exc}"
         finally:
