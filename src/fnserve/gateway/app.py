@@ -42,6 +42,7 @@ from fnserve.gateway.http import (
     query_params,
     raw_body,
     read_body,
+    read_body_parts,
     replay,
     request_id_for,
     require_json,
@@ -64,7 +65,7 @@ from fnserve.gateway.multipart import read_form
 from fnserve.gateway.passthrough import APP_INFO_PATH, APP_PING_PATH, pass_through, root_path_of
 from fnserve.gateway.router import EndpointRoute, FunctionRoute
 from fnserve.gateway.service_paths import arguments_validator, openapi_json, service_info, swagger_page
-from fnserve.gateway.streamed_upload import StreamedUpload, body_start
+from fnserve.gateway.streamed_upload import STREAM_FROM_BYTES, StreamedUpload
 from fnserve.gateway.websocket import not_an_app
 from fnserve.gateway.websocket import websocket as relay_websocket
 from fnserve.request import REQUEST_KEY
@@ -359,7 +360,7 @@ class Gateway:
         is_form = content_type is not None and content_type.startswith(b"multipart/")
         is_file = is_form or (content_type is not None and not is_json(content_type))
         if streams and is_file and not route.spec.streaming:
-            parts, ended = await body_start(receive, limit)
+            parts, ended = await read_body_parts(receive, limit, up_to=STREAM_FROM_BYTES)
             if not ended:  # large: sent to the replica as it arrives (gateway/streamed_upload.py)
                 assert content_type is not None
                 if is_form:
