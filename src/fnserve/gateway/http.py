@@ -81,9 +81,17 @@ async def body_chunks(
 
 
 async def read_body(receive: Receive, limit: int, hint: str = BODY_HINT) -> bytes:
-    """The whole request body, as `body_chunks` reads it. Its own loop, not `body_chunks`: it runs for every JSON
-    call, and an async generator would add its setup to each."""
-    chunks: list[bytes] = []
+    """The whole request body, as `body_chunks` reads it."""
+    parts, _ = await read_body_parts(receive, limit, hint=hint)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def read_body_parts(
+    receive: Receive, limit: int, *, up_to: int | None = None, hint: str = BODY_HINT
+) -> tuple[list[bytes], bool]:
+    """The body's parts until its end, or until `up_to` bytes of it came: (parts, whether the body ended). Its own
+    loop, not `body_chunks`: it runs for every JSON call, and an async generator would add its setup to each."""
+    parts: list[bytes] = []
     size = 0
     while True:
         message = await receive()
@@ -94,9 +102,11 @@ async def read_body(receive: Receive, limit: int, hint: str = BODY_HINT) -> byte
             size += len(chunk)
             if size > limit:
                 raise _too_large(limit, hint)
-            chunks.append(chunk)
+            parts.append(chunk)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return parts, True
+        if up_to is not None and size >= up_to:
+            return parts, False
 
 
 def replay(body: bytes, receive: Receive) -> Receive:

@@ -12,36 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fnserve.errors import PayloadTooLarge
-from fnserve.gateway.http import BODY_HINT, ClientDisconnected, Receive, body_chunks
+from fnserve.gateway.http import Receive, body_chunks
 from fnserve.gateway.multipart import StreamedForm, feed, form_parser
 
 # A body larger than this is streamed to the replica; a smaller one goes whole in its CALL.
 STREAM_FROM_BYTES = 1 << 20
 
 SendBody = Callable[..., Awaitable[None]]
-
-
-async def body_start(receive: Receive, limit: int) -> tuple[list[bytes], bool]:
-    """The body's parts until its end or `STREAM_FROM_BYTES`: (parts, whether the body ended)."""
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(
-                    f"request body is over the {limit} byte limit; {BODY_HINT}", details={"limit": limit}
-                )
-            parts.append(chunk)
-        if not message.get("more_body", False):
-            return parts, True
-        if size >= STREAM_FROM_BYTES:
-            return parts, False
 
 
 class StreamedUpload:

@@ -36,6 +36,7 @@ from fnserve.sdk.introspect import (
 from fnserve.spec import (
     HTTP_METHODS,
     Autoscaling,
+    CommandSpec,
     EndpointSpec,
     HttpMethod,
     Resources,
@@ -301,6 +302,7 @@ class Service(Generic[T]):
         # An app served whole (sdk/apps.py): set by fs.asgi_service; a function with no endpoints makes one.
         self.http_app: Literal["asgi", "wsgi", "command"] | None = None
         self.max_body_bytes: int | None = None
+        self.command: CommandSpec | None = None  # a command's HTTP server (sdk/command.py)
         self._endpoints: list[Endpoint] = []
         if self.is_class:
             for attribute in _class_members(cast(type, initializer)):
@@ -506,6 +508,7 @@ class Service(Generic[T]):
             endpoints=[endpoint.spec for endpoint in self.endpoints],
             http_app=self.app_kind,
             max_body_bytes=self.max_body_bytes,
+            command=self.command,
             **self.job_options,
             **self.environment_options,
         )
