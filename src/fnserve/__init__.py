@@ -18,6 +18,7 @@ import importlib
 import typing
 
 from fnserve import errors
+from fnserve.composition.model_cache import get_multiplexed_model_id, multiplexed
 from fnserve.request import Request
 from fnserve.responses import FileResponse, Response
 from fnserve.sdk.apps import asgi_service
@@ -88,5 +89,7 @@ __all__ = [
     "endpoint",
     "errors",
     "get_deployment",
+    "get_multiplexed_model_id",
+    "multiplexed",
     "service",
 ]

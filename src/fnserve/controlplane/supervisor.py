@@ -107,6 +107,8 @@ class Replica:
             "cold_start_ms": self.cold_start_ms,
             "exit_code": self.exit_code,
             "reason": self.reason,
+            # Multiplexed models it holds or loads, least recently used first (composition/model_cache.py)
+            "models": list(self.connection.models) if self.connection is not None else [],
         }
 
 

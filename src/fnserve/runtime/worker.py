@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import inspect
 import os
 import sys
@@ -25,6 +26,8 @@ from fnserve._tracebacks import user_traceback
 from fnserve.apps.lifespan import AppStartupFailed
 from fnserve.apps.load import as_asgi
 from fnserve.apps.serving import AppServing
+from fnserve.composition import model_cache
+from fnserve.composition.multiplex import MODEL_ID_KEY
 from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
 from fnserve.runtime.health import ReplicaHealth
@@ -238,7 +241,12 @@ class ReplicaServer(asyncio.Protocol):
         except FnserveError as exc:
             self.send(Kind.ERROR, request_id, exc.code, exc.message, exc.details)
             return
-        future = self.pool.submit(endpoint.call_in_thread, kwargs)
+        if context is None or MODEL_ID_KEY not in context:
+            future = self.pool.submit(endpoint.call_in_thread, kwargs)
+        else:  # the thread runs with the call's model id (fs.get_multiplexed_model_id())
+            future = self.pool.submit(
+                model_cache.run_with_model_id, context[MODEL_ID_KEY], endpoint.call_in_thread, kwargs
+            )
         self.calls[request_id] = future
         loop = asyncio.get_running_loop()
         future.add_done_callback(lambda done: loop.call_soon_threadsafe(self.finish_call, request_id, done))
@@ -273,6 +281,10 @@ class ReplicaServer(asyncio.Protocol):
                 raise InternalError("replica received a call before its initializer finished")
             endpoint = self.endpoints[endpoint_index]
             kwargs = endpoint.arguments(body, path, query, context)
+            if (
+                context is not None and MODEL_ID_KEY in context
+            ):  # this task's own context: fs.get_multiplexed_model_id()
+                model_cache.set_model_id(context[MODEL_ID_KEY])
             if endpoint.spec.streaming:
                 async for chunk in endpoint.stream(kwargs, self.pool):
                     self.send(Kind.CHUNK, request_id, chunk)
@@ -319,6 +331,13 @@ async def serve(options: WorkerOptions) -> None:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     _, server = await loop.create_unix_connection(lambda: ReplicaServer(options, done), options.connect)
+
+    # What `@fs.multiplexed` loaders hold goes to the server whenever it changes (from any thread).
+    def report_models(held: list[str], loads: int, evictions: int) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the replica is exiting
+            loop.call_soon_threadsafe(server.send, Kind.MODELS, held, loads, evictions)
+
+    model_cache.report_to(report_models)
     try:
         service, state = await asyncio.to_thread(initialize, options)
         health = None if service.health is None else ReplicaHealth(service.health, state)

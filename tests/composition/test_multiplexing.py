@@ -1,0 +1,160 @@
+"""Model multiplexing over real HTTP to real replicas: calls naming a model go to the replica that holds it, a new
+model loads on the less loaded replica, the least recently used model is dropped (and loaded again when asked for),
+concurrent calls for a loading model share its one load, and status, the service API and /metrics say which replica
+holds what. The app (tests/apps/multiplexed.py) counts its loads per replica and answers with its pid."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _auth import owner
+from _cli import fnserve
+from _deploy import deployed
+from multiplexed import multiplexed
+
+import fnserve as fs
+from fnserve.client.api import Client
+from fnserve.testing import wait_until
+
+
+@pytest.fixture
+def service(server_url: str) -> Iterator[fs.Deployment]:
+    with deployed(multiplexed, server_url) as deployment:
+        yield deployment
+
+
+def call(url: str, model_id: str, path: str = "/predict", header: str = "fnserve-model-id", **body: Any) -> Any:
+    response = httpx.post(f"{url}/multiplexed{path}", json=body, headers={header: model_id}, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def held(client: Client) -> dict[int, list[str]]:
+    """pid → the models that replica holds, from the service API."""
+    return {replica["pid"]: replica["models"] for replica in client.get_service("multiplexed")["replicas"]}
+
+
+def in_flight(client: Client) -> int:
+    return sum(replica["in_flight"] for replica in client.get_service("multiplexed")["replicas"])
+
+
+def test_repeated_model_ids_go_to_the_replica_that_holds_them(
+    server_url: str, client: Client, service: fs.Deployment, tmp_path: Path
+) -> None:
+    """1. m1 loads on one replica (X); called again and again, it is served there and loaded once.
+    2. m2 loads on the other replica (Y: it holds fewer models), and stays there.
+    3. While a call holds X busy, a new model m3 loads on Y, the less loaded (Y now holds its 2: m2, m3).
+    4. m4 loads on X (fewer models); then m2 is used, so m3 is Y's least recently used: m5, loaded on Y while X
+       is held busy, drops m3.
+    5. m3 asked for again loads again (its second load on Y, counted), and the service API shows each replica's
+       models, as do `fnserve status` and /metrics."""
+    first = call(server_url, "m1")
+    x = first["pid"]
+    assert (first["model_id"], first["model"], first["loads"]) == ("m1", "m1", 1)
+    for _ in range(4):
+        again = call(server_url, "m1")
+        assert (again["pid"], again["loads"]) == (x, 1)
+
+    second = call(server_url, "m2")
+    y = second["pid"]
+    assert y != x
+    assert second["loads"] == 1
+    assert call(server_url, "m2")["pid"] == y
+
+    gate = tmp_path / "release-x"
+    with ThreadPoolExecutor(1) as pool:
+        holding = pool.submit(call, server_url, "m1", "/hold", until=str(gate))  # m1: it goes to X
+        wait_until(lambda: in_flight(client) == 1, timeout_s=10)
+        third = call(server_url, "m3")
+        gate.touch()
+        assert holding.result(timeout=10)["pid"] == x
+    assert (third["pid"], third["loads"]) == (y, 1)
+    assert held(client)[y] == ["m2", "m3"]
+
+    assert call(server_url, "m4")["pid"] == x
+    assert call(server_url, "m2")["pid"] == y  # m3 is now Y's least recently used
+    gate = tmp_path / "release-x-again"
+    with ThreadPoolExecutor(1) as pool:
+        holding = pool.submit(call, server_url, "m4", "/hold", until=str(gate))
+        wait_until(lambda: in_flight(client) == 1, timeout_s=10)
+        fifth = call(server_url, "m5")
+        gate.touch()
+        assert holding.result(timeout=10)["pid"] == x
+    assert (fifth["pid"], fifth["loads"]) == (y, 1)
+    assert held(client) == {x: ["m1", "m4"], y: ["m2", "m5"]}
+
+    again = call(server_url, "m3")  # dropped by Y: nobody holds it; X and Y hold 2 each, equally idle
+    assert again["loads"] == (2 if again["pid"] == y else 1)
+
+    models = held(client)
+    status = fnserve("status", "multiplexed", url=server_url)
+    assert status.returncode == 0, status.stderr
+    assert "MODELS" in status.stdout
+    for replica_models in models.values():
+        assert ", ".join(replica_models) in status.stdout
+    metrics = httpx.get(f"{server_url}/metrics", headers=owner(server_url), timeout=10).text
+    lines = [line for line in metrics.splitlines() if line.startswith("fnserve_multiplexed_")]
+    assert sum(int(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("fnserve_multiplexed_models{")) == 4
+    assert sum(int(line.rsplit(" ", 1)[1]) for line in lines if "_loads_total{" in line) == 6
+    assert sum(int(line.rsplit(" ", 1)[1]) for line in lines if "_evictions_total{" in line) == 2
+
+
+def test_concurrent_calls_for_a_loading_model_share_its_one_load(
+    server_url: str, client: Client, service: fs.Deployment, tmp_path: Path
+) -> None:
+    """1. Four calls for a model whose load waits on a file are all sent to the replica loading it.
+    2. Once the file exists they all answer from that replica, which loaded the model once."""
+    model_id = f"gated:{tmp_path / 'loaded'}"
+    with ThreadPoolExecutor(4) as pool:
+        calls = [pool.submit(call, server_url, model_id) for _ in range(4)]
+        wait_until(lambda: in_flight(client) == 4, timeout_s=10)
+        busy = [replica for replica in client.get_service("multiplexed")["replicas"] if replica["in_flight"]]
+        assert [replica["in_flight"] for replica in busy] == [4]
+        assert busy[0]["models"] == [model_id]  # reported while it loads
+        (tmp_path / "loaded").touch()
+        answers = [future.result(timeout=10) for future in calls]
+    assert {(answer["pid"], answer["loads"]) for answer in answers} == {(busy[0]["pid"], 1)}
+
+
+def test_the_model_id_reaches_sync_endpoints_streams_and_ray_serves_header(
+    server_url: str, client: Client, service: fs.Deployment
+) -> None:
+    """Ray Serve's `serve_multiplexed_model_id` header works as `fnserve-model-id` does; a sync endpoint (in a pool
+    thread) and a sync generator see the call's model id; the Python client and `fnserve invoke --model-id` send it;
+    a call naming no model sees ""."""
+    ray = call(server_url, "ray-1", "/predict_sync", header="serve_multiplexed_model_id")
+    assert (ray["model_id"], ray["model"], ray["loads"]) == ("ray-1", "ray-1", 1)
+    assert call(server_url, "ray-1", "/predict_sync")["pid"] == ray["pid"]
+
+    assert service.options(multiplexed_model_id="py-1").predict()["model_id"] == "py-1"
+    assert service.predict_sync(_model_id="py-2")["model_id"] == "py-2"
+    assert list(service.options(multiplexed_model_id="py-3").stream(count=2)) == ["py-3\n", "py-3\n"]
+
+    invoked = fnserve("invoke", "multiplexed", "/predict", "--model-id", "cli-1", url=server_url)
+    assert invoked.returncode == 0, invoked.stderr
+    assert '"cli-1"' in invoked.stdout
+
+    response = httpx.post(f"{server_url}/multiplexed/predict", json={}, timeout=10)
+    assert response.status_code == 500  # the loader needs an id, and this call named none
+    assert "needs a model id" in response.json()["error"]["message"]
+
+
+def test_a_model_id_too_long_or_with_a_job_is_refused(server_url: str, service: fs.Deployment) -> None:
+    response = httpx.post(
+        f"{server_url}/multiplexed/predict", json={}, headers={"fnserve-model-id": "x" * 300}, timeout=10
+    )
+    assert response.status_code == 400
+    assert "at most 256 characters" in response.json()["error"]["message"]
+    response = httpx.post(
+        f"{server_url}/multiplexed/predict",
+        json={},
+        headers={"fnserve-model-id": "m1", "fnserve-poll-seconds": "1"},
+        timeout=10,
+    )
+    assert response.status_code == 400
+    assert "direct calls, not to jobs" in response.json()["error"]["message"]
