@@ -157,4 +157,12 @@ def test_a_model_id_too_long_or_with_a_job_is_refused(server_url: str, service: 
         timeout=10,
     )
     assert response.status_code == 400
-    assert "direct calls, not to jobs" in response.json()["error"]["message"]
+    assert "not to jobs" in response.json()["error"]["message"]
+    response = httpx.post(
+        f"{server_url}/multiplexed/run",
+        json={"endpoint": "/predict", "input": {}},
+        headers={"serve_multiplexed_model_id": "m1"},
+        timeout=10,
+    )
+    assert response.status_code == 400
+    assert "not to jobs" in response.json()["error"]["message"]

@@ -63,16 +63,22 @@ Reporter = Callable[[list[str], int, int], None]  # (model ids held, loads so fa
 _caches: weakref.WeakSet[ModelCache] = weakref.WeakSet()
 _report_lock = threading.Lock()
 _reporter: Reporter | None = None
-_last_report: tuple[tuple[str, ...], int, int] = ((), 0, 0)
+_last_report: tuple[tuple[str, ...], int, int] | None = None
+_loaders = 0  # `@fs.multiplexed` loaders made in this process
+
+
+def loaders_defined() -> int:
+    """How many `@fs.multiplexed` loaders this process made (its service's module, or its initializer)."""
+    return _loaders
 
 
 def report_to(reporter: Reporter | None) -> None:
-    """Send every change of the models this process holds to `reporter` (the worker: a MODELS frame); it may be
-    called from any thread. The current state is sent at once when there is one."""
+    """Send the models this process holds to `reporter` (the worker: a MODELS frame), now and whenever they change;
+    it may be called from any thread."""
     global _reporter, _last_report
     with _report_lock:
         _reporter = reporter
-        _last_report = ((), 0, 0)
+        _last_report = None
     _report()
 
 
@@ -221,6 +227,8 @@ class MultiplexedLoader:
         self.max_models = max_models
         self.is_async = inspect.iscoroutinefunction(function)
         self._cache: ModelCache | None = None
+        global _loaders
+        _loaders += 1
         functools.update_wrapper(self, function)
 
     def _cache_for(self, load: Callable[[str], Any], instance: Any = None) -> ModelCache:

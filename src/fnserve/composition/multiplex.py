@@ -16,6 +16,7 @@ from typing import Protocol, TypeVar
 # The caller names the model in a header; Ray Serve's name for it is taken as well.
 MODEL_ID_HEADER = b"fnserve-model-id"
 RAY_MODEL_ID_HEADER = b"serve_multiplexed_model_id"
+MODEL_ID_HEADERS = frozenset((MODEL_ID_HEADER, RAY_MODEL_ID_HEADER))
 # The key of a call's context (runtime/protocol.py: CALL) that carries the model id to the replica.
 MODEL_ID_KEY = "model_id"
 MAX_MODEL_ID_CHARS = 256

@@ -150,6 +150,7 @@ class LiveDeployment:
         # Requests waiting for a replica with a free slot (all are at `concurrency`), oldest first.
         self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self.scale_up_wait_s = scale_up_wait_s  # the longest a call waits for a scale-up's replicas (spread.py)
+        self.multiplexed = False  # its replicas have `@fs.multiplexed` loaders: calls may name a model
 
     @property
     def label(self) -> str:
@@ -657,6 +658,7 @@ class Supervisor:
                 replica.connection = connection
                 async with asyncio.timeout(timeouts.replica_init_s):
                     api = await connection.initialized
+                live.multiplexed = live.multiplexed or connection.multiplexed  # its MODELS came before READY
             finally:
                 exited.cancel()
         except TimeoutError:

@@ -15,13 +15,7 @@ from typing import Any
 import orjson
 
 from fnserve.auth import Authenticator
-from fnserve.composition.multiplex import (
-    MODEL_ID_HEADER,
-    MODEL_ID_KEY,
-    RAY_MODEL_ID_HEADER,
-    choose_replica,
-    model_id_from_header,
-)
+from fnserve.composition.multiplex import MODEL_ID_HEADERS, MODEL_ID_KEY, choose_replica, model_id_from_header
 from fnserve.controlplane.inactive import not_running_error
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
 from fnserve.docs import SERVICE_DOCS_PATH, SERVICE_SPEC_PATH
@@ -90,6 +84,10 @@ VERSION_PATH = "/-/versions/"
 VERSION_HEADER = b"fnserve-version"
 # Where `_handle` notes which service a request reached, for the request metrics.
 SERVICE_SCOPE_KEY = "fnserve.service"
+_MODEL_ID_WITH_JOB = (
+    "a model id (fnserve-model-id) applies to direct calls and streams, not to jobs; call the endpoint directly, or "
+    "pass the model id to the job as an argument"
+)
 
 
 class Gateway:
@@ -177,10 +175,15 @@ class Gateway:
         if live.spec.auth:
             self.authenticator.require_invoke(scope["headers"], live.function.function_id, live.name)
         if is_job_path(rest):
+            if _model_id_of(scope) is not None:
+                raise InvalidRequest(_MODEL_ID_WITH_JOB)
             await self.jobs(scope, receive, send, request_id, live, rest, pinned)
             return
         route, path_params = live.routes.match(method, rest)
-        poll, with_assets, content_type, accept, model_id = _call_headers(scope)
+        poll, with_assets, content_type, accept = _call_headers(scope)
+        # Only a service with `@fs.multiplexed` loaders looks for a model id (or one with no replica ready yet, which
+        # may have them): the others pay one test (composition/multiplex.py).
+        model_id = _model_id_of(scope) if live.multiplexed or not live.ready else None
         query = query_params(scope)
         context: dict[str, Any] | None = None  # for the replica: a file, a form, the request; a job's assets
         upload: StreamedUpload | None = None  # a large file's body, sent after the call as it arrives
@@ -198,10 +201,7 @@ class Gateway:
             require_json(content_type, body)
         if poll is not None:  # run it as a job: its answer if it finishes within the window, else a 202 to poll
             if model_id is not None:
-                raise InvalidRequest(
-                    "a model id (fnserve-model-id) applies to direct calls, not to jobs; call the endpoint without "
-                    "fnserve-poll-seconds, or pass the model id as an argument"
-                )
+                raise InvalidRequest(_MODEL_ID_WITH_JOB)
             # An empty value asks for the default window.
             poll_s = parse_seconds(
                 poll or None, default=DEFAULT_POLL_S, limit=MAX_POLL_S, name="the fnserve-poll-seconds header"
@@ -577,14 +577,13 @@ class Gateway:
         await send({"type": "http.response.body", "body": b""})
 
 
-def _call_headers(scope: Scope) -> tuple[bytes | None, bool, bytes | None, bytes | None, str | None]:
+def _call_headers(scope: Scope) -> tuple[bytes | None, bool, bytes | None, bytes | None]:
     """The headers that change how a call runs, in one pass: its poll window, whether it names assets, the body's
-    content type, what the caller accepts, and the multiplexed model it names."""
+    content type, and what the caller accepts."""
     poll = None
     with_assets = False
     content_type = None
     accept = None
-    model_id = None
     for name, value in scope["headers"]:
         if name == b"content-type":
             content_type = value
@@ -594,12 +593,18 @@ def _call_headers(scope: Scope) -> tuple[bytes | None, bool, bytes | None, bytes
             poll = value
         elif name == ASSETS_HEADER:
             with_assets = True
-        elif name in (MODEL_ID_HEADER, RAY_MODEL_ID_HEADER):
+    return poll, with_assets, content_type, accept
+
+
+def _model_id_of(scope: Scope) -> str | None:
+    """The multiplexed model a call names: `fnserve-model-id`, or Ray Serve's `serve_multiplexed_model_id`."""
+    for name, value in scope["headers"]:
+        if name in MODEL_ID_HEADERS:
             try:
-                model_id = model_id_from_header(value)
+                return model_id_from_header(value)
             except ValueError as exc:
                 raise InvalidRequest(f"the {name.decode()} header: {exc}") from None
-    return poll, with_assets, content_type, accept, model_id
+    return None
 
 
 def _may_ask_for_media(accept: bytes) -> bool:

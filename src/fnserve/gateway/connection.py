@@ -74,6 +74,7 @@ class ReplicaConnection(asyncio.Protocol):
         self.on_release: Callable[[], None] | None = None
         # Multiplexed models (composition/multiplex.py): what the replica last reported it holds (MODELS), its loads
         # and evictions so far, and the calls in flight to it by model id (while the first one loads it).
+        self.multiplexed = False  # it sent MODELS: its service has `@fs.multiplexed` loaders
         self.models: tuple[str, ...] = ()
         self.model_loads = 0
         self.model_evictions = 0
@@ -173,6 +174,7 @@ class ReplicaConnection(asyncio.Protocol):
             if exchange is not None:
                 exchange.acknowledged(message[2])
         elif kind == Kind.MODELS:
+            self.multiplexed = True
             self.models = tuple(message[1])
             self.model_loads, self.model_evictions = message[2], message[3]
         elif kind == Kind.HELLO:

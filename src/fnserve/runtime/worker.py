@@ -332,12 +332,6 @@ async def serve(options: WorkerOptions) -> None:
     done: asyncio.Future[None] = loop.create_future()
     _, server = await loop.create_unix_connection(lambda: ReplicaServer(options, done), options.connect)
 
-    # What `@fs.multiplexed` loaders hold goes to the server whenever it changes (from any thread).
-    def report_models(held: list[str], loads: int, evictions: int) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the replica is exiting
-            loop.call_soon_threadsafe(server.send, Kind.MODELS, held, loads, evictions)
-
-    model_cache.report_to(report_models)
     try:
         service, state = await asyncio.to_thread(initialize, options)
         health = None if service.health is None else ReplicaHealth(service.health, state)
@@ -369,6 +363,14 @@ async def serve(options: WorkerOptions) -> None:
     server.endpoints = [BoundEndpoint(endpoint, state, api) for endpoint in service.endpoints]
     server.health = health
     server.ready = True
+    if model_cache.loaders_defined():  # MODELS before READY: the server learns the service takes model ids
+
+        def report_models(held: list[str], loads: int, evictions: int) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the replica is exiting
+                loop.call_soon_threadsafe(server.send, Kind.MODELS, held, loads, evictions)
+
+        model_cache.report_to(report_models)
+        await asyncio.sleep(0)  # the first report is queued with call_soon: sent before READY
     server.send(Kind.READY, api)
     await done
 
