@@ -70,3 +70,24 @@ def stream(count: int = 2) -> Iterator[str]:
     """A sync generator (a thread of its own) sees the call's model id too."""
     for _ in range(count):
         yield fs.get_multiplexed_model_id() + "\n"
+
+
+@fs.service(
+    name="adapters", autoscaling=fs.Autoscaling(min_replicas=0, max_replicas=1, downscale_delay_s=60), auth=False
+)
+class Adapters:
+    """Ray Serve's class form, scaled from zero: the first call naming a model starts the replica."""
+
+    def __init__(self) -> None:
+        self.loads: dict[str, int] = {}
+
+    @fs.multiplexed(max_num_models_per_replica=1)
+    async def get_model(self, model_id: str) -> str:
+        self.loads[model_id] = self.loads.get(model_id, 0) + 1
+        return f"adapter {model_id}"
+
+    @fs.endpoint("/generate")
+    async def generate(self, prompt: str) -> dict[str, object]:
+        model_id = fs.get_multiplexed_model_id()
+        model = await self.get_model(model_id)
+        return {"model_id": model_id, "model": model, "loads": self.loads[model_id], "prompt": prompt}

@@ -15,7 +15,7 @@ import pytest
 from _auth import owner
 from _cli import fnserve
 from _deploy import deployed
-from multiplexed import multiplexed
+from multiplexed import Adapters, multiplexed
 
 import fnserve as fs
 from fnserve.client.api import Client
@@ -166,3 +166,28 @@ def test_a_model_id_too_long_or_with_a_job_is_refused(server_url: str, service: 
     )
     assert response.status_code == 400
     assert "not to jobs" in response.json()["error"]["message"]
+
+
+def test_a_class_service_scaled_to_zero_gets_the_model_id_of_the_call_that_starts_it(
+    server_url: str, client: Client
+) -> None:
+    """1. The first call, naming m-a, starts the only replica, whose method loader loads m-a.
+    2. m-a again is not loaded again; m-b drops m-a (one model per replica); m-a then loads a second time."""
+    with deployed(Adapters, server_url):
+
+        def generate(model_id: str) -> Any:
+            response = httpx.post(
+                f"{server_url}/adapters/generate",
+                json={"prompt": "hi"},
+                headers={"serve_multiplexed_model_id": model_id},
+                timeout=30,
+            )
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        first = generate("m-a")
+        assert first == {"model_id": "m-a", "model": "adapter m-a", "loads": 1, "prompt": "hi"}
+        assert generate("m-a")["loads"] == 1
+        assert generate("m-b")["loads"] == 1
+        assert [replica["models"] for replica in client.get_service("adapters")["replicas"]] == [["m-b"]]
+        assert generate("m-a")["loads"] == 2
