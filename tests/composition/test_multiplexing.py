@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -173,7 +173,7 @@ def test_a_class_service_scaled_to_zero_gets_the_model_id_of_the_call_that_start
 ) -> None:
     """1. The first call, naming m-a, starts the only replica, whose method loader loads m-a.
     2. m-a again is not loaded again; m-b drops m-a (one model per replica); m-a then loads a second time."""
-    with deployed(Adapters, server_url):
+    with deployed(cast("fs.Service[Any]", Adapters), server_url):  # mypy keeps a decorated class's own type
 
         def generate(model_id: str) -> Any:
             response = httpx.post(
