@@ -149,8 +149,8 @@ def test_every_change_of_what_is_held_is_reported_and_hits_are_not() -> None:
     def load(model_id: str) -> str:
         return model_id
 
-    model_cache.report_to(lambda held, loads, evictions: reports.append((held, loads, evictions)))
-    del reports[:]  # what earlier tests' caches hold, sent at once
+    model_cache.report_to(lambda: reports.append(model_cache.snapshot()))
+    del reports[:]  # the state when reporting starts, sent at once
     try:
         load("only-here-a")
         load("only-here-a")  # a hit changes nothing: nothing is sent
@@ -162,7 +162,7 @@ def test_every_change_of_what_is_held_is_reported_and_hits_are_not() -> None:
     # Loading a, loaded a, (a hit: nothing), a dropped and b loading, loaded b.
     assert mine == [["only-here-a"], ["only-here-a"], ["only-here-b"], ["only-here-b"]]
     assert reports[-1][2] - reports[0][2] == 1  # one eviction
-    assert "only-here-a" not in model_cache.held_models()
+    assert "only-here-a" not in model_cache.snapshot()[0]
 
 
 def test_a_decorated_loader_pickles_without_its_models() -> None:

@@ -59,11 +59,8 @@ def run_with_model_id(model_id: str, function: Callable[..., M], *args: Any) -> 
 
 # -- what the replica reports ------------------------------------------------------------------------------------
 
-Reporter = Callable[[list[str], int, int], None]  # (model ids held, loads so far, evictions so far)
 _caches: weakref.WeakSet[ModelCache] = weakref.WeakSet()
-_report_lock = threading.Lock()
-_reporter: Reporter | None = None
-_last_report: tuple[tuple[str, ...], int, int] | None = None
+_notify: Callable[[], None] | None = None  # told of every change of what this process holds
 _loaders = 0  # `@fs.multiplexed` loaders made in this process
 
 
@@ -72,39 +69,28 @@ def loaders_defined() -> int:
     return _loaders
 
 
-def report_to(reporter: Reporter | None) -> None:
-    """Send the models this process holds to `reporter` (the worker: a MODELS frame), now and whenever they change;
-    it may be called from any thread."""
-    global _reporter, _last_report
-    with _report_lock:
-        _reporter = reporter
-        _last_report = None
-    _report()
+def report_to(notify: Callable[[], None] | None) -> None:
+    """Call `notify` now and whenever what this process holds changes, from the thread that changed it; it reads
+    `snapshot()` (the worker sends it as a MODELS frame). A snapshot taken when it is sent, rather than one handed
+    over at the change, cannot arrive older than one sent before it."""
+    global _notify
+    _notify = notify
+    if notify is not None:
+        notify()
 
 
-def held_models() -> list[str]:
-    """The model ids every cache of this process holds or is loading, least recently used first."""
-    held: list[str] = []
-    for cache in list(_caches):
-        held.extend(cache.model_ids())
-    return held
+def snapshot() -> tuple[list[str], int, int]:
+    """The model ids every cache of this process holds or is loading (least recently used first), and the loads and
+    evictions they made so far."""
+    caches = list(_caches)
+    held = [model_id for cache in caches for model_id in cache.model_ids()]
+    return held, sum(cache.loads for cache in caches), sum(cache.evictions for cache in caches)
 
 
 def _report() -> None:
-    global _last_report
-    with _report_lock:
-        if _reporter is None:
-            return
-        caches = list(_caches)
-        state = (
-            tuple(model_id for cache in caches for model_id in cache.model_ids()),
-            sum(cache.loads for cache in caches),
-            sum(cache.evictions for cache in caches),
-        )
-        if state == _last_report:
-            return
-        _last_report = state
-        _reporter(list(state[0]), state[1], state[2])
+    notify = _notify
+    if notify is not None:
+        notify()
 
 
 # -- the cache ---------------------------------------------------------------------------------------------------
@@ -183,7 +169,6 @@ class ModelCache:
         return await asyncio.shield(pending)
 
     async def _aload(self, model_id: str) -> Any:
-        await asyncio.sleep(0)  # registered as loading (and reported) before the loader runs
         try:
             model = await self._load(model_id)
         except BaseException as exc:

@@ -29,9 +29,10 @@ Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `Fr
                                 message says why a check failed: the exception, or that it returned False
                        MODELS   [kind, model_ids: [str], loads: int, evictions: int]
                                 the models its `@fs.multiplexed` loaders hold or are loading (least recently used
-                                first), and how many loads and evictions it made so far; sent whenever they change,
-                                never for a service without such a loader (composition/model_cache.py). A CALL that
-                                names a model carries it in its context: {"model_id": str}
+                                first), and how many loads and evictions it made so far: once before READY (then the
+                                server looks for model ids in this service's calls), then whenever they change; never
+                                for a service without such a loader (composition/model_cache.py). A CALL that names a
+                                model carries it in its context: {"model_id": str}
 
 An app service (an ASGI app served as it is: fnserve/apps/, docs/APPS.md) takes HTTP requests and WebSockets whole.
 An ordinary endpoint meets only BODY and BODY_ACK, for a large upload; CALL/RESULT do no more work than before.

@@ -13,7 +13,9 @@ import contextlib
 import inspect
 import os
 import sys
+import threading
 import traceback
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -364,15 +366,32 @@ async def serve(options: WorkerOptions) -> None:
     server.health = health
     server.ready = True
     if model_cache.loaders_defined():  # MODELS before READY: the server learns the service takes model ids
-
-        def report_models(held: list[str], loads: int, evictions: int) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: the replica is exiting
-                loop.call_soon_threadsafe(server.send, Kind.MODELS, held, loads, evictions)
-
-        model_cache.report_to(report_models)
-        await asyncio.sleep(0)  # the first report is queued with call_soon: sent before READY
+        model_cache.report_to(_models_reporter(server, loop))
     server.send(Kind.READY, api)
     await done
+
+
+def _models_reporter(server: ReplicaServer, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """What `@fs.multiplexed` loaders hold, sent as a MODELS frame when it changed: at once from the loop's thread (so
+    the first report goes before READY), through the loop from an endpoint's thread (before that call's RESULT, which
+    is queued after it)."""
+    loop_thread = threading.get_ident()
+    last: list[tuple[list[str], int, int]] = []
+
+    def send() -> None:
+        state = model_cache.snapshot()
+        if not last or state != last[0]:
+            last[:] = [state]
+            server.send(Kind.MODELS, *state)
+
+    def changed() -> None:
+        if threading.get_ident() == loop_thread:
+            send()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the replica is exiting
+            loop.call_soon_threadsafe(send)
+
+    return changed
 
 
 def wait_for_assignment() -> list[str]:
