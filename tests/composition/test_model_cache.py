@@ -165,6 +165,31 @@ def test_every_change_of_what_is_held_is_reported_and_hits_are_not() -> None:
     assert "only-here-a" not in model_cache.snapshot()[0]
 
 
+def test_a_dropped_model_is_let_go_off_the_loop_before_the_next_one_loads() -> None:
+    """Its `__del__` runs in a thread (it may free GPU memory slowly), and before the next model loads."""
+    events: list[tuple[str, ...]] = []
+
+    class Model:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __del__(self) -> None:
+            on_loop = threading.current_thread() is threading.main_thread()
+            events.append(("del", self.name, "on the loop" if on_loop else "in a thread"))
+
+    @fs.multiplexed(max_num_models_per_replica=1)
+    async def load(model_id: str) -> Model:
+        events.append(("load", model_id))
+        return Model(model_id)
+
+    async def scenario() -> None:
+        await load("a")  # nothing keeps it but the cache
+        await load("b")
+
+    asyncio.run(scenario())
+    assert events[:3] == [("load", "a"), ("del", "a", "in a thread"), ("load", "b")]
+
+
 def test_a_decorated_loader_pickles_without_its_models() -> None:
     @fs.multiplexed(max_num_models_per_replica=2)
     def load(model_id: str) -> str:

@@ -3,11 +3,11 @@
 
 A decorated loader, called with a model id (or with none: the call's own), returns that model, loading it at most
 once per replica however many calls ask for it at the same time, and keeping the `max_num_models_per_replica` most
-recently used; beyond that the least recently used is dropped. Dropping is forgetting our reference, as Ray Serve
-does: nothing is closed for the user, since a call that took the model a moment before may still be using it (its
-`__del__` runs once the last user lets go). Every change of what the replica holds is reported to the gateway (a
-MODELS frame: runtime/protocol.py), which routes calls for a model to the replica that has it
-(composition/multiplex.py).
+recently used; beyond that the least recently used is dropped. Dropping is letting go of our reference (in a thread,
+before the next model loads): the model's `__del__` runs then, or once the last call still using it lets go. Ray
+Serve calls `__del__` itself, even while a call may still be using the model; we never do. Every change of what the
+replica holds is reported to the gateway (a MODELS frame: runtime/protocol.py), which routes calls for a model to the
+replica that has it (composition/multiplex.py).
 """
 
 from __future__ import annotations
@@ -119,26 +119,31 @@ class ModelCache:
         with self._lock:
             return [*self._models, *self._loading]
 
-    def _make_room(self) -> None:
-        """Drop least recently used models until one more fits (under the lock); loads in progress count."""
+    def _make_room(self) -> list[Any]:
+        """Take least recently used models out until one more fits (under the lock; loads in progress count). The
+        caller lets go of them outside the lock, where a model's `__del__` may take its time."""
+        dropped = []
         while self._models and len(self._models) + len(self._loading) >= self.max_models:
-            self._models.popitem(last=False)
+            dropped.append(self._models.popitem(last=False)[1])
             self.evictions += 1
+        return dropped
 
     def get(self, model_id: str) -> Any:
         """The model, loaded by this thread when no one has it or is loading it (a sync loader)."""
+        dropped: list[Any] = []
         with self._lock:
             if model_id in self._models:
                 self._models.move_to_end(model_id)
                 return self._models[model_id]
             waiting = self._loading.get(model_id)
             if waiting is None:
-                self._make_room()
+                dropped = self._make_room()
                 pending: Future[Any] = Future()
                 self._loading[model_id] = pending
         if waiting is not None:
             assert isinstance(waiting, Future)
             return waiting.result()
+        dropped.clear()  # their memory is freed (when nothing else holds them) before the next model loads
         _report()
         try:
             model = self._load(model_id)
@@ -157,8 +162,8 @@ class ModelCache:
                 return self._models[model_id]
             pending = self._loading.get(model_id)
             if pending is None:
-                self._make_room()
-                pending = self._loading[model_id] = asyncio.ensure_future(self._aload(model_id))
+                dropped = self._make_room()
+                pending = self._loading[model_id] = asyncio.ensure_future(self._aload(model_id, dropped))
                 pending.add_done_callback(_retrieve)
                 started = True
             else:
@@ -168,8 +173,10 @@ class ModelCache:
         assert isinstance(pending, asyncio.Future)
         return await asyncio.shield(pending)
 
-    async def _aload(self, model_id: str) -> Any:
+    async def _aload(self, model_id: str, dropped: list[Any]) -> Any:
         try:
+            if dropped:  # let go of them in a thread, where their `__del__` does not hold up the loop, before loading
+                await asyncio.get_running_loop().run_in_executor(None, dropped.clear)
             model = await self._load(model_id)
         except BaseException as exc:
             self._failed(model_id, None, exc)
@@ -180,9 +187,10 @@ class ModelCache:
     def _loaded(self, model_id: str, pending: Future[Any] | None, model: Any) -> None:
         with self._lock:
             del self._loading[model_id]
-            self._make_room()  # nothing to drop unless the limit was lowered meanwhile
+            dropped = self._make_room()  # only when more loads than room were under way at once
             self._models[model_id] = model
             self.loads += 1
+        dropped.clear()
         if pending is not None:
             pending.set_result(model)
         _report()
