@@ -134,6 +134,8 @@ def test_the_model_id_reaches_sync_endpoints_streams_and_ray_serves_header(
     assert service.options(multiplexed_model_id="py-1").predict()["model_id"] == "py-1"
     assert service.predict_sync(_model_id="py-2")["model_id"] == "py-2"
     assert list(service.options(multiplexed_model_id="py-3").stream(count=2)) == ["py-3\n", "py-3\n"]
+    with pytest.raises(TypeError, match="not to jobs"):
+        service.options(multiplexed_model_id="py-4").predict.submit()
 
     invoked = fnserve("invoke", "multiplexed", "/predict", "--model-id", "cli-1", url=server_url)
     assert invoked.returncode == 0, invoked.stderr

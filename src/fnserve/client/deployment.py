@@ -314,6 +314,11 @@ class Deployment:
     def _refuse_streaming(self, path: str, method: str) -> None:
         if self._is_streaming(path, method):
             raise TypeError(f"{method} {path} streams, and streaming endpoints cannot be queued; call it directly")
+        if self._model_id is not None:  # the server refuses it too: jobs do not carry a model id
+            raise TypeError(
+                f"a model id ({self._model_id!r}) applies to direct calls, not to jobs; call {path} directly, or pass "
+                "the model id to the job as an argument"
+            )
 
     async def aclose(self) -> None:
         """Close the async twin's connections (`close()` closes the sync ones)."""
