@@ -224,41 +224,37 @@ class MultiplexedLoader:
         _loaders += 1
         functools.update_wrapper(self, function)
 
-    def _cache_for(self, load: Callable[[str], Any], instance: Any = None) -> ModelCache:
+    def _cache_for(self, instance: Any = None) -> ModelCache:
         if instance is None:
             if self._cache is None:
-                self._cache = ModelCache(load, self.max_models, self.function.__qualname__)
+                self._cache = ModelCache(self.function, self.max_models, self.function.__qualname__)
             return self._cache
         # Kept on the instance (a class service has one per replica); its bound loader is made once.
         key = f"__fnserve_models_{self.function.__name__}"
         held = getattr(instance, "__dict__", None)
         if held is None:
             raise TypeError(
-                f"@fs.multiplexed on a method needs instances with a __dict__; {owner_name(instance)} has none"
+                f"@fs.multiplexed on a method needs instances with a __dict__; {type(instance).__qualname__} has none"
             )
         cache: ModelCache | None = held.get(key)
         if cache is None:
+            load = self.function.__get__(instance, type(instance))
             cache = held[key] = ModelCache(load, self.max_models, self.function.__qualname__)
         return cache
 
     def __call__(self, model_id: str | None = None) -> Any:
-        return _fetch(self._cache_for(self.function), self.is_async, model_id)
+        return _fetch(self._cache_for(), self.is_async, model_id)
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        cache = self._cache_for(self.function.__get__(instance, owner), instance)
-        return functools.partial(_fetch, cache, self.is_async)
+        return functools.partial(_fetch, self._cache_for(instance), self.is_async)
 
     def __getstate__(self) -> dict[str, Any]:  # caches (locks, models) stay in the process that made them
         return {"function": self.function, "max_models": self.max_models}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["function"], state["max_models"])  # type: ignore[misc]
-
-
-def owner_name(instance: Any) -> str:
-    return type(instance).__qualname__
 
 
 def _fetch(cache: ModelCache, is_async: bool, model_id: str | None = None) -> Any:
