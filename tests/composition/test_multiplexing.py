@@ -15,6 +15,7 @@ import pytest
 from _auth import owner
 from _cli import fnserve
 from _deploy import deployed
+from model_id_only import model_id_only
 from multiplexed import Adapters, multiplexed
 
 import fnserve as fs
@@ -195,3 +196,21 @@ def test_a_class_service_scaled_to_zero_gets_the_model_id_of_the_call_that_start
         assert generate("m-b")["loads"] == 1
         assert [replica["models"] for replica in client.get_service("adapters")["replicas"]] == [["m-b"]]
         assert generate("m-a")["loads"] == 2
+
+
+def test_a_service_with_no_loader_is_passed_no_model_id(server_url: str, client: Client) -> None:
+    """Its calls pay nothing for multiplexing: the header is not looked for, the endpoint sees "", the replica's log
+    says why, and status shows no MODELS column."""
+    with deployed(model_id_only, server_url):
+        response = httpx.post(f"{server_url}/model-id-only/which", json={}, headers={"fnserve-model-id": "m1"})
+        assert response.status_code == 200, response.text
+        assert response.json() == ""
+        info = client.get_service("model-id-only")
+        assert [replica["models"] for replica in info["replicas"]] == [[]]
+        status = fnserve("status", "model-id-only", url=server_url)
+        assert status.returncode == 0, status.stderr
+        assert "MODELS" not in status.stdout
+        logs = Path(info["logs_dir"])
+        wait_until(
+            lambda: any("no @fs.multiplexed loader" in log.read_text() for log in logs.glob("*.log")), timeout_s=5
+        )

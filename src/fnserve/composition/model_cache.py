@@ -17,6 +17,7 @@ import collections
 import contextvars
 import functools
 import inspect
+import logging
 import threading
 import weakref
 from collections.abc import Callable
@@ -34,13 +35,27 @@ def get_multiplexed_model_id() -> str:
     """The model id the current call names (its `fnserve-model-id` header, or Ray Serve's
     `serve_multiplexed_model_id`), or "" when it names none. Works in sync endpoints (their thread) and async ones.
 
+    Only a service with an `@fs.multiplexed` loader is passed model ids (the gateway does not look for the header in
+    others' calls): elsewhere this is "", and the replica's log says why once.
+
     Example:
         >>> @svc.endpoint("/predict")
         ... async def predict(text: str) -> dict:
         ...     model = await load_model(fs.get_multiplexed_model_id())
         ...     return {"label": model.predict(text)}
     """
-    return _model_id.get()
+    model_id = _model_id.get()
+    if not model_id and not _loaders:
+        _warn_no_loader()
+    return model_id
+
+
+@functools.cache
+def _warn_no_loader() -> None:
+    logging.getLogger("fnserve.multiplexing").warning(
+        "fs.get_multiplexed_model_id() is always '' in a service with no @fs.multiplexed loader: the gateway passes "
+        "model ids only to services that have one; decorate the function that loads a model with @fs.multiplexed"
+    )
 
 
 def set_model_id(model_id: str) -> contextvars.Token[str]:
