@@ -19,6 +19,7 @@ import typing
 
 from fnserve import errors
 from fnserve.composition.batch import batch
+from fnserve.composition.model_cache import get_multiplexed_model_id, multiplexed
 from fnserve.request import Request
 from fnserve.responses import FileResponse, Response
 from fnserve.sdk.apps import asgi_service
@@ -90,5 +91,7 @@ __all__ = [
     "endpoint",
     "errors",
     "get_deployment",
+    "get_multiplexed_model_id",
+    "multiplexed",
     "service",
 ]

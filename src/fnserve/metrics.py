@@ -139,7 +139,9 @@ class Metrics:
         for (service, key), histogram in sorted(self.batch_waits.items()):
             labels = f'service="{_escape(service)}",endpoint="{_escape(key)}"'
             lines.extend(histogram.lines("fnserve_batch_wait_seconds", labels))
-        _gauges(lines, sorted(deployments, key=lambda live: (live.name, live.version.number)), queued_jobs)
+        running = sorted(deployments, key=lambda live: (live.name, live.version.number))
+        _gauges(lines, running, queued_jobs)
+        _multiplexed(lines, running)
         _family(
             lines,
             "fnserve_jobs_held",
@@ -170,6 +172,28 @@ def _gauges(lines: list[str], deployments: list[LiveDeployment], queued_jobs: Ca
                 states[replica.state.value] = states.get(replica.state.value, 0) + 1
             for state, count in sorted(states.items()):
                 lines.append(f'{name}{{{labels},state="{state}"}} {count}')
+
+
+def _multiplexed(lines: list[str], deployments: list[LiveDeployment]) -> None:
+    """Per replica of a service with `@fs.multiplexed` loaders (one that reported models): the models it holds, and
+    its loads and evictions so far (counted by the replica; a replacement starts again from 0, as its label says)."""
+    families = (
+        ("fnserve_multiplexed_models", "gauge", "Multiplexed models a replica holds or is loading."),
+        ("fnserve_multiplexed_model_loads_total", "counter", "Multiplexed models a replica loaded."),
+        ("fnserve_multiplexed_model_evictions_total", "counter", "Multiplexed models a replica dropped (LRU)."),
+    )
+    reporting = [
+        (live, replica_id, connection)
+        for live in deployments
+        for replica_id, replica in sorted(live.replicas.items())
+        if (connection := replica.connection) is not None and (connection.models or connection.model_loads)
+    ]
+    for index, (name, kind, help_text) in enumerate(families):
+        _family(lines, name, kind, help_text)
+        for live, replica_id, connection in reporting:
+            labels = f'service="{_escape(live.name)}",version="{live.version.number}",replica="{_escape(replica_id)}"'
+            value = (len(connection.models), connection.model_loads, connection.model_evictions)[index]
+            lines.append(f"{name}{{{labels}}} {value}")
 
 
 def _family(lines: list[str], name: str, kind: str, help_text: str) -> None:

@@ -34,6 +34,7 @@ INVOKE_TIMEOUT = httpx.Timeout(330.0, connect=5.0)
 # Uploads and downloads of assets: a deadline per read or write of a chunk, not for the whole transfer.
 TRANSFER_TIMEOUT = httpx.Timeout(300.0, connect=5.0)
 INPUT_ASSETS_HEADER = "fnserve-input-assets"
+MODEL_ID_HEADER = "fnserve-model-id"  # a multiplexed model's id (composition/multiplex.py)
 MAX_STATUS_WAIT_S = 60.0  # the longest `wait_s` the server takes on `/status/{id}`
 MAX_RUNSYNC_WAIT_S = 300.0
 UPLOAD_CHUNK_BYTES = 1024 * 1024
@@ -124,10 +125,15 @@ def form_request(arguments: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def invoke_request(
-    method: str, arguments: dict[str, Any], assets: Sequence[str] | None = None, accept: str | None = None
+    method: str,
+    arguments: dict[str, Any],
+    assets: Sequence[str] | None = None,
+    accept: str | None = None,
+    model_id: str | None = None,
 ) -> dict[str, Any]:
     """httpx keyword arguments for an invocation: JSON body, or query parameters for GET and DELETE; the assets
-    it names go in the `fnserve-input-assets` header, and `accept` (e.g. `application/x-npy`) in Accept."""
+    it names go in the `fnserve-input-assets` header, `accept` (e.g. `application/x-npy`) in Accept, and a
+    multiplexed model's id in `fnserve-model-id`."""
     request: dict[str, Any]
     if method in ("GET", "DELETE"):
         params = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in arguments.items()}
@@ -141,6 +147,8 @@ def invoke_request(
     request["headers"].update(assets_header(assets))
     if accept is not None:
         request["headers"]["accept"] = accept
+    if model_id is not None:
+        request["headers"][MODEL_ID_HEADER] = model_id
     return request
 
 
@@ -461,6 +469,7 @@ class Client:
         *,
         assets: Sequence[str] | None = None,
         accept: str | None = None,
+        model_id: str | None = None,
     ) -> Any:
         """Call an endpoint and return its decoded JSON result.
 
@@ -472,6 +481,8 @@ class Client:
             assets: ids of uploaded assets the endpoint reads (its `_assets` parameter).
             accept: the Accept header, for an answer other than JSON: `application/x-npy` for a numpy array,
                 `image/jpeg` for a PIL image (the answer is then an `fs.Response`).
+            model_id: the multiplexed model the call is for (`fnserve-model-id`): the gateway prefers a replica that
+                holds it, and the endpoint reads it with `fs.get_multiplexed_model_id()`.
 
         A result over the server's inline limit answers 302 to its download URL, which is followed.
         """
@@ -480,17 +491,23 @@ class Client:
             invoke_path(route_prefix, path),
             timeout=INVOKE_TIMEOUT,
             follow_redirects=True,
-            **invoke_request(method, arguments or {}, assets, accept),
+            **invoke_request(method, arguments or {}, assets, accept, model_id),
         )
         raise_for_error(response)
         return decode_result(response)
 
     def stream(
-        self, route_prefix: str, path: str, method: str = "POST", arguments: dict[str, Any] | None = None
+        self,
+        route_prefix: str,
+        path: str,
+        method: str = "POST",
+        arguments: dict[str, Any] | None = None,
+        *,
+        model_id: str | None = None,
     ) -> Iterator[str | bytes]:
         """Call a streaming endpoint; yields each chunk as text as soon as the server sends it (bytes as they arrive,
         for an endpoint declared with a `media_type`)."""
-        request = invoke_request(method, arguments or {})
+        request = invoke_request(method, arguments or {}, model_id=model_id)
         request["headers"]["accept"] = "text/event-stream"
         with self._http.stream(method, invoke_path(route_prefix, path), timeout=INVOKE_TIMEOUT, **request) as response:
             if not response.is_success:
@@ -749,21 +766,28 @@ class AsyncClient:
         *,
         assets: Sequence[str] | None = None,
         accept: str | None = None,
+        model_id: str | None = None,
     ) -> Any:
         response = await self._http.request(
             method,
             invoke_path(route_prefix, path),
             timeout=INVOKE_TIMEOUT,
             follow_redirects=True,
-            **invoke_request(method, arguments or {}, assets, accept),
+            **invoke_request(method, arguments or {}, assets, accept, model_id),
         )
         raise_for_error(response)
         return decode_result(response)
 
     async def stream(
-        self, route_prefix: str, path: str, method: str = "POST", arguments: dict[str, Any] | None = None
+        self,
+        route_prefix: str,
+        path: str,
+        method: str = "POST",
+        arguments: dict[str, Any] | None = None,
+        *,
+        model_id: str | None = None,
     ) -> AsyncIterator[str | bytes]:
-        request = invoke_request(method, arguments or {})
+        request = invoke_request(method, arguments or {}, model_id=model_id)
         request["headers"]["accept"] = "text/event-stream"
         async with self._http.stream(
             method, invoke_path(route_prefix, path), timeout=INVOKE_TIMEOUT, **request

@@ -170,6 +170,10 @@ def invoke(
             "--output", "-o", help="Write the result to this file (bytes as they are, JSON as JSON).", dir_okay=False
         ),
     ] = None,
+    model_id: Annotated[
+        str | None,
+        typer.Option("--model-id", help="The multiplexed model the call is for (the fnserve-model-id header)."),
+    ] = None,
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:
@@ -201,7 +205,8 @@ def invoke(
                 with contextlib.ExitStack() as files:
                     out = sys.stdout.buffer if output is None else files.enter_context(output.open("wb"))
                     line_ended = True
-                    for chunk in client.stream(deployment._info["route_prefix"], path, chosen, arguments):
+                    prefix = deployment._info["route_prefix"]
+                    for chunk in client.stream(prefix, path, chosen, arguments, model_id=model_id):
                         if chunk:
                             data = chunk.encode() if isinstance(chunk, str) else chunk
                             out.write(data)
@@ -210,7 +215,9 @@ def invoke(
                     if output is None and sys.stdout.isatty() and not line_ended:
                         out.write(b"\n")
             else:
-                result = client.invoke(deployment._info["route_prefix"], path, chosen, arguments, assets=asset)
+                result = client.invoke(
+                    deployment._info["route_prefix"], path, chosen, arguments, assets=asset, model_id=model_id
+                )
                 if output is None:
                     print_result(result)
                 else:
@@ -265,17 +272,20 @@ def status(name: NameArgument, as_json: JsonOption = False, url: UrlOption = Non
     print_deployment(info)
     console.print(versions_table(info))
     environment_line(info)
-    replicas = Table(
-        "REPLICA", "STATE", "PID", "IN FLIGHT", "COLD START", "REASON", title=f"Replicas of version {info['version']}"
-    )
+    # MODELS only for a service with multiplexed models: least recently used first, the next to be dropped
+    multiplexed = any(replica.get("models") for replica in info["replicas"])
+    columns = ["REPLICA", "STATE", "PID", "IN FLIGHT", "COLD START", *(["MODELS"] if multiplexed else []), "REASON"]
+    replicas = Table(*columns, title=f"Replicas of version {info['version']}")
     for replica in info["replicas"]:
         cold_start_ms = replica.get("cold_start_ms")
+        models = [escape(", ".join(replica.get("models") or []))] if multiplexed else []
         replicas.add_row(
             replica["replica_id"],
             replica["state"],
             str(replica["pid"]),
             str(replica["in_flight"]),
             "" if cold_start_ms is None else f"{cold_start_ms:.0f} ms",
+            *models,
             escape(replica["reason"] or ""),
         )
     console.print(replicas)

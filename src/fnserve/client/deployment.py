@@ -7,6 +7,7 @@ queues the call as a job and returns a `Job` (`await deployment.ahello.submit(..
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from collections.abc import Sequence
@@ -51,6 +52,8 @@ class Deployment:
         self._routes = method_names(info["endpoints"])
         # An invocation token, when the deploy made one (the service had none): shown here, never again.
         self.token: str | None = info.get("token")
+        self._model_id: str | None = None  # the multiplexed model its calls name (`options`)
+        self._root: Deployment = self  # whose connections it uses: the deployment `options` was called on
 
     # -- what it is ------------------------------------------------------------------------------------------
 
@@ -84,6 +87,20 @@ class Deployment:
         """What the service says of itself (owner only): start date, up time, initializer arguments, API."""
         app = bool((self._info.get("api") or {}).get("http_app"))  # an app's /info is its own (docs/APPS.md)
         return self._client.service_info(self._info["route_prefix"], app=app)
+
+    def options(self, *, multiplexed_model_id: str | None = None) -> Deployment:
+        """This deployment with other call options; it shares this one's connections. `multiplexed_model_id` names
+        the model its calls are for (the `fnserve-model-id` header; Ray Serve's
+        `handle.options(multiplexed_model_id=...)`): the gateway sends them to a replica that holds it.
+
+        Example:
+            >>> deployment.options(multiplexed_model_id="customer-42").predict(text="hi")
+        """
+        if multiplexed_model_id is not None and (not isinstance(multiplexed_model_id, str) or not multiplexed_model_id):
+            raise ValueError(f"multiplexed_model_id must be a non-empty string, got {multiplexed_model_id!r}")
+        other = copy.copy(self)  # the same connections, through `_root`
+        other._model_id = multiplexed_model_id
+        return other
 
     def refresh(self) -> Deployment:
         self._info = self._client.get_service(self.service_id)
@@ -177,9 +194,10 @@ class Deployment:
         return any(e["path"] == path and e["method"] == method and e["streaming"] for e in self._routes.values())
 
     def _async(self) -> AsyncClient:
-        if self._async_client is None:
-            self._async_client = AsyncClient(self._client.url, api_key=self._client.api_key)
-        return self._async_client
+        root = self._root
+        if root._async_client is None:
+            root._async_client = AsyncClient(self._client.url, api_key=self._client.api_key)
+        return root._async_client
 
     def call(
         self,
@@ -196,15 +214,22 @@ class Deployment:
 
         `assets` names uploaded assets (`client.upload_asset(...)["asset_id"]`) that the endpoint reads through its
         `_assets` parameter; `accept` is the call's Accept header (`application/x-npy` for a numpy array as .npy).
+        The multiplexed model it is for, if any, is the one given to `options`.
         """
         method = method.upper()
         url_path = _fill_path(path, arguments)
         if self._is_streaming(path, method):
             if assets:
                 raise TypeError(f"{method} {path} streams; assets go with calls that do not stream")
-            return self._client.stream(self._info["route_prefix"], url_path, method, arguments)
+            return self._client.stream(self._info["route_prefix"], url_path, method, arguments, model_id=self._model_id)
         return self._client.invoke(
-            self._info["route_prefix"], url_path, method, arguments, assets=assets, accept=accept
+            self._info["route_prefix"],
+            url_path,
+            method,
+            arguments,
+            assets=assets,
+            accept=accept,
+            model_id=self._model_id,
         )
 
     async def acall(
@@ -223,9 +248,17 @@ class Deployment:
         if self._is_streaming(path, method):
             if assets:
                 raise TypeError(f"{method} {path} streams; assets go with calls that do not stream")
-            return self._async().stream(self._info["route_prefix"], url_path, method, arguments)
+            return self._async().stream(
+                self._info["route_prefix"], url_path, method, arguments, model_id=self._model_id
+            )
         return await self._async().invoke(
-            self._info["route_prefix"], url_path, method, arguments, assets=assets, accept=accept
+            self._info["route_prefix"],
+            url_path,
+            method,
+            arguments,
+            assets=assets,
+            accept=accept,
+            model_id=self._model_id,
         )
 
     def submit(
@@ -281,11 +314,16 @@ class Deployment:
     def _refuse_streaming(self, path: str, method: str) -> None:
         if self._is_streaming(path, method):
             raise TypeError(f"{method} {path} streams, and streaming endpoints cannot be queued; call it directly")
+        if self._model_id is not None:  # the server refuses it too: jobs do not carry a model id
+            raise TypeError(
+                f"a model id ({self._model_id!r}) applies to direct calls, not to jobs; call {path} directly, or pass "
+                "the model id to the job as an argument"
+            )
 
     async def aclose(self) -> None:
         """Close the async twin's connections (`close()` closes the sync ones)."""
-        if self._async_client is not None:
-            await self._async_client.aclose()
+        if self._root._async_client is not None:
+            await self._root._async_client.aclose()
 
     def __getattr__(self, name: str) -> Any:
         routes = self.__dict__.get("_routes", {})
@@ -307,8 +345,9 @@ class _RouteMethod:
 
     `_assets=["ast-…"]` names uploaded assets for either; it is the name of the endpoint's reserved parameter,
     so it never hides an argument of the endpoint. `_accept="application/x-npy"` asks for an answer other than JSON
-    (a numpy array as .npy, a PIL image as `image/jpeg`), given back as an `fs.Response`. `_policy={...}` overrides a
-    job's limits.
+    (a numpy array as .npy, a PIL image as `image/jpeg`), given back as an `fs.Response`. `_model_id="m1"` names the
+    multiplexed model the call is for (as `deployment.options(multiplexed_model_id=...)`). `_policy={...}` overrides
+    a job's limits.
     """
 
     def __init__(self, deployment: Deployment, endpoint: dict[str, Any], *, is_async: bool) -> None:
@@ -317,11 +356,19 @@ class _RouteMethod:
         self._is_async = is_async
         self.__doc__ = endpoint.get("description") or None
 
-    def __call__(self, *, _assets: Sequence[str] | None = None, _accept: str | None = None, **arguments: Any) -> Any:
+    def __call__(
+        self,
+        *,
+        _assets: Sequence[str] | None = None,
+        _accept: str | None = None,
+        _model_id: str | None = None,
+        **arguments: Any,
+    ) -> Any:
         path, method = self._endpoint["path"], self._endpoint["method"]
+        deployment = self._deployment if _model_id is None else self._deployment.options(multiplexed_model_id=_model_id)
         if self._is_async:
-            return self._deployment.acall(path, method, assets=_assets, accept=_accept, **arguments)
-        return self._deployment.call(path, method, assets=_assets, accept=_accept, **arguments)
+            return deployment.acall(path, method, assets=_assets, accept=_accept, **arguments)
+        return deployment.call(path, method, assets=_assets, accept=_accept, **arguments)
 
     def submit(
         self, *, _assets: Sequence[str] | None = None, _policy: dict[str, Any] | None = None, **arguments: Any

@@ -73,6 +73,10 @@ class ReplicaInfo(BaseModel):
     cold_start_ms: float | None = Field(default=None, description="process start to READY (initializer done)")
     exit_code: int | None
     reason: str | None
+    models: list[str] = Field(
+        default_factory=list,
+        description="the multiplexed models (`@fs.multiplexed`) it holds or is loading, least recently used first",
+    )
 
 
 class DeploymentInfo(BaseModel):

@@ -108,6 +108,8 @@ class Replica:
             "cold_start_ms": self.cold_start_ms,
             "exit_code": self.exit_code,
             "reason": self.reason,
+            # Multiplexed models it holds or loads, least recently used first (composition/model_cache.py)
+            "models": list(self.connection.models) if self.connection is not None else [],
         }
 
 
@@ -149,6 +151,7 @@ class LiveDeployment:
         # Requests waiting for a replica with a free slot (all are at `concurrency`), oldest first.
         self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self.scale_up_wait_s = scale_up_wait_s  # the longest a call waits for a scale-up's replicas (spread.py)
+        self.multiplexed = False  # its replicas have `@fs.multiplexed` loaders: calls may name a model
 
     @property
     def label(self) -> str:
@@ -657,6 +660,7 @@ class Supervisor:
                 replica.connection = connection
                 async with asyncio.timeout(timeouts.replica_init_s):
                     api = await connection.initialized
+                live.multiplexed = live.multiplexed or connection.multiplexed  # its MODELS came before READY
             finally:
                 exited.cancel()
         except TimeoutError:

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from fnserve.auth import Authenticator
+from fnserve.composition.multiplex import MODEL_ID_HEADERS, MODEL_ID_KEY, choose_replica, model_id_from_header
 from fnserve.controlplane.inactive import not_running_error
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
 from fnserve.docs import SERVICE_DOCS_PATH, SERVICE_SPEC_PATH
@@ -83,6 +84,10 @@ VERSION_PATH = "/-/versions/"
 VERSION_HEADER = b"fnserve-version"
 # Where `_handle` notes which service a request reached, for the request metrics.
 SERVICE_SCOPE_KEY = "fnserve.service"
+_MODEL_ID_WITH_JOB = (
+    "a model id (fnserve-model-id) applies to direct calls and streams, not to jobs; call the endpoint directly, or "
+    "pass the model id to the job as an argument"
+)
 
 
 class Gateway:
@@ -170,10 +175,15 @@ class Gateway:
         if live.spec.auth:
             self.authenticator.require_invoke(scope["headers"], live.function.function_id, live.name)
         if is_job_path(rest):
+            if _model_id_of(scope) is not None:
+                raise InvalidRequest(_MODEL_ID_WITH_JOB)
             await self.jobs(scope, receive, send, request_id, live, rest, pinned)
             return
         route, path_params = live.routes.match(method, rest)
         poll, with_assets, content_type, accept = _call_headers(scope)
+        # Only a service with `@fs.multiplexed` loaders looks for a model id (or one with no replica ready yet, which
+        # may have them): the others pay one test (composition/multiplex.py).
+        model_id = _model_id_of(scope) if live.multiplexed or not live.ready else None
         query = query_params(scope)
         context: dict[str, Any] | None = None  # for the replica: a file, a form, the request; a job's assets
         upload: StreamedUpload | None = None  # a large file's body, sent after the call as it arrives
@@ -190,6 +200,8 @@ class Gateway:
             body = await read_body(receive, route.spec.max_body_bytes or self.max_body_bytes)
             require_json(content_type, body)
         if poll is not None:  # run it as a job: its answer if it finishes within the window, else a 202 to poll
+            if model_id is not None:
+                raise InvalidRequest(_MODEL_ID_WITH_JOB)
             # An empty value asks for the default window.
             poll_s = parse_seconds(
                 poll or None, default=DEFAULT_POLL_S, limit=MAX_POLL_S, name="the fnserve-poll-seconds header"
@@ -210,11 +222,15 @@ class Gateway:
         if accept is not None and _may_ask_for_media(accept) and not route.spec.streaming:
             # It may ask for another encoding of the answer (a numpy array as .npy, an image as JPEG): responses.py
             context = {**(context or {}), ACCEPT_KEY: accept.decode("latin-1")}
-        connection = live.picker.pick(live.ready)
-        if connection is None:
-            connection = await self._cold_start(live)
-        if connection.in_flight and connection.in_flight >= live.slot_limit():  # a limit is at least 1
-            connection = await self._wait_for_slot(live)
+        if model_id is None:
+            connection = live.picker.pick(live.ready)
+            if connection is None:
+                connection = await self._cold_start(live)
+            if connection.in_flight and connection.in_flight >= live.slot_limit():  # a limit is at least 1
+                connection = await self._wait_for_slot(live)
+        else:  # to a replica that holds the model, or loads it (composition/multiplex.py)
+            context = {**(context or {}), MODEL_ID_KEY: model_id}
+            connection = await self._replica_for_model(live, model_id)
         if route.spec.streaming:
             batches = connection.stream(route.index, body, path_params, query, context)
             media_type = route.spec.media_type
@@ -332,6 +348,15 @@ class Gateway:
         if connection.in_flight and connection.in_flight >= live.slot_limit():
             connection = await self._wait_for_slot(live)
         return connection
+
+    async def _replica_for_model(self, live: LiveDeployment, model_id: str) -> ReplicaConnection:
+        """A replica with a free slot for a call of `model_id`: one that holds it, else the least loaded; when none
+        has a free slot (or none is ready), the first to have one, as for any call, then the best choice again."""
+        connection = choose_replica(live.ready, model_id, live.slot_limit())
+        if connection is not None:
+            return connection
+        connection = await self.replica_for(live)
+        return choose_replica(live.ready, model_id, live.slot_limit()) or connection
 
     async def _other_body(
         self,
@@ -569,6 +594,17 @@ def _call_headers(scope: Scope) -> tuple[bytes | None, bool, bytes | None, bytes
         elif name == ASSETS_HEADER:
             with_assets = True
     return poll, with_assets, content_type, accept
+
+
+def _model_id_of(scope: Scope) -> str | None:
+    """The multiplexed model a call names: `fnserve-model-id`, or Ray Serve's `serve_multiplexed_model_id`."""
+    for name, value in scope["headers"]:
+        if name in MODEL_ID_HEADERS:
+            try:
+                return model_id_from_header(value)
+            except ValueError as exc:
+                raise InvalidRequest(f"the {name.decode()} header: {exc}") from None
+    return None
 
 
 def _may_ask_for_media(accept: bytes) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from fnserve.composition.multiplex import MODEL_ID_KEY
 from fnserve.errors import FnserveError, InvocationTimeout, ReplicaCrashed, error_from_code
 from fnserve.gateway.exchange import STREAM_END as _STREAM_END
 from fnserve.gateway.exchange import Exchange
@@ -73,6 +74,13 @@ class ReplicaConnection(asyncio.Protocol):
         self.on_release: Callable[[], None] | None = None
         # Called with (endpoint index, size, wait_s) for each batch a batched endpoint starts (BATCH frames).
         self.on_batch: Callable[[int, int, float], None] | None = None
+        # Multiplexed models (composition/multiplex.py): what the replica last reported it holds (MODELS), its loads
+        # and evictions so far, and the calls in flight to it by model id (while the first one loads it).
+        self.multiplexed = False  # it sent MODELS: its service has `@fs.multiplexed` loaders
+        self.models: tuple[str, ...] = ()
+        self.model_loads = 0
+        self.model_evictions = 0
+        self.model_calls: dict[str, int] = {}
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------
 
@@ -170,6 +178,10 @@ class ReplicaConnection(asyncio.Protocol):
         elif kind == Kind.BATCH:
             if self.on_batch is not None:
                 self.on_batch(message[1], message[2], message[3])
+        elif kind == Kind.MODELS:
+            self.multiplexed = True
+            self.models = tuple(message[1])
+            self.model_loads, self.model_evictions = message[2], message[3]
         elif kind == Kind.HELLO:
             self._on_hello(self, message[1], message[2])
         elif kind == Kind.READY and not self.initialized.done():
@@ -219,11 +231,13 @@ class ReplicaConnection(asyncio.Protocol):
         request_id = next(self._ids)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes | Response] = loop.create_future()
+        model_id = None
         try:
             if context is None:
                 self._send(Kind.CALL, request_id, endpoint_index, body, path, query)
             else:
                 self._send(Kind.CALL, request_id, endpoint_index, body, path, query, context)
+                model_id = self._hold_model(context)
         except BaseException:
             if reserved:
                 self.unreserve()
@@ -241,6 +255,8 @@ class ReplicaConnection(asyncio.Protocol):
                 pump.cancel()
                 self._exchanges.pop(request_id, None)
             self.in_flight -= 1
+            if model_id is not None:
+                self._drop_model(model_id)
             if self.on_release is not None:
                 self.on_release()
             if timer is not None:
@@ -258,6 +274,20 @@ class ReplicaConnection(asyncio.Protocol):
         except (FnserveError, ClientDisconnected) as exc:
             if not future.done():
                 future.set_exception(exc)
+
+    def _hold_model(self, context: dict[str, Any]) -> str | None:
+        """Count a call for a multiplexed model while it is in flight: the replica holds or loads that model."""
+        model_id: str | None = context.get(MODEL_ID_KEY)
+        if model_id is not None:
+            self.model_calls[model_id] = self.model_calls.get(model_id, 0) + 1
+        return model_id
+
+    def _drop_model(self, model_id: str) -> None:
+        left = self.model_calls[model_id] - 1
+        if left:
+            self.model_calls[model_id] = left
+        else:
+            del self.model_calls[model_id]
 
     def _expire(self, request_id: int, timeout_s: float) -> None:
         future = self._calls.pop(request_id, None)
@@ -284,10 +314,12 @@ class ReplicaConnection(asyncio.Protocol):
         when the replica is ahead, so the caller writes them in one go). Closing early cancels it."""
         request_id = next(self._ids)
         queue: asyncio.Queue[Any] = asyncio.Queue()
+        model_id = None
         if context is None:
             self._send(Kind.CALL, request_id, endpoint_index, body, path, query)
         else:
             self._send(Kind.CALL, request_id, endpoint_index, body, path, query, context)
+            model_id = self._hold_model(context)
         self._streams[request_id] = queue
         self.in_flight += 1
         try:
@@ -309,6 +341,8 @@ class ReplicaConnection(asyncio.Protocol):
                 item = await queue.get()
         finally:
             self.in_flight -= 1
+            if model_id is not None:
+                self._drop_model(model_id)
             if self.on_release is not None:
                 self.on_release()
             if self._streams.pop(request_id, None) is not None and self.is_open:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import inspect
 import json
 import threading
@@ -340,7 +341,7 @@ class _ThreadedGenerator:
         self.error: BaseException | None = None
 
     def start(self, pool: ThreadPoolExecutor) -> None:
-        pool.submit(self._produce)
+        pool.submit(contextvars.copy_context().run, self._produce)  # the call's model id too (model_cache.py)
 
     def _produce(self) -> None:
         try:

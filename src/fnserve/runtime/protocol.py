@@ -30,6 +30,12 @@ Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `Fr
                        BATCH    [kind, endpoint_index, size: int, wait_s: float]
                                 a batched endpoint (`@fs.batch`) started a batch of `size` calls, the first of which
                                 waited `wait_s` for it; one frame per batch, for /metrics, never for other endpoints
+                       MODELS   [kind, model_ids: [str], loads: int, evictions: int]
+                                the models its `@fs.multiplexed` loaders hold or are loading (least recently used
+                                first), and how many loads and evictions it made so far: once before READY (then the
+                                server looks for model ids in this service's calls), then whenever they change; never
+                                for a service without such a loader (composition/model_cache.py). A CALL that names a
+                                model carries it in its context: {"model_id": str}
 
 An app service (an ASGI app served as it is: fnserve/apps/, docs/APPS.md) takes HTTP requests and WebSockets whole.
 An ordinary endpoint meets only BODY and BODY_ACK, for a large upload; CALL/RESULT do no more work than before.
@@ -110,6 +116,7 @@ class Kind(enum.IntEnum):
     WS_MESSAGE = 26
     WS_CLOSE = 27
     BATCH = 36  # apart from the numbers handles (28...) and multiplexing (40) take
+    MODELS = 40
 
 
 class ProtocolError(Exception):

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import inspect
 import os
 import sys
+import threading
 import traceback
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,8 @@ from fnserve._tracebacks import user_traceback
 from fnserve.apps.lifespan import AppStartupFailed
 from fnserve.apps.load import as_asgi
 from fnserve.apps.serving import AppServing
+from fnserve.composition import model_cache
+from fnserve.composition.multiplex import MODEL_ID_KEY
 from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
 from fnserve.runtime.health import ReplicaHealth
@@ -239,7 +244,12 @@ class ReplicaServer(asyncio.Protocol):
         except FnserveError as exc:
             self.send(Kind.ERROR, request_id, exc.code, exc.message, exc.details)
             return
-        future = self.pool.submit(endpoint.call_in_thread, kwargs)
+        if context is None or MODEL_ID_KEY not in context:
+            future = self.pool.submit(endpoint.call_in_thread, kwargs)
+        else:  # the thread runs with the call's model id (fs.get_multiplexed_model_id())
+            future = self.pool.submit(
+                model_cache.run_with_model_id, context[MODEL_ID_KEY], endpoint.call_in_thread, kwargs
+            )
         self.calls[request_id] = future
         loop = asyncio.get_running_loop()
         future.add_done_callback(lambda done: loop.call_soon_threadsafe(self.finish_call, request_id, done))
@@ -274,6 +284,8 @@ class ReplicaServer(asyncio.Protocol):
                 raise InternalError("replica received a call before its initializer finished")
             endpoint = self.endpoints[endpoint_index]
             kwargs = endpoint.arguments(body, path, query, context)
+            if context is not None and MODEL_ID_KEY in context:  # this task's own: fs.get_multiplexed_model_id()
+                model_cache.set_model_id(context[MODEL_ID_KEY])
             if endpoint.spec.streaming:
                 async for chunk in endpoint.stream(kwargs, self.pool):
                     self.send(Kind.CHUNK, request_id, chunk)
@@ -354,8 +366,33 @@ async def serve(options: WorkerOptions) -> None:
             bound.batcher.report = functools.partial(server.send, Kind.BATCH, index)
     server.health = health
     server.ready = True
+    if model_cache.loaders_defined():  # MODELS before READY: the server learns the service takes model ids
+        model_cache.report_to(_models_reporter(server, loop))
     server.send(Kind.READY, api)
     await done
+
+
+def _models_reporter(server: ReplicaServer, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """What `@fs.multiplexed` loaders hold, sent as a MODELS frame when it changed: at once from the loop's thread (so
+    the first report goes before READY), through the loop from an endpoint's thread (before that call's RESULT, which
+    is queued after it)."""
+    loop_thread = threading.get_ident()
+    last: list[tuple[list[str], int, int]] = []
+
+    def send() -> None:
+        state = model_cache.snapshot()
+        if not last or state != last[0]:
+            last[:] = [state]
+            server.send(Kind.MODELS, *state)
+
+    def changed() -> None:
+        if threading.get_ident() == loop_thread:
+            send()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the replica is exiting
+            loop.call_soon_threadsafe(send)
+
+    return changed
 
 
 def wait_for_assignment() -> list[str]:
