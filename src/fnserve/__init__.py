@@ -31,6 +31,7 @@ if typing.TYPE_CHECKING:
     from fnserve.client.api import AsyncClient, Client
     from fnserve.client.deployment import Deployment
     from fnserve.client.jobs import AsyncJob, Job
+    from fnserve.composition.handles import handle
     from fnserve.sdk.deploy import deploy, get_deployment
     from fnserve.sdk.model_deploy import deploy_model
 
@@ -47,6 +48,7 @@ _LAZY = {
     "deploy": "fnserve.sdk.deploy",
     "deploy_model": "fnserve.sdk.model_deploy",
     "get_deployment": "fnserve.sdk.deploy",
+    "handle": "fnserve.composition.handles",
 }
 
 
@@ -86,5 +88,6 @@ __all__ = [
     "endpoint",
     "errors",
     "get_deployment",
+    "handle",
     "service",
 ]

@@ -359,11 +359,20 @@ class ServiceSpec(_Spec):
     max_body_bytes: int | None = Field(
         default=None, gt=0, le=100_000_000_000, description="an app's largest request body; None: the server's"
     )
+    # The services its replicas may call through handles (composition/, docs/COMPOSITION.md); any other is forbidden.
+    uses: list[str] = Field(default_factory=list, max_length=100)
 
     @field_validator("requirements", mode="before")
     @classmethod
     def _check_requirements(cls, value: Any) -> list[str] | None:
         return None if value is None else check_requirements(value)
+
+    @field_validator("uses")
+    @classmethod
+    def _check_uses(cls, value: list[str]) -> list[str]:
+        for name in value:
+            check_service_name(name)
+        return value
 
     @field_validator("python")
     @classmethod

@@ -30,6 +30,7 @@ class ReplicaLaunch:
     # None: the server's interpreter and packages.
     python: Path | None = None
     overlay: Path | None = None
+    credential: str = ""  # what its HELLO proves it is this replica with; passed in its environment, never its argv
 
     def worker_args(self) -> list[str]:
         args = ["--connect", self.connect, "--replica-id", self.replica_id, "--max-threads", str(self.max_threads)]

@@ -24,6 +24,9 @@ from fnserve._malloc import keep_large_buffers
 from fnserve._tracebacks import user_traceback
 from fnserve.apps.load import as_asgi
 from fnserve.apps.serving import AppServing
+from fnserve.composition.channel import ContextPool, HandleChannel, current_call, inbound
+from fnserve.composition.channel import install as install_channel
+from fnserve.composition.credentials import CREDENTIAL_VARIABLE
 from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
 from fnserve.runtime.health import ReplicaHealth
@@ -47,6 +50,7 @@ class WorkerOptions:
     pickle_path: Path | None
     init_path: Path | None
     max_threads: int
+    credential: str = ""  # what HELLO carries to prove which replica this is (composition/credentials.py)
 
 
 def parse_args(argv: list[str] | None = None) -> WorkerOptions:
@@ -61,7 +65,8 @@ def parse_args(argv: list[str] | None = None) -> WorkerOptions:
     args = parser.parse_args(argv)
     if (args.pickle_path is None) == (args.code_dir is None or args.entrypoint is None):
         parser.error("give either --pickle, or --code-dir with --entrypoint")
-    return WorkerOptions(**vars(args))
+    # Out of the environment before user code runs, so neither it nor its subprocesses see it.
+    return WorkerOptions(**vars(args), credential=os.environ.pop(CREDENTIAL_VARIABLE, ""))
 
 
 def load_service(options: WorkerOptions) -> Service[Any]:
@@ -119,13 +124,17 @@ class ReplicaServer(asyncio.Protocol):
         # Calls whose upload is still arriving (runtime/spool.py): (endpoint index, path parameters, upload)
         self.uploads: dict[int, tuple[int, dict[str, str], SpooledUpload]] = {}
         self.ready = False
+        self.channel: HandleChannel | None = None  # this replica's calls to other services (composition/)
+        self.composing = False  # its service uses others: each call's id and deadline are kept for its handle calls
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         self.writer = FrameWriter(self.transport)
-        self.send(Kind.HELLO, self.options.replica_id, os.getpid())
+        self.send(Kind.HELLO, self.options.replica_id, os.getpid(), self.options.credential)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.channel is not None:
+            self.channel.close()
         if not self.done.done():
             self.done.set_result(None)
 
@@ -149,6 +158,9 @@ class ReplicaServer(asyncio.Protocol):
                 call = self.calls.pop(message[1], None)
                 if call is not None:
                     call.cancel()  # a sync call already running in a thread finishes, and its result is dropped
+                    if self.composing:  # and its handle calls are cancelled, in their replicas too
+                        assert self.channel is not None
+                        self.channel.cancel_inbound(message[1])
                 elif self.uploads:
                     self.drop_upload(message[1])
             elif kind == Kind.PING:
@@ -161,6 +173,8 @@ class ReplicaServer(asyncio.Protocol):
                 asyncio.ensure_future(self.shutdown())
             elif kind == Kind.BODY and message[1] in self.uploads:
                 self.upload_part(message)
+            elif self.channel is not None and self.channel.is_answer(kind):  # to one of our handle calls
+                self.channel.answer(message)
             elif self.app is not None:
                 self.app_frame(kind, message)
 
@@ -212,6 +226,24 @@ class ReplicaServer(asyncio.Protocol):
         if context is not None and UPLOAD_KEY in context:  # its body follows in BODY frames: spooled first
             self.uploads[request_id] = (endpoint_index, path, SpooledUpload(request_id, query, context, self.send))
             return
+        if self.composing:  # the call's task or thread sees it (a copy of this context): its handle calls carry it on
+            token = current_call.set(inbound(request_id, context))
+            try:
+                self.run_call(request_id, endpoint_index, body, path, query, context)
+            finally:
+                current_call.reset(token)
+            return
+        self.run_call(request_id, endpoint_index, body, path, query, context)
+
+    def run_call(
+        self,
+        request_id: int,
+        endpoint_index: int,
+        body: bytes,
+        path: dict[str, str],
+        query: dict[str, Any],
+        context: dict[str, Any] | None,
+    ) -> None:
         endpoint = self.endpoints[endpoint_index] if self.ready else None
         if endpoint is None or not endpoint.runs_in_thread:
             self.calls[request_id] = asyncio.ensure_future(
@@ -304,8 +336,14 @@ async def serve(options: WorkerOptions) -> None:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     _, server = await loop.create_unix_connection(lambda: ReplicaServer(options, done), options.connect)
+    server.channel = HandleChannel(server.send, loop)
+    install_channel(server.channel)  # fs.handle(...) in this process calls over this connection
     try:
         service, state = await asyncio.to_thread(initialize, options)
+        if service.spec.uses:  # pool threads run in their caller's context, so handle calls know their call
+            server.pool.shutdown(wait=False)
+            server.pool = ContextPool(max_workers=options.max_threads, thread_name_prefix="fnserve-endpoint")
+            server.composing = True
         health = None if service.health is None else ReplicaHealth(service.health, state)
         if service.spec.http_app is not None:  # its lifespan runs on this loop, where its requests will
             server.app = AppServing(as_asgi(state, service.spec, max_threads=options.max_threads), server.send)

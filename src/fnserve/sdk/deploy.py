@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fnserve.archive import PackedProject, packed_project
 from fnserve.client.api import Client
@@ -16,6 +16,9 @@ from fnserve.sdk.loader import dumps_by_value, dumps_init_arguments, module_name
 from fnserve.sdk.service import Service
 from fnserve.sdk.source_scan import pick_scanned
 from fnserve.spec import ServiceSpec
+
+if TYPE_CHECKING:
+    from fnserve.composition.graph import Application
 
 
 def with_project_requirements(spec: ServiceSpec, root: Path) -> ServiceSpec:
@@ -35,11 +38,18 @@ def read_project_requirements(root: Path) -> list[str] | None:
     return None if found is None else found[0]
 
 
-def deploy(service: Service[Any], *, url: str | None = None, api_key: str | None = None) -> Callable[..., Deployment]:
+def deploy(
+    service: Service[Any] | Application, *, url: str | None = None, api_key: str | None = None
+) -> Callable[..., Deployment]:
     """Prepare a deployment of `service`; call the result with the initializer's arguments to deploy it.
 
     The service travels by value (cloudpickle), so the server needs no copy of your module. The call
     returns at once with the deployment in DEPLOYING; `.wait()` blocks until it is ACTIVE.
+
+    A graph deploys whole: a service whose `uses=[...]` holds services, or an application (`Ingress.bind(
+    Model.bind())`): the services it uses are deployed first, leaves first, each waited for until ACTIVE; a cycle or
+    a missing dependency fails before anything starts (docs/COMPOSITION.md). The initializer's arguments go to the
+    root service; bind them with `.bind(...)` to give others theirs.
 
     Args:
         service: a `@fs.service`.
@@ -51,8 +61,12 @@ def deploy(service: Service[Any], *, url: str | None = None, api_key: str | None
         >>> client.hello(number=7)
         'Hi My favorite number is 7'
     """
+    from fnserve.composition.graph import is_graph
+
+    if is_graph(service):
+        return _deploy_graph(service, url=url, api_key=api_key)
     if not isinstance(service, Service):
-        raise TypeError(f"fs.deploy() takes a @fs.service, got {service!r}")
+        raise TypeError(f"fs.deploy() takes a @fs.service or an application (Service.bind(...)), got {service!r}")
 
     def start(*init_args: Any, **init_kwargs: Any) -> Deployment:
         service.check_init_arguments(init_args, init_kwargs)
@@ -62,6 +76,42 @@ def deploy(service: Service[Any], *, url: str | None = None, api_key: str | None
             return submit(service, client, code_kind="pickle", code=code, init_args=init_args, init_kwargs=init_kwargs)
         except BaseException:
             client.close()  # no handle is returned, so nobody else could close its connections
+            raise
+
+    return start
+
+
+def _deploy_graph(
+    root: Service[Any] | Application, *, url: str | None, api_key: str | None
+) -> Callable[..., Deployment]:
+    from fnserve.composition.graph import Application, deploy_graph, plan
+
+    levels = plan(root)  # a cycle fails here, before anything is sent
+
+    def start(*init_args: Any, **init_kwargs: Any) -> Deployment:
+        if isinstance(root, Application) and (init_args or init_kwargs):
+            raise TypeError(f"{root.name}'s arguments are bound already (.bind(...)); call fs.deploy(app)() bare")
+        if init_args or init_kwargs:
+            levels[-1][0].args, levels[-1][0].kwargs = init_args, init_kwargs
+        client = Client(url, api_key=api_key)
+
+        def one(node: Any) -> Deployment:
+            node.service.check_init_arguments(node.args, node.kwargs)
+            code = dumps_by_value(node.service, module_name=node.service.__module__)
+            return submit(
+                node.service,
+                client,
+                code_kind="pickle",
+                code=code,
+                init_args=node.args,
+                init_kwargs=node.kwargs,
+                spec=node.spec,
+            )
+
+        try:
+            return deploy_graph(levels, client, one)
+        except BaseException:
+            client.close()
             raise
 
     return start

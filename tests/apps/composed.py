@@ -1,0 +1,158 @@
+"""A graph of services calling each other through handles: preprocess → model-a and model-b → combine.
+
+`combine` declares the three it uses as service objects, so `fs.deploy(combine)()` deploys all four, leaves first.
+`model-a` is sync (its calls run in threads), `model-b` async. A few endpoints exist for one test each: a slow call
+(a replica killed under it), a call that waits until cancelled (marker files say what the leaf saw), a call to a
+service `combine` does not declare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import fnserve as fs
+
+
+@fs.service(name="preprocess", auth=False)
+def preprocess() -> dict[str, Any]:
+    return {}
+
+
+@preprocess.endpoint("/clean")
+def clean(text: str) -> str:
+    return text.strip().lower()
+
+
+@fs.service(name="model-a")
+def model_a() -> dict[str, Any]:
+    return {}
+
+
+@model_a.endpoint("/predict")
+def predict_a(text: str) -> dict[str, Any]:
+    return {"model": "a", "words": len(text.split()), "pid": os.getpid()}
+
+
+@model_a.endpoint("/tokens", streaming=True)
+def tokens_a(text: str) -> Iterator[str]:
+    yield from text.split()
+
+
+@model_a.endpoint("/slow")
+def slow_a(seconds: float, marker: str = "") -> str:
+    if marker:
+        Path(marker).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return "slept"
+
+
+@model_a.endpoint("/fail")
+def fail_a(message: str) -> str:
+    raise ValueError(message)
+
+
+@fs.service(name="model-b")
+def model_b() -> dict[str, Any]:
+    return {}
+
+
+@model_b.endpoint("/predict")
+async def predict_b(text: str) -> dict[str, Any]:
+    return {"model": "b", "chars": len(text)}
+
+
+@model_b.endpoint("/wait")
+async def wait_b(started: str, cancelled: str) -> str:
+    """Waits until cancelled; the marker files say it started, and that the cancel reached it."""
+    Path(started).write_text("started")
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        Path(cancelled).write_text("cancelled")
+        raise
+    return "not cancelled"
+
+
+@fs.service(name="combine", uses=[preprocess, model_a, model_b])
+def combine() -> dict[str, Any]:
+    return {"pre": fs.handle("preprocess"), "a": fs.handle(model_a), "b": fs.handle("model-b")}
+
+
+@combine.endpoint("/sync")
+def run_sync(text: str, pre: Any, a: Any, b: Any) -> dict[str, Any]:
+    cleaned = pre.clean(text=text)
+    return {"cleaned": cleaned, "a": a.predict(text=cleaned), "b": b.predict(text=cleaned)}
+
+
+@combine.endpoint("/async")
+async def run_async(text: str, pre: Any, a: Any, b: Any) -> dict[str, Any]:
+    cleaned = await pre.clean(text=text)
+    got_a, got_b = await asyncio.gather(a.predict(text=cleaned), b.predict(text=cleaned))
+    return {"cleaned": cleaned, "a": got_a, "b": got_b}
+
+
+@combine.endpoint("/words", streaming=True)
+async def words(text: str, a: Any) -> AsyncIterator[str]:
+    async for word in a.tokens(text=text):
+        yield word.upper() + "\n"
+
+
+@combine.endpoint("/words-sync", streaming=True)
+def words_sync(text: str, a: Any) -> Iterator[str]:
+    for word in a.tokens(text=text):
+        yield word + "\n"
+
+
+@combine.endpoint("/pinned")
+async def pinned(text: str, version: int, a: Any) -> dict[str, Any]:
+    result: dict[str, Any] = await a.options(version=version).predict(text=text)
+    return result
+
+
+@combine.endpoint("/job")
+def job(text: str, a: Any) -> dict[str, Any]:
+    submitted = a.predict.submit(text=text)
+    return {"id": submitted.id, "output": submitted.result(timeout_s=20)}
+
+
+@combine.endpoint("/ajob")
+async def ajob(text: str, b: Any) -> Any:
+    submitted = await b.predict.submit(text=text)
+    return await submitted.result(timeout_s=20)
+
+
+@combine.endpoint("/slow")
+def slow(seconds: float, marker: str, a: Any) -> str:
+    result: str = a.slow(seconds=seconds, marker=marker)
+    return result
+
+
+@combine.endpoint("/fail")
+async def fail(message: str, a: Any) -> str:
+    try:
+        await a.fail(message=message)
+    except fs.errors.FunctionError as exc:
+        return f"caught {exc.code}: {exc.message}"
+    return "no error"
+
+
+@combine.endpoint("/chain")
+async def chain(started: str, cancelled: str, b: Any) -> str:
+    result: str = await b.wait(started=started, cancelled=cancelled)
+    return result
+
+
+@combine.endpoint("/chain-sync")
+def chain_sync(started: str, cancelled: str, b: Any) -> str:
+    result: str = b.wait(started=started, cancelled=cancelled)
+    return result
+
+
+@combine.endpoint("/undeclared")
+def undeclared() -> Any:
+    return fs.handle("secret-service").read()
