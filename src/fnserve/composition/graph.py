@@ -8,14 +8,17 @@ services with one name, or a dependency named by a string that neither the graph
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fnserve.client.api import Client
 from fnserve.client.deployment import Deployment
 from fnserve.composition.handles import Handle
 from fnserve.errors import FnserveError, ServiceNotFound, SpecError
+from fnserve.sdk.loader import import_module_from, module_name_for, split_target
 from fnserve.sdk.service import Service
 from fnserve.spec import ServiceSpec
 
@@ -158,6 +161,38 @@ def check_named(levels: list[list[Node]], client: Client) -> None:
                         f"service {node.name!r} uses {name!r}, which is neither in the graph nor deployed; deploy "
                         f"{name!r} first, or give the service object in uses=[...]"
                     ) from None
+
+
+def graph_target(target: str) -> tuple[Service[Any] | Application, Path] | None:
+    """What `fnserve deploy app.py:app` names, when it is a graph (an application, or a service that uses services
+    given as objects), and its project folder; None for anything else (the single-service path handles it)."""
+    location, attribute = split_target(target)
+    if attribute is None:
+        return None
+    if location.endswith(".py") or "/" in location or Path(location).is_file():
+        path = Path(location)
+        if not path.is_file():
+            return None
+        root = path.resolve().parent
+        module_name = module_name_for(path, root)
+    else:
+        root, module_name = Path.cwd(), location
+    found = getattr(import_module_from(root, module_name), attribute, None)
+    if isinstance(found, Service | Application) and is_graph(found):
+        return found, root
+    return None
+
+
+def entrypoint_of(service: Service[Any]) -> str:
+    """`module:attribute` of a service of the project, for its replicas to import it."""
+    module = sys.modules.get(service.__module__)
+    for name, value in vars(module or object()).items():
+        if value is service:
+            return f"{service.__module__}:{name}"
+    raise SpecError(
+        f"service {service.name!r} is not a top-level name of its module {service.__module__}; a graph deployed "
+        "from a project imports each of its services by name"
+    )
 
 
 def deploy_graph(

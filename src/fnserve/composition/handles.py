@@ -66,7 +66,9 @@ def handle(
 class Handle:
     """Another service; made by `fs.handle(...)`. Endpoints are attributes: `handle.embed(text=...)`."""
 
-    def __init__(self, name: str, version: int | None, *, url: str | None, api_key: str | None) -> None:
+    def __init__(
+        self, name: str, version: int | None = None, *, url: str | None = None, api_key: str | None = None
+    ) -> None:
         self._name = name
         self._version = version
         self._url = url

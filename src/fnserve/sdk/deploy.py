@@ -153,6 +153,49 @@ def deploy_project(
         )
 
 
+def deploy_project_graph(
+    root_target: Service[Any] | Application,
+    root: Path,
+    *,
+    client: Client,
+    init_kwargs: dict[str, Any] | None = None,
+    replicas: int | None = None,
+    keep_old: bool = False,
+    on_packed: Callable[[PackedProject], None] | None = None,
+) -> Deployment:
+    """`fnserve deploy app.py:app` for a graph: the project uploaded once, each service deployed from it (its own
+    `module:attribute`), leaves first; `init_kwargs` and `replicas` are the root service's."""
+    from fnserve.composition.graph import Application, deploy_graph, entrypoint_of, plan
+
+    levels = plan(root_target)
+    top = levels[-1][0]
+    if init_kwargs:
+        if isinstance(root_target, Application):
+            raise SpecError(f"{top.name}'s arguments are bound already (.bind(...)); leave out --init")
+        top.kwargs = init_kwargs
+    entrypoints = {node.name: entrypoint_of(node.service) for level in levels for node in level}
+    with packed_project(root) as packed:
+        if on_packed is not None:
+            on_packed(packed)
+
+        def one(node: Any) -> Deployment:
+            node.service.check_init_arguments(node.args, node.kwargs)
+            return submit(
+                node.service,
+                client,
+                spec=with_project_requirements(node.spec, root),
+                code_kind="archive",
+                code=packed,
+                init_args=node.args,
+                init_kwargs=node.kwargs,
+                entrypoint=entrypoints[node.name],
+                replicas=replicas if node is top else None,
+                keep_old=keep_old,
+            )
+
+        return deploy_graph(levels, client, one)
+
+
 def deploy_described(
     path: Path,
     attribute: str | None,
