@@ -80,9 +80,22 @@ class ContextPool(ThreadPoolExecutor):
         return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
 
 
+class _OneAnswer:
+    """Where a call that has one answer, awaited on the loop, gets it: a future (cheaper than a queue)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self.future = future
+
+    def put_nowait(self, message: Any) -> None:
+        if not self.future.done():
+            self.future.set_result(message)
+
+
 @dataclass(slots=True)
 class _Pending:
-    answers: asyncio.Queue[Any] | queue.Queue[Any]
+    answers: asyncio.Queue[Any] | queue.Queue[Any] | _OneAnswer
     inbound_id: int | None
     target: str
 
@@ -130,7 +143,7 @@ class HandleChannel:
 
     def _start(
         self,
-        answers: asyncio.Queue[Any] | queue.Queue[Any],
+        answers: asyncio.Queue[Any] | queue.Queue[Any] | _OneAnswer,
         target: str,
         version: int | None,
         op: str,
@@ -174,10 +187,10 @@ class HandleChannel:
         self, target: str, version: int | None, op: str, name: str, body: bytes, options: dict[str, Any]
     ) -> Any:
         """One answer (RESULT or MEDIA), from the loop."""
-        answers: asyncio.Queue[Any] = asyncio.Queue()
-        call_id = self._start(answers, target, version, op, name, body, options)
+        answer = _OneAnswer(self._loop.create_future())
+        call_id = self._start(answer, target, version, op, name, body, options)
         try:
-            return _value(await answers.get(), target)
+            return _value(await answer.future, target)
         finally:
             self._give_up(call_id)
 
