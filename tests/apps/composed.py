@@ -78,6 +78,11 @@ async def wait_b(started: str, cancelled: str) -> str:
     return "not cancelled"
 
 
+@model_b.endpoint("/items/{item_id}", method="GET")
+def item_b(item_id: int, scale: int = 1) -> dict[str, int]:
+    return {"item_id": item_id, "scaled": item_id * scale}
+
+
 @fs.service(name="combine", uses=[preprocess, model_a, model_b])
 def combine() -> dict[str, Any]:
     return {"pre": fs.handle("preprocess"), "a": fs.handle(model_a), "b": fs.handle("model-b")}
@@ -156,3 +161,18 @@ def chain_sync(started: str, cancelled: str, b: Any) -> str:
 @combine.endpoint("/undeclared")
 def undeclared() -> Any:
     return fs.handle("secret-service").read()
+
+
+@combine.endpoint("/item")
+async def item(item_id: int, b: Any) -> Any:
+    return await b.items(item_id=item_id, scale=10)
+
+
+@combine.endpoint("/call-facts")
+def call_facts() -> dict[str, Any]:
+    """What this replica knows of the call it serves: the request id and deadline its handle calls carry on."""
+    from fnserve.composition.channel import current_call
+
+    call = current_call.get()
+    assert call is not None
+    return {"request_id": call.request_id, "remaining_s": call.remaining_s()}

@@ -72,6 +72,28 @@ def test_stream_through_a_handle(graph: tuple[str, fs.Deployment]) -> None:
     assert "".join(deployment.call("/words-sync", text="one two three")) == "one\ntwo\nthree\n"
 
 
+def test_path_parameters_go_in_the_path(graph: tuple[str, fs.Deployment]) -> None:
+    """`/items/{item_id}` (GET) is `.items(item_id=...)`: the server puts the argument in the path, as the client
+    would; the other arguments stay arguments."""
+    _, deployment = graph
+    assert deployment.call("/item", item_id=4) == {"item_id": 4, "scaled": 40}
+
+
+def test_the_request_id_and_deadline_reach_the_replica(graph: tuple[str, fs.Deployment]) -> None:
+    """A replica of a service that uses others knows the request id of the call it serves (the one the client sees
+    in X-Request-ID) and its deadline: what its handle calls carry on."""
+    url, deployment = graph
+    response = httpx.post(
+        f"{url}/combine/call-facts",
+        json={},
+        headers={"authorization": f"Bearer {deployment._client.api_key}", "x-request-id": "trace-me-42"},
+        timeout=10,
+    )
+    facts = response.json()
+    assert facts["request_id"] == response.headers["x-request-id"] == "trace-me-42"
+    assert 0 < facts["remaining_s"] <= 300
+
+
 def test_a_submitted_job_gives_its_result(graph: tuple[str, fs.Deployment]) -> None:
     """`h.method.submit(...)` queues a job of the target; `.result()` waits for it (sync and async code)."""
     _, deployment = graph

@@ -193,6 +193,11 @@ class HandleCalls:
                 f"service {live.name!r} has no endpoint {name}(); its endpoints: {', '.join(routes) or 'none'}",
                 details={"service": live.name},
             )
+        if route.spec.request_parameter is not None:
+            raise InvalidRequest(
+                f"{live.name}.{name}() takes the HTTP request itself ({route.spec.request_parameter}: fs.Request), "
+                "which a handle call does not have; call it over HTTP"
+            )
         path_params: dict[str, str] = {}
         names = path_parameters(route.spec.path)
         if names:
