@@ -206,6 +206,20 @@ def test_handle_from_a_client_process(graph: tuple[str, fs.Deployment]) -> None:
         assert pinned.predict(text="z")["model"] == "a"
 
 
+def test_handle_from_a_client_holding_only_a_token(graph: tuple[str, fs.Deployment]) -> None:
+    """A caller with a service token (no owner key, so no /v1) gets the endpoints from the service's public docs and
+    calls with its token; the token of another service is refused."""
+    url, _ = graph
+    with fs.Client(url) as client:
+        token = client.create_token("model-a")["token"]
+        other = client.create_token("model-b")["token"]
+    with fs.handle(model_a, url=url, api_key=token) as handle:
+        assert handle.predict(text="one two")["words"] == 2
+        assert list(handle.tokens(text="x y z")) == ["x", "y", "z"]
+    with fs.handle("model-a", url=url, api_key=other) as wrong, pytest.raises(fs.errors.Forbidden):
+        wrong.predict(text="no")
+
+
 @pytest.mark.anyio
 async def test_handle_from_async_client_code(graph: tuple[str, fs.Deployment]) -> None:
     """The same handle awaited in async code, and a stream iterated with `async for`."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from fnserve.composition.channel import HandleChannel, installed
-from fnserve.errors import SpecError
+from fnserve.errors import Forbidden, SpecError, Unauthenticated
 from fnserve.sdk.introspect import json_default
 from fnserve.sdk.service import Service
 
@@ -53,26 +53,33 @@ def handle(
         >>> ranker.rank.submit(query="cats").result(timeout_s=60)
     """
     if isinstance(service, Service):
-        name = service.name
+        name, route_prefix = service.name, service.route_prefix
     elif isinstance(service, str):
-        name = service
+        name, route_prefix = service, f"/{service}"
     else:
         raise SpecError(f"fs.handle() takes a service name or a @fs.service, got {service!r:.80}")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise SpecError(f"version must be a version number >= 1, got {version!r}")
-    return Handle(name, version, url=url, api_key=api_key)
+    return Handle(name, version, url=url, api_key=api_key, route_prefix=route_prefix)
 
 
 class Handle:
     """Another service; made by `fs.handle(...)`. Endpoints are attributes: `handle.embed(text=...)`."""
 
     def __init__(
-        self, name: str, version: int | None = None, *, url: str | None = None, api_key: str | None = None
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        route_prefix: str | None = None,
     ) -> None:
         self._name = name
         self._version = version
         self._url = url
         self._api_key = api_key
+        self._route_prefix = route_prefix or f"/{name}"  # where a token holder finds it (it cannot ask /v1)
         self._deployment: Deployment | None = None  # outside a replica, once used
 
     @property
@@ -85,8 +92,14 @@ class Handle:
 
     def options(self, *, version: int | None = _UNSET) -> Handle:
         """The same handle with other options: `version=3` pins a version, `version=None` unpins."""
-        return handle(
-            self._name, version=self._version if version is _UNSET else version, url=self._url, api_key=self._api_key
+        if version is not None and version is not _UNSET:
+            handle(self._name, version=version)  # checks it
+        return Handle(
+            self._name,
+            self._version if version is _UNSET else version,
+            url=self._url,
+            api_key=self._api_key,
+            route_prefix=self._route_prefix,
         )
 
     def __getattr__(self, method: str) -> HandleMethod:
@@ -99,8 +112,9 @@ class Handle:
         return f"<Handle {self._name!r}{pinned}>"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # A handle travels by name (bound into an initializer's arguments): it reconnects wherever it lands.
-        return (Handle, (self._name, self._version), {"_url": self._url, "_api_key": self._api_key})
+        # A handle travels by name (bound into an initializer's arguments), never with a key: it calls from wherever
+        # it lands, with what that place has (a replica's own connection).
+        return (Handle, (self._name, self._version))
 
     def close(self) -> None:
         """Close the HTTP connections a handle outside a replica opened (a replica's handle has none)."""
@@ -129,7 +143,10 @@ class Handle:
             from fnserve.client.deployment import Deployment
             from fnserve.sdk.deploy import get_deployment
 
-            deployment = get_deployment(self._name, url=self._url, api_key=self._api_key)
+            try:
+                deployment = get_deployment(self._name, url=self._url, api_key=self._api_key)
+            except (Unauthenticated, Forbidden):  # a service's token, not the owner key: its public docs say enough
+                deployment = _described(self._name, self._route_prefix, self._url, self._api_key)
             if self._version is not None:  # pinned by path, as `/{prefix}/-/versions/N/...` pins any call
                 info = {
                     **deployment._info,
@@ -288,6 +305,46 @@ class ReplicaJob:
     async def _aask(self, wait_s: float) -> dict[str, Any]:
         found: dict[str, Any] = await self._channel.call(self._target, None, "job", self.id, b"", {"wait_s": wait_s})
         return found
+
+
+def _described(name: str, route_prefix: str, url: str | None, api_key: str | None) -> Deployment:
+    """A `Deployment` of a service as its public OpenAPI document (`/docs/specs.json`) describes it: what a caller
+    holding only the service's token can read."""
+    from fnserve.client.api import Client, raise_for_error
+    from fnserve.client.deployment import Deployment
+
+    client = Client(url, api_key=api_key)
+    try:
+        response = client._http.get(f"{route_prefix.rstrip('/')}/docs/specs.json")
+        raise_for_error(response)
+        document = response.json()
+    except BaseException:
+        client.close()
+        raise
+    endpoints = []
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            if path == "/ping":
+                continue
+            content = operation.get("responses", {}).get("200", {}).get("content", {})
+            endpoints.append(
+                {
+                    "path": path,
+                    "method": method.upper(),
+                    "streaming": "text/event-stream" in content,
+                    "url": f"{client.url}{route_prefix}{path}",
+                    "description": operation.get("description"),
+                }
+            )
+    info = {
+        "name": name,
+        "service_id": name,
+        "url": f"{client.url}{route_prefix}",
+        "state": "ACTIVE",
+        "endpoints": endpoints,
+        "route_prefix": route_prefix,
+    }
+    return Deployment(client, info)
 
 
 def _poll_s(deadline: float | None) -> float:
