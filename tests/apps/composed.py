@@ -1,4 +1,4 @@
-"""A graph of services calling each other through handles: preprocess → model-a and model-b → combine.
+"""A graph of services calling each other through handles: preprocess → model-a and model-b (and narrow) → combine.
 
 `combine` declares the three it uses as service objects, so `fs.deploy(combine)()` deploys all four, leaves first.
 `model-a` is sync (its calls run in threads), `model-b` async. A few endpoints exist for one test each: a slow call
@@ -83,9 +83,20 @@ def item_b(item_id: int, scale: int = 1) -> dict[str, int]:
     return {"item_id": item_id, "scaled": item_id * scale}
 
 
-@fs.service(name="combine", uses=[preprocess, model_a, model_b])
+@fs.service(name="narrow", max_ongoing_requests=1, max_queued_requests=0)
+def narrow() -> dict[str, Any]:
+    return {}
+
+
+@narrow.endpoint("/hold")
+async def hold(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "held"
+
+
+@fs.service(name="combine", uses=[preprocess, model_a, model_b, narrow])
 def combine() -> dict[str, Any]:
-    return {"pre": fs.handle("preprocess"), "a": fs.handle(model_a), "b": fs.handle("model-b")}
+    return {"pre": fs.handle("preprocess"), "a": fs.handle(model_a), "b": fs.handle("model-b"), "n": fs.handle(narrow)}
 
 
 @combine.endpoint("/sync")
@@ -176,3 +187,10 @@ def call_facts() -> dict[str, Any]:
     call = current_call.get()
     assert call is not None
     return {"request_id": call.request_id, "remaining_s": call.remaining_s()}
+
+
+@combine.endpoint("/two-at-once")
+async def two_at_once(n: Any) -> list[str]:
+    """Two calls at once to a service that takes one call at a time and queues none: the second is refused."""
+    outcomes = await asyncio.gather(n.hold(seconds=1.0), n.hold(seconds=1.0), return_exceptions=True)
+    return [o if isinstance(o, str) else getattr(o, "code", repr(o)) for o in outcomes]

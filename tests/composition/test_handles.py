@@ -43,7 +43,7 @@ def test_graph_deploys_every_service_it_uses_leaves_first(graph: tuple[str, fs.D
     url, _ = graph
     with fs.Client(url) as client:
         services = {s["name"]: s for s in client.list_services()}
-        assert {"preprocess", "model-a", "model-b", "combine"} <= set(services)
+        assert {"preprocess", "model-a", "model-b", "narrow", "combine"} <= set(services)
         combined = client.get_service("combine")
         assert combined["state"] == "ACTIVE"
         leaves = [client.get_service(name) for name in ("preprocess", "model-a", "model-b")]
@@ -94,6 +94,13 @@ def test_the_request_id_and_deadline_reach_the_replica(graph: tuple[str, fs.Depl
     assert 0 < facts["remaining_s"] <= 300
 
 
+def test_handle_calls_keep_to_the_target_concurrency_limit(graph: tuple[str, fs.Deployment]) -> None:
+    """`narrow` takes one call at a time and lets none wait (max_ongoing_requests=1, max_queued_requests=0): of two
+    handle calls at once, one runs and the other is refused with `no_replicas_available`, as over HTTP."""
+    _, deployment = graph
+    assert sorted(deployment.call("/two-at-once")) == ["held", "no_replicas_available"]
+
+
 def test_a_submitted_job_gives_its_result(graph: tuple[str, fs.Deployment]) -> None:
     """`h.method.submit(...)` queues a job of the target; `.result()` waits for it (sync and async code)."""
     _, deployment = graph
@@ -132,7 +139,8 @@ def test_killed_downstream_replica_fails_only_the_calls_in_flight(
     1. A call through combine → model-a sleeps in model-a (a marker file names the replica's pid).
     2. That replica is SIGKILLed: the call in flight fails with model-a's `replica_crashed`, cleanly (an answer, not
        a hang), and combine's replica lives on.
-    3. A replacement of model-a comes up; the next calls through combine succeed.
+    3. Calls through combine to the other services go on; a replacement of model-a comes up, and the next calls
+       through combine to it succeed.
     """
     url, deployment = graph
     marker = tmp_path / "slow-pid"
@@ -156,6 +164,7 @@ def test_killed_downstream_replica_fails_only_the_calls_in_flight(
         assert error.code == "replica_crashed"
         assert error.details["service"] == "model-a"
         assert ready_pids(client, "combine") == combine_pids
+        assert deployment.call("/item", item_id=1)["scaled"] == 10  # calls to the other services never noticed
         wait_until(lambda: len(ready_pids(client, "model-a")) >= 1, timeout_s=30)
         answer = deployment.call("/sync", text="after the crash")
         assert answer["a"]["words"] == 3
