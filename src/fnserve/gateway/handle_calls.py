@@ -59,9 +59,14 @@ class HandleCalls:
     def frame(self, caller: ReplicaConnection, message: list[Any]) -> None:
         calls = self._calls.setdefault(caller, {})
         if message[0] == Kind.CANCEL:
-            task = calls.pop(message[1], None)
+            task = calls.pop(message[1], None) if len(message) > 1 else None
             if task is not None:
                 task.cancel()
+            return
+        if not _well_formed(message):  # a replica's bug (its code may write frames): tell it, keep serving
+            logger.warning("%s sent a malformed HANDLE_CALL frame: %.200r", caller.label, message)
+            if len(message) > 1 and isinstance(message[1], int):
+                self._error(caller, message[1], InvalidRequest("malformed HANDLE_CALL frame"))
             return
         call_id = message[1]
         task = asyncio.ensure_future(self._run(caller, *message[1:8]))
@@ -219,6 +224,19 @@ class HandleCalls:
     def _error(caller: ReplicaConnection, call_id: int, exc: FnserveError) -> None:
         with contextlib.suppress(ReplicaCrashed):
             caller.send_frame(Kind.ERROR, call_id, exc.code, exc.message, exc.details)
+
+
+def _well_formed(message: list[Any]) -> bool:
+    return (
+        len(message) == 8
+        and isinstance(message[1], int)
+        and isinstance(message[2], str)
+        and (message[3] is None or isinstance(message[3], int))
+        and isinstance(message[4], str)
+        and isinstance(message[5], str)
+        and isinstance(message[6], bytes)
+        and isinstance(message[7], dict)
+    )
 
 
 def _arguments(body: bytes) -> dict[str, Any]:
