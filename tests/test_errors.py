@@ -37,6 +37,7 @@ PUBLISHED_CODES = {
     "function_error": 500,
     "internal_error": 500,
     "replica_crashed": 502,
+    "command_unreachable": 502,
     "no_replicas_available": 503,
     "deployment_failed": 503,
     "env_build_failed": 422,

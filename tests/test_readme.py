@@ -33,8 +33,10 @@ def shell_lines(block: str) -> list[str]:
     return [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
 
 
-# The quickstart's blocks, as the README orders them; the model's (model-*) are a path of their own, run by
-# test_readme_model_in_three_commands, since they build an environment with uv.
+# The quickstart's blocks, as the README orders them; the model's (model-*) and the apps' (http-*) are paths of their
+# own, run by test_readme_model_in_three_commands (it builds an environment with uv) and
+# test_readme_existing_app_and_a_command.
+OWN_PATHS = ("model-", "http-")
 QUICKSTART = ["app.py", "shell", "output", "python", "jobs", "app-measure", "redeploy", "assets", "jobs-shell"]
 
 
@@ -57,7 +59,7 @@ def test_readme_quickstart_runs_block_by_block_in_order(tmp_path: Path) -> None:
     6. `jobs-shell`, line by line, with the job and asset ids the lines before printed in place of JOB_ID and ast-….
     """
     blocks = readme_blocks_in_order()
-    assert [name for name, _ in blocks if not name.startswith("model-")] == QUICKSTART
+    assert [name for name, _ in blocks if not name.startswith(OWN_PATHS)] == QUICKSTART
     project = tmp_path / "project"
     project.mkdir()
     home = tmp_path / "home"
@@ -83,8 +85,8 @@ def test_readme_quickstart_runs_block_by_block_in_order(tmp_path: Path) -> None:
             return result.stdout
 
         for name, block in blocks:
-            if name.startswith("model-"):
-                continue  # a path of its own: test_readme_model_in_three_commands
+            if name.startswith(OWN_PATHS):
+                continue  # a path of its own
             if name == "app.py":
                 (project / "app.py").write_text(block)
             elif name == "shell":
@@ -168,3 +170,40 @@ def test_readme_model_in_three_commands(tmp_path: Path, envs_dir: Path) -> None:
         headers = dict(args[i + 1].split(": ", 1) for i, flag in enumerate(args) if flag == "-H")
         response = httpx.post(target, headers=headers, content=args[args.index("-d") + 1], timeout=30)
         assert response.text == blocks["model-output"].strip()
+
+
+def test_readme_existing_app_and_a_command(tmp_path: Path) -> None:
+    """The README's FastAPI app deployed with `fnserve deploy web.py:web` answers its curl with the README's output;
+    the folder's files, served by `python -m http.server` as a command service, answer theirs."""
+    blocks = readme_blocks()
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "web.py").write_text(blocks["http-web.py"])
+    home = tmp_path / "home"
+    fnserve = str(Path(sys.executable).parent / "fnserve")
+    with run_server(home=home, graceful_shutdown_s=2) as url:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("FNSERVE_")}
+        env.update({"FNSERVE_URL": url, "FNSERVE_HOME": str(home), "COLUMNS": "200"})
+        answers = []
+        token = ""
+        for command in shell_lines(blocks["http-shell"]):
+            args = shlex.split(command.replace("$TOKEN", token))
+            if args[0] == "fnserve":
+                result = subprocess.run(
+                    [fnserve, *args[1:]], cwd=project, env=env, capture_output=True, text=True, timeout=120
+                )
+                assert result.returncode == 0, f"{command}\n{result.stderr}{result.stdout}"
+                assert "ACTIVE" in result.stdout
+                found = re.search(r"Token\s+(fst_[A-Za-z0-9_-]+)", result.stdout)
+                assert found, result.stdout
+                token = found.group(1)
+            else:
+                assert args[0] == "curl", command
+                target = next(a for a in args if a.startswith(DEFAULT_URL)).replace(DEFAULT_URL, url)
+                headers = dict(args[i + 1].split(": ", 1) for i, flag in enumerate(args) if flag == "-H")
+                answers.append(httpx.get(target, headers=headers, timeout=30))
+    item, source = answers
+    assert item.status_code == 200
+    assert item.text == blocks["http-output"].strip()
+    assert source.status_code == 200
+    assert source.text == blocks["http-web.py"]

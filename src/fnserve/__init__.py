@@ -21,6 +21,7 @@ from fnserve import errors
 from fnserve.request import Request
 from fnserve.responses import FileResponse, Response
 from fnserve.sdk.apps import asgi_service
+from fnserve.sdk.command import command_service
 from fnserve.sdk.context import JobContext
 from fnserve.sdk.environment import Environment
 from fnserve.sdk.service import Service, endpoint, service
@@ -83,6 +84,7 @@ __all__ = [
     "Service",
     "__version__",
     "asgi_service",
+    "command_service",
     "deploy",
     "deploy_model",
     "endpoint",

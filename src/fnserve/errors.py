@@ -25,6 +25,7 @@ FnserveError
 ├── FunctionError               500 function_error: the user's code raised
 ├── InternalError               500 internal_error
 ├── ReplicaCrashed              502 replica_crashed
+├── CommandUnreachable          502 command_unreachable: a service's command (its own HTTP server) did not answer
 ├── NoReplicasAvailable         503 no_replicas_available
 ├── EnvBuildFailed              422 env_build_failed: uv could not resolve or install the service's requirements
 ├── DeploymentFailed            503 deployment_failed: the service is in ERROR
@@ -216,6 +217,11 @@ class InternalError(FnserveError):
 
 class ReplicaCrashed(FnserveError):
     code = "replica_crashed"
+    http_status = 502
+
+
+class CommandUnreachable(FnserveError):
+    code = "command_unreachable"
     http_status = 502
 
 

@@ -42,7 +42,15 @@ def api_description(spec: ServiceSpec, injected: Mapping[str, Any] | None = None
             "return_type": endpoint.return_type,
         }
     if spec.http_app is not None:  # an app served whole has no endpoints: its own OpenAPI describes it
-        return {"name": spec.name, "description": spec.description, "paths": paths, "http_app": spec.http_app}
+        described: dict[str, Any] = {
+            "name": spec.name,
+            "description": spec.description,
+            "paths": paths,
+            "http_app": spec.http_app,
+        }
+        if spec.command is not None:  # what runs, and where its inference and health paths are (docs/COMMANDS.md)
+            described["command"] = spec.command.model_dump(mode="json")
+        return described
     return {"name": spec.name, "description": spec.description, "paths": paths}
 
 

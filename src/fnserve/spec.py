@@ -10,7 +10,16 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from fnserve._units import parse_duration, parse_memory
 from fnserve.envs.requirements import check_env_name, check_python_version, check_requirements
@@ -324,6 +333,73 @@ def check_endpoint_path(path: str) -> None:
             )
 
 
+# NVIDIA Cloud Functions' names for a command's fields (REST), beside ours.
+_COMMAND_FIELDS = {
+    "inference_url": ("inference_url", "inferenceUrl"),
+    "inference_port": ("inference_port", "inferencePort"),
+    "health_uri": ("health_uri", "healthUri"),
+    "startup_timeout_s": ("startup_timeout_s", "startupTimeoutS"),
+}
+
+
+class CommandSpec(_Spec):
+    """A service that is an HTTP server run as a command (docs/COMMANDS.md): each replica runs `command` in the
+    project's folder, waits until `health_uri` answers 2xx, and forwards every request under the route prefix to it.
+
+    Example:
+        >>> CommandSpec(command="python serve.py --port {port}", inference_url="/v1/completions").health_uri
+        '/health'
+    """
+
+    command: str = Field(
+        min_length=1,
+        max_length=10_000,
+        description="a shell command line; `{port}` (and $PORT) become the port it must listen on",
+    )
+    inference_url: str = Field(
+        default="/",
+        max_length=2000,
+        validation_alias=AliasChoices(*_COMMAND_FIELDS["inference_url"]),
+        description="the path its queued jobs are POSTed to (NVCF's inferenceUrl)",
+    )
+    inference_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_535,
+        validation_alias=AliasChoices(*_COMMAND_FIELDS["inference_port"]),
+        description="the port it listens on when fixed (NVCF's inferencePort); None: a free port, through {port}",
+    )
+    health_uri: str = Field(
+        default="/health",
+        max_length=2000,
+        validation_alias=AliasChoices(*_COMMAND_FIELDS["health_uri"]),
+        description="polled until it answers 2xx before the replica is READY (NVCF's healthUri)",
+    )
+    startup_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        validation_alias=AliasChoices(*_COMMAND_FIELDS["startup_timeout_s"]),
+        description="how long it may take to turn healthy; then the replica fails with its output",
+    )
+
+    @field_validator("command")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("command is blank; give the command line that starts the server")
+        return value
+
+    @field_validator("inference_url", "health_uri")
+    @classmethod
+    def _a_path(cls, value: str) -> str:
+        if not value.startswith("/") or any(character.isspace() for character in value):
+            raise ValueError(
+                f"must be a path starting with '/' and without spaces, e.g. '/v1/completions'; got {value!r}"
+            )
+        return value
+
+
 class ServiceSpec(_Spec):
     """Everything the server needs to know about a service, apart from its code."""
 
@@ -361,6 +437,35 @@ class ServiceSpec(_Spec):
     )
     # The services its replicas may call through handles (composition/, docs/COMPOSITION.md); any other is forbidden.
     uses: list[str] = Field(default_factory=list, max_length=100)
+    # A command's HTTP server (http_app "command"): what runs, where its health and inference paths are.
+    command: CommandSpec | None = Field(default=None, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_command(cls, data: Any) -> Any:
+        """NVCF's flat form, `{"command": "python serve.py --port {port}", "inferenceUrl": "/infer", "healthUri":
+        "/health", ...}`, read as `command: {...}` with `http_app: "command"`."""
+        if not isinstance(data, dict) or data.get("command") is None:
+            return data
+        data = dict(data)
+        if isinstance(data["command"], str):
+            command: dict[str, Any] = {"command": data["command"]}
+            for field, names in _COMMAND_FIELDS.items():
+                for name in names:
+                    if name in data:
+                        command[field] = data.pop(name)
+            data["command"] = command
+        data.setdefault("http_app", "command")
+        return data
+
+    @field_validator("command")
+    @classmethod
+    def _command_is_the_app(cls, value: CommandSpec | None, info: ValidationInfo) -> CommandSpec | None:
+        if value is not None and info.data.get("http_app") != "command":
+            raise ValueError(f"a command is served as http_app 'command', got http_app={info.data.get('http_app')!r}")
+        if value is None and info.data.get("http_app") == "command":
+            raise ValueError("http_app 'command' needs the command to run: command={'command': '...'}")
+        return value
 
     @field_validator("requirements", mode="before")
     @classmethod
@@ -420,6 +525,8 @@ class ServiceSpec(_Spec):
         if self.max_ongoing_requests is not None:
             return self.max_ongoing_requests
         if self.http_app == "asgi":  # an event loop of its own, which runs sync routes in its threads
+            return DEFAULT_MAX_ONGOING_ASYNC
+        if self.http_app == "command":  # a server of its own (an LLM server batches what it is given at once)
             return DEFAULT_MAX_ONGOING_ASYNC
         if self.endpoints and all(endpoint.asynchronous for endpoint in self.endpoints):
             return DEFAULT_MAX_ONGOING_ASYNC

@@ -6,6 +6,7 @@ import importlib
 import inspect
 import typing
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -62,8 +63,9 @@ def as_asgi(obj: Any, spec: ServiceSpec, *, max_threads: int = 8) -> ASGIApp:
 
     The adapters are imported only by the services that need them (`apps/wsgi.py`, `apps/command.py`)."""
     if spec.http_app == "command":
+        assert spec.command is not None  # the spec's own check
         command: Any = importlib.import_module("fnserve.apps.command")
-        return command.CommandApp(spec)  # type: ignore[no-any-return]
+        return command.CommandApp.from_spec(spec.command, cwd=Path.cwd())  # type: ignore[no-any-return]
     found = app_kind(obj)
     if found == "asgi":
         return obj  # type: ignore[no-any-return]

@@ -31,10 +31,15 @@ class ReplicaLaunch:
     python: Path | None = None
     overlay: Path | None = None
     credential: str = ""  # what its HELLO proves it is this replica with; passed in its environment, never its argv
+    command: str | None = None  # a command service's ServiceSpec (JSON): the worker runs its command in `code_dir`
 
     def worker_args(self) -> list[str]:
         args = ["--connect", self.connect, "--replica-id", self.replica_id, "--max-threads", str(self.max_threads)]
-        if self.pickle_path is not None:
+        if self.command is not None:
+            args += ["--command", self.command]
+            if self.code_dir is not None:
+                args += ["--code-dir", str(self.code_dir)]
+        elif self.pickle_path is not None:
             args += ["--pickle", str(self.pickle_path)]
         else:
             assert self.code_dir is not None

@@ -72,6 +72,15 @@ def invoke_path(route_prefix: str, path: str) -> str:
     return (route_prefix.rstrip("/") + path) if route_prefix != "/" else path
 
 
+def jobs_prefix(service: dict[str, Any]) -> str:
+    """Where a service's job paths are (`/run`, `/status/{id}`...), from its info: under its route prefix, or under
+    `{prefix}/-` for a command service, whose other paths are its server's (docs/COMMANDS.md)."""
+    prefix: str = service["route_prefix"]
+    if (service.get("api") or {}).get("http_app") == "command":
+        return invoke_path(prefix, "/-")
+    return prefix
+
+
 def _is_upload(value: Any) -> bool:
     return (
         isinstance(value, bytes | bytearray)

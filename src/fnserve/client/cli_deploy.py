@@ -18,6 +18,21 @@ from fnserve._tracebacks import describe_user_error
 from fnserve._units import format_duration
 from fnserve.archive import PackedProject
 from fnserve.auth import TOKEN_HINT_CHARS, owner_key_path
+from fnserve.client.cli_command import (
+    CommandOption,
+    CommandOptions,
+    HealthUriOption,
+    InferencePortOption,
+    InferenceUrlOption,
+    NameOption,
+    PublicOption,
+    RoutePrefixOption,
+    StartupTimeoutOption,
+    command_curl,
+    command_flags_given,
+    command_lines,
+    deploy_command_folder,
+)
 from fnserve.client.cli_common import (
     KeyOption,
     UrlOption,
@@ -102,7 +117,10 @@ def deployment_panel(info: dict[str, Any]) -> Panel:
     else:
         lines.append("[bold]Auth[/]      none: anyone who can reach the server may call it")
     app = (info.get("api") or {}).get("http_app")
-    if app is not None:  # an app served whole (docs/APPS.md)
+    if app == "command":  # an HTTP server run as a command (docs/COMMANDS.md)
+        lines.append(f"[bold]App[/]       command: every path under {info['url']}/ goes to its server")
+        lines.extend(command_lines(info))
+    elif app is not None:  # an app served whole (docs/APPS.md)
         lines.append(f"[bold]App[/]       {app}: every path under {info['url']}/ (its own docs: {info['url']}/docs)")
     if info["endpoints"]:
         lines.append("[bold]Endpoints[/]")
@@ -115,6 +133,10 @@ def deployment_panel(info: dict[str, Any]) -> Panel:
 def print_deployment(info: dict[str, Any]) -> None:
     """The panel, then one ready-to-paste curl per endpoint, unwrapped so it copies as one line."""
     console.print(deployment_panel(info))
+    curl = command_curl(info, (info.get("token") or "$FNSERVE_TOKEN") if info["auth"] else None)
+    if info["state"] == "ACTIVE" and curl is not None:
+        console.print("Try it:" if info.get("token") or not info["auth"] else "Try it, with a token in $FNSERVE_TOKEN:")
+        console.print(f"  {curl}", soft_wrap=True, highlight=False, markup=False)
     if info["state"] == "ACTIVE" and info["endpoints"]:
         console.print("Try it:" if info.get("token") or not info["auth"] else "Try it, with a token in $FNSERVE_TOKEN:")
         auth = (info.get("token") or "$FNSERVE_TOKEN") if info["auth"] else None
@@ -197,7 +219,7 @@ def deploy_target(
             keep_old=keep_old,
             on_packed=lambda packed: announce_upload(target, graph[1], packed),
         )
-        return _finish(client, deployment, timeout_s)
+        return show_outcome(client, deployment, timeout_s)
     try:
         service, root, entrypoint = load_target(target)
     except FnserveError:
@@ -240,11 +262,11 @@ def deploy_target(
                 keep_old=keep_old,
                 on_packed=lambda packed: announce_upload(service.name, root, packed),
             )
-    return _finish(client, deployment, timeout_s)
+    return show_outcome(client, deployment, timeout_s)
 
 
-def _finish(client: Client, deployment: Deployment, timeout_s: float) -> int:
-    """Wait for the deployment with a progress bar, then print its panel; 0 on ACTIVE, 1 otherwise."""
+def show_outcome(client: Client, deployment: Deployment, timeout_s: float) -> int:
+    """Wait for a deploy with its progress, then print its panel (and why it is not ACTIVE); 0 when it is."""
     wait_with_progress(deployment, timeout_s)
     token = deployment.token
     if token and deployment.state == "ERROR":
@@ -286,7 +308,10 @@ def withdraw_token(client: Client, name: str, token: str) -> bool:
 
 
 def deploy(
-    target: Annotated[str, typer.Argument(help="app.py[:service] or package.module[:service]")],
+    target: Annotated[
+        str | None,
+        typer.Argument(help="app.py[:service] or package.module[:service]; with --command, the project folder (.)"),
+    ] = None,
     replicas: Annotated[int | None, typer.Option(help="Override the service's replica count.")] = None,
     init: Annotated[str, typer.Option(help="Initializer keyword arguments as a JSON object.")] = "{}",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for ACTIVE.")] = 120.0,
@@ -294,19 +319,57 @@ def deploy(
         bool,
         typer.Option("--keep-old", help="Keep the running versions too (traffic split) instead of replacing them."),
     ] = False,
+    command: CommandOption = None,
+    name: NameOption = None,
+    inference_url: InferenceUrlOption = "/",
+    health_uri: HealthUriOption = "/health",
+    inference_port: InferencePortOption = None,
+    startup_timeout: StartupTimeoutOption = "300s",
+    route_prefix: RoutePrefixOption = None,
+    public: PublicOption = False,
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:
     """Upload a service's project folder and start it as a new version; shows progress, then its URL and a curl.
 
     A service already running keeps serving until the new version is ACTIVE, then drains and stops (blue/green).
+    With --command, the folder's own HTTP server is the service: `fnserve deploy --command "python serve.py --port
+    {port}" --name NAME --inference-url /v1/completions --health-uri /health` (docs/COMMANDS.md).
     """
     init_kwargs = json_object(init, "--init")
+    if command is not None:
+        if init_kwargs:
+            raise fail("--init is for an initializer; a command service has none (give the command its arguments)")
+        options = CommandOptions(
+            command=command,
+            name=name,
+            inference_url=inference_url,
+            health_uri=health_uri,
+            inference_port=inference_port,
+            startup_timeout=startup_timeout,
+            route_prefix=route_prefix,
+            public=public,
+        )
+        folder = Path(target or ".")
+        with connect(url, api_key) as client:
+            raise typer.Exit(
+                guard(
+                    lambda: deploy_command_folder(
+                        client, folder, options, replicas=replicas, timeout_s=timeout, keep_old=keep_old
+                    )
+                )
+            )
+    unused = [flag for flag, given in command_flags_given(name, inference_port, route_prefix, public) if given]
+    if unused:
+        raise fail(f"{', '.join(unused)} go with --command; a service's file declares its own options")
+    if target is None:
+        raise fail("give the service to deploy: fnserve deploy app.py[:service] (or --command for an HTTP server)")
+    chosen = target
     with connect(url, api_key) as client:  # the server is asked for once the file imports: mistakes first
         raise typer.Exit(
             guard(
                 lambda: deploy_target(
-                    client, target, replicas=replicas, init=init_kwargs, timeout_s=timeout, keep_old=keep_old
+                    client, chosen, replicas=replicas, init=init_kwargs, timeout_s=timeout, keep_old=keep_old
                 )
             )
         )

@@ -87,7 +87,10 @@ def job_panel(job: dict[str, Any]) -> Panel:
 
 
 def _route_prefix(client: Client, name: str) -> str:
-    return str(guard(lambda: client.get_service(name))["route_prefix"])
+    """Where the service's job paths are (under `/-` for a command service)."""
+    from fnserve.client.api import jobs_prefix
+
+    return jobs_prefix(guard(lambda: client.get_service(name)))
 
 
 def _print_job(job: dict[str, Any], as_json: bool) -> None:
@@ -116,6 +119,7 @@ def jobs_submit(
     api_key: KeyOption = None,
 ) -> None:
     """Queue a call as a job and print its id; with --wait, then the finished job (exit 1 unless COMPLETED)."""
+    from fnserve.client.api import jobs_prefix
     from fnserve.client.jobs import FINISHED, Job
 
     arguments = json_object(data, "--data")
@@ -124,13 +128,14 @@ def jobs_submit(
         service = guard(lambda: client.get_service(name))
         routes = [e for e in service["endpoints"] if matches_route(e["path"], path)]
         chosen = method.upper() if method else (routes[0]["method"] if routes else "POST")
-        queued = guard(lambda: client.submit(service["route_prefix"], path, chosen, arguments, assets=asset))
+        prefix = jobs_prefix(service)
+        queued = guard(lambda: client.submit(prefix, path, chosen, arguments, assets=asset))
         if not wait:
             console.print(queued["id"], highlight=False, soft_wrap=True)
             return
         if not as_json:
             console.print(queued["id"], highlight=False, soft_wrap=True)
-        job = Job(client, service["route_prefix"], queued["id"], queued)
+        job = Job(client, prefix, queued["id"], queued)
         with console.status(f"Waiting for job {queued['id']}…"):
             finished = guard(lambda: job.wait(timeout))
     _print_job(finished, as_json)

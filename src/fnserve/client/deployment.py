@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from fnserve.client.api import AsyncClient, Client
+from fnserve.client.api import AsyncClient, Client, jobs_prefix
 from fnserve.client.jobs import AsyncJob, Job
 from fnserve.errors import DeploymentFailed, ServiceDisabled
 
@@ -249,7 +249,7 @@ class Deployment:
         method = method.upper()
         self._refuse_streaming(path, method)
         url_path = _fill_path(path, arguments)
-        prefix = self._info["route_prefix"]
+        prefix = jobs_prefix(self._info)
         queued = self._client.submit(prefix, url_path, method, arguments, assets=assets, policy=policy)
         return Job(self._client, prefix, queued["id"], queued)
 
@@ -266,17 +266,17 @@ class Deployment:
         method = method.upper()
         self._refuse_streaming(path, method)
         url_path = _fill_path(path, arguments)
-        prefix = self._info["route_prefix"]
+        prefix = jobs_prefix(self._info)
         queued = await self._async().submit(prefix, url_path, method, arguments, assets=assets, policy=policy)
         return AsyncJob(self._async(), prefix, queued["id"], queued)
 
     def job(self, job_id: str) -> Job:
         """A handle on a job of this service submitted earlier (e.g. by another process), by its id."""
-        return Job(self._client, self._info["route_prefix"], job_id)
+        return Job(self._client, jobs_prefix(self._info), job_id)
 
     def ajob(self, job_id: str) -> AsyncJob:
         """The async twin of `job`."""
-        return AsyncJob(self._async(), self._info["route_prefix"], job_id)
+        return AsyncJob(self._async(), jobs_prefix(self._info), job_id)
 
     def _refuse_streaming(self, path: str, method: str) -> None:
         if self._is_streaming(path, method):

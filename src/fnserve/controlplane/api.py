@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 
@@ -49,6 +50,7 @@ from fnserve.controlplane.uploads import receive_upload
 from fnserve.envs.requirements import EnvironmentSpec
 from fnserve.envs.runtime import server_python
 from fnserve.errors import Forbidden, InvalidRequest, NotFound, ServiceExists
+from fnserve.openapi import api_description
 from fnserve.sdk.loader import is_json_init
 from fnserve.settings import Settings
 from fnserve.spec import DeploymentSpec, Resources, ServiceSpec
@@ -210,7 +212,7 @@ class ControlPlane:
                 )
                 for v in versions
             ],
-            api=live.version.api if live is not None else current.api,
+            api=_api_of(live.version if live is not None else current),
             created_at=function.created_at,
             updated_at=max(function.updated_at, deployment.updated_at if deployment else function.updated_at),
             expires_at=expires_at,
@@ -254,8 +256,10 @@ class ControlPlane:
         return self.token_info(token, function.name)
 
     async def add_version(self, body: VersionRequest) -> tuple[FunctionRecord, VersionRecord]:
-        if body.code.kind == "archive" and not body.code.entrypoint:
-            raise InvalidRequest("code of kind 'archive' needs an entrypoint 'module:attribute'")
+        if body.code.kind == "archive" and not body.code.entrypoint and body.spec.command is None:
+            raise InvalidRequest(
+                "code of kind 'archive' needs an entrypoint 'module:attribute' (or the spec a command to run)"
+            )
         self.artifacts.require(body.code.sha256, what="code")
         if body.init_sha256 is not None:
             self.artifacts.require(body.init_sha256, what="initializer arguments")
@@ -369,6 +373,14 @@ class ControlPlane:
         if deployment is None:
             raise NotFound(f"version {version.number} has never been deployed; POST a deployment for it")
         return deployment
+
+
+def _api_of(version: VersionRecord) -> dict[str, Any] | None:
+    """What a version's replicas reported; for an app service (a command), its spec's description until then, so
+    clients know what it is (where its jobs go) before a replica ever ran."""
+    if version.api is None and version.spec.http_app is not None:
+        return api_description(version.spec)
+    return version.api
 
 
 def _replicas(live: LiveDeployment | None) -> list[ReplicaInfo]:

@@ -548,6 +548,10 @@ class Supervisor:
             "python": live.env.python if live.env is not None else None,
             "overlay": live.env.overlay if live.env is not None else None,
         }
+        if version.spec.command is not None:  # no user code to load: the worker runs the command in the project
+            command = version.spec.model_dump_json()
+            code_dir = self.artifacts.unpacked(version.code_sha256) if version.code_kind == "archive" else None
+            return ReplicaLaunch(command=command, code_dir=code_dir, **common)
         if version.code_kind == "pickle":
             return ReplicaLaunch(pickle_path=self.artifacts.path(version.code_sha256), **common)
         return ReplicaLaunch(

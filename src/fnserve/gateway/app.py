@@ -53,6 +53,7 @@ from fnserve.gateway.http import (
 )
 from fnserve.gateway.jobs import (
     ASSETS_HEADER,
+    COMMAND_JOB_PREFIX,
     DEFAULT_POLL_S,
     MAX_POLL_S,
     POLL_HEADER,
@@ -150,7 +151,7 @@ class Gateway:
         live, rest, pinned = self._version(function, rest, scope)
         scope[SERVICE_SCOPE_KEY] = live.name
         if live.spec.http_app is not None:  # an app: every path is its own, but for /-/ (gateway/passthrough.py)
-            await self._app_request(scope, receive, send, request_id, live, rest)
+            await self._app_request(scope, receive, send, request_id, live, rest, pinned)
             return
         method = scope["method"]
         if rest == "/ping" and method in ("GET", "POST"):  # public, for load balancers and uptime checks
@@ -253,10 +254,18 @@ class Gateway:
         await send_json(send, 200, _HEALTHY, request_id)
 
     async def _app_request(
-        self, scope: Scope, receive: Receive, send: Send, request_id: str, live: LiveDeployment, rest: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        live: LiveDeployment,
+        rest: str,
+        pinned: bool,
     ) -> None:
         """A request under an app service's prefix: fnserve's own `/-/ping` and `/-/info`, else the app's, once the
-        caller's token is checked."""
+        caller's token is checked. A command service has jobs too (docs/COMMANDS.md): `/-/run`, `/-/runsync`,
+        `/-/status/{id}`..., and a POST to its inference URL with `fnserve-poll-seconds`."""
         if rest == APP_PING_PATH and scope["method"] in ("GET", "POST"):
             await self._ping(send, request_id, live)
             return
@@ -266,7 +275,37 @@ class Gateway:
             return
         if live.spec.auth:
             self.authenticator.require_invoke(scope["headers"], live.function.function_id, live.name)
+        if live.spec.command is not None:
+            if rest.startswith(COMMAND_JOB_PREFIX) and is_job_path(rest[len(COMMAND_JOB_PREFIX) :]):
+                await self.jobs(scope, receive, send, request_id, live, rest[len(COMMAND_JOB_PREFIX) :], pinned)
+                return
+            poll = header(scope, POLL_HEADER)
+            if poll is not None and rest == live.spec.command.inference_url and scope["method"] == "POST":
+                await self._polled_command_call(scope, receive, send, request_id, live, poll, pinned)
+                return
         await pass_through(self, scope, receive, send, request_id, live, root_path_of(scope["path"], rest))
+
+    async def _polled_command_call(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        live: LiveDeployment,
+        poll: bytes,
+        pinned: bool,
+    ) -> None:
+        """A POST to a command's inference URL with `fnserve-poll-seconds`: its JSON body run as a job, answered if it
+        finishes in the window, else a 202 to poll (NVCF's pexec does the same)."""
+        body = await read_body(receive, live.spec.max_body_bytes or self.max_body_bytes)
+        require_json(header(scope, b"content-type"), body)
+        parse_json_object(body)
+        poll_s = parse_seconds(
+            poll or None, default=DEFAULT_POLL_S, limit=MAX_POLL_S, name="the fnserve-poll-seconds header"
+        )
+        await self.jobs.answer_polled_call(
+            send, request_id, live, None, body, {}, {}, scope, poll_s=poll_s, pinned=pinned
+        )
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A WebSocket handshake: relayed to an app service's replica (gateway/websocket.py), or refused."""

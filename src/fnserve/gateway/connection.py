@@ -21,7 +21,7 @@ from fnserve.gateway.exchange import Exchange
 from fnserve.gateway.http import ClientDisconnected
 from fnserve.gateway.streamed_upload import StreamedUpload
 from fnserve.responses import Response, from_frame
-from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError
+from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError, widen_send_buffer
 
 logger = logging.getLogger("fnserve.gateway")
 
@@ -90,6 +90,7 @@ class ReplicaConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        widen_send_buffer(transport)
         self._writer = FrameWriter(self.transport)
 
     def eof_received(self) -> bool | None:

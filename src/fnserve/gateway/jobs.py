@@ -40,6 +40,8 @@ DEFAULT_POLL_S = 5.0
 DEFAULT_RUNSYNC_WAIT_S = 90.0
 MAX_STATUS_WAIT_S = 60.0
 
+# A command service's job paths are under `/-`: `/-/run`, `/-/status/{id}`...; every other path is its server's.
+COMMAND_JOB_PREFIX = "/-"
 JOB_PATHS = {"/run": "POST", "/runsync": "POST", "/health": "GET", "/purge-queue": "POST"}
 JOB_ID_PATHS = {"/status/": "GET", "/cancel/": "POST", "/retry/": "POST"}
 _SUBMIT_KEYS = ("endpoint", "method", "input", "policy")
@@ -142,7 +144,13 @@ class JobRoutes:
                 f"unknown field(s) {', '.join(map(repr, unknown))} in the job request; "
                 f"it takes {', '.join(_SUBMIT_KEYS)}"
             )
-        route, path_params = _route(live.routes, request.get("endpoint"), request.get("method"))
+        route: EndpointRoute | None
+        path_params: dict[str, str]
+        if live.spec.command is not None:  # its input goes to the command's inference URL (queue/command_jobs.py)
+            route, path_params = None, {}
+            _check_command_endpoint(live.spec.command.inference_url, request.get("endpoint"), request.get("method"))
+        else:
+            route, path_params = _route(live.routes, request.get("endpoint"), request.get("method"))
         arguments = request.get("input", {})
         if not isinstance(arguments, dict):
             raise InvalidRequest(f"`input` must be a JSON object of arguments, got {type(arguments).__name__}")
@@ -154,7 +162,7 @@ class JobRoutes:
     async def submit(
         self,
         live: LiveDeployment,
-        route: EndpointRoute,
+        route: EndpointRoute | None,
         body: bytes,
         path_params: dict[str, str],
         query: dict[str, Any],
@@ -163,14 +171,16 @@ class JobRoutes:
         pinned: bool,
         overrides: dict[str, float] | None = None,
     ) -> Job:
-        """Validate a call's arguments and queue it as a job."""
-        if route.spec.streaming:
-            raise InvalidRequest(
-                f"{route.spec.key} streams its answer, so it cannot run as a job; call it directly instead"
-            )
-        validator = arguments_validator(live, route)
-        if validator is not None:
-            validator.validate_request(body, path_params, query)
+        """Validate a call's arguments and queue it as a job (`route` None: a command service's, for its inference
+        URL, which validates its input itself)."""
+        if route is not None:
+            if route.spec.streaming:
+                raise InvalidRequest(
+                    f"{route.spec.key} streams its answer, so it cannot run as a job; call it directly instead"
+                )
+            validator = arguments_validator(live, route)
+            if validator is not None:
+                validator.validate_request(body, path_params, query)
         assets = await self.input_assets(scope, live)
         return await self.dispatcher.submit(
             live,
@@ -198,7 +208,7 @@ class JobRoutes:
         send: Send,
         request_id: str,
         live: LiveDeployment,
-        route: EndpointRoute,
+        route: EndpointRoute | None,
         body: bytes,
         path_params: dict[str, str],
         query: dict[str, Any],
@@ -258,6 +268,17 @@ def _route(routes: ServiceRoutes, endpoint: Any, method: Any) -> tuple[EndpointR
                 f'{endpoint!r} has several methods ({", ".join(allowed)}); say which with "method"'
             ) from None
         return routes.match(allowed[0], endpoint)
+
+
+def _check_command_endpoint(inference_url: str, endpoint: Any, method: Any) -> None:
+    """A command service's job goes to its inference URL, by POST; a request naming anything else is refused."""
+    if endpoint is not None and endpoint != inference_url:
+        raise InvalidRequest(
+            f"a job of this service is POSTed to its inference URL {inference_url!r}; leave out `endpoint`, got "
+            f"{endpoint!r:.80}"
+        )
+    if method is not None and (not isinstance(method, str) or method.upper() != "POST"):
+        raise InvalidRequest(f"a job of this service is a POST to {inference_url!r}; got method {method!r:.20}")
 
 
 def _policy(value: Any) -> dict[str, float]:

@@ -50,12 +50,13 @@ class _Form:
         self._header_value.clear()
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        self._data += data[start:end]
+        with memoryview(data) as view:  # no copy of the piece before it is added
+            self._data += view[start:end]
 
     def on_part_end(self) -> None:
         name, file = self._part()
         if file is not None:
-            self.files[name] = [*file, bytes(self._data)]
+            self.files[name] = [*file, self._data]  # sent on as it is (msgpack takes a bytearray): no copy
         else:
             self.fields[name] = self._data.decode("utf-8", "replace")
 

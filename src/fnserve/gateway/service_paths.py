@@ -37,6 +37,8 @@ def service_info(live: LiveDeployment) -> dict[str, Any]:
     if live.spec.http_app is not None:  # an app served whole: its routes and docs are its own (docs/APPS.md)
         info["http_app"] = live.spec.http_app
         info["app_docs"] = f"{live.spec.route_prefix.rstrip('/')}/docs"
+        if live.spec.command is not None:
+            info["command"] = live.spec.command.model_dump(mode="json")
     return info
 
 

@@ -40,6 +40,7 @@ from fnserve.errors import (
 from fnserve.gateway.connection import ReplicaConnection
 from fnserve.gateway.router import EndpointRoute
 from fnserve.home import create_private
+from fnserve.queue.command_jobs import command_route, run_command_job
 from fnserve.queue.writer import BatchWriter
 from fnserve.responses import Response
 from fnserve.store.functions import new_id
@@ -173,10 +174,11 @@ class Dispatcher:
 
     # -- submitting --------------------------------------------------------------------------------------------
 
-    def policy_for(self, live: LiveDeployment, route: EndpointRoute, overrides: dict[str, float]) -> JobPolicy:
+    def policy_for(self, live: LiveDeployment, route: EndpointRoute | None, overrides: dict[str, float]) -> JobPolicy:
+        """`route` None: a command service's job (queue/command_jobs.py), which has the service's policy."""
         spec = live.spec
         return JobPolicy(
-            retry=spec.retry_policy(route.spec),
+            retry=spec.retry if route is None else spec.retry_policy(route.spec),
             timeout_s=overrides.get("timeout_s", spec.job_timeout_s),
             ttl_s=overrides.get("ttl_s", spec.job_ttl_s),
             retention_s=spec.result_retention_s,
@@ -185,7 +187,7 @@ class Dispatcher:
     async def submit(
         self,
         live: LiveDeployment,
-        route: EndpointRoute,
+        route: EndpointRoute | None,
         body: bytes,
         path_params: dict[str, str],
         query: dict[str, Any],
@@ -194,7 +196,8 @@ class Dispatcher:
         pinned: bool,
         policy: JobPolicy,
     ) -> Job:
-        """Queue a job; returns once it is in the store. QueueFull when the service holds `max_queued` jobs."""
+        """Queue a job; returns once it is in the store. QueueFull when the service holds `max_queued` jobs. `route`
+        None: a command service's job, for its inference URL."""
         function_id = live.function.function_id
         if self.queued_count[function_id] >= live.spec.max_queued:
             raise QueueFull(
@@ -207,7 +210,7 @@ class Dispatcher:
             function_id=function_id,
             version_id=live.version.version_id,
             pinned=pinned,
-            route=route.spec.key,
+            route=route.spec.key if route is not None else command_route(live.spec),
             body=body,
             path_params=path_params,
             query=query,
@@ -510,17 +513,32 @@ class Dispatcher:
                 job.started_at = None
                 self._requeue(job, delay_s=1.0)
                 return
-            route = live.routes.find(job.route)
-            if route is None:
-                raise InternalError(f"{live.label} has no endpoint {job.route}; the job cannot run on it")
-            context: dict[str, Any] = {"job_id": job.job_id, "attempt": job.attempt, "max_attempts": job.max_attempts}
-            if job.assets:
-                paths = await asyncio.to_thread(self.assets.resolve_inputs, job.assets, job.function_id)
-                context["assets"] = {asset_id: str(path) for asset_id, path in paths.items()}
-            called = True
-            output = await connection.call(
-                route.index, job.body, job.path_params, job.query, job.policy.timeout_s, context=context, reserved=True
-            )
+            if live.spec.command is not None:  # its input POSTed to the command's inference URL
+                called = True
+                command = live.spec.command
+                output = await run_command_job(connection, live.spec.route_prefix, command, job, reserved=True)
+            else:
+                route = live.routes.find(job.route)
+                if route is None:
+                    raise InternalError(f"{live.label} has no endpoint {job.route}; the job cannot run on it")
+                context: dict[str, Any] = {
+                    "job_id": job.job_id,
+                    "attempt": job.attempt,
+                    "max_attempts": job.max_attempts,
+                }
+                if job.assets:
+                    paths = await asyncio.to_thread(self.assets.resolve_inputs, job.assets, job.function_id)
+                    context["assets"] = {asset_id: str(path) for asset_id, path in paths.items()}
+                called = True
+                output = await connection.call(
+                    route.index,
+                    job.body,
+                    job.path_params,
+                    job.query,
+                    job.policy.timeout_s,
+                    context=context,
+                    reserved=True,
+                )
         except asyncio.CancelledError:
             if job.state is JobState.cancelled or self.paused:
                 return

@@ -22,6 +22,7 @@ from fnserve._loop import loop_factory
 from fnserve._loop import run as run_on_uvloop
 from fnserve._malloc import keep_large_buffers
 from fnserve._tracebacks import user_traceback
+from fnserve.apps.lifespan import AppStartupFailed
 from fnserve.apps.load import as_asgi
 from fnserve.apps.serving import AppServing
 from fnserve.composition.channel import ContextPool, HandleChannel, current_call, inbound
@@ -31,10 +32,12 @@ from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
 from fnserve.runtime.health import ReplicaHealth
 from fnserve.runtime.invoke import BoundEndpoint, Encoded
-from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError
+from fnserve.runtime.protocol import FrameReader, FrameWriter, Kind, ProtocolError, widen_send_buffer
 from fnserve.runtime.spool import SpooledUpload
+from fnserve.sdk.health import build_health_check
 from fnserve.sdk.loader import load_entrypoint, load_pickled_service, loads_init_arguments
 from fnserve.sdk.service import Service
+from fnserve.spec import ServiceSpec
 from fnserve.uploads import UPLOAD_KEY
 
 # `python -m fnserve.runtime.worker --standby`: start, import, and wait on stdin to be told which replica to be.
@@ -50,6 +53,7 @@ class WorkerOptions:
     pickle_path: Path | None
     init_path: Path | None
     max_threads: int
+    command: str | None = None  # a command service's ServiceSpec, as JSON
     credential: str = ""  # what HELLO carries to prove which replica this is (composition/credentials.py)
 
 
@@ -62,14 +66,24 @@ def parse_args(argv: list[str] | None = None) -> WorkerOptions:
     parser.add_argument("--pickle", type=Path, dest="pickle_path", help="a cloudpickled service")
     parser.add_argument("--init", type=Path, dest="init_path", help="initializer (args, kwargs): JSON or pickle")
     parser.add_argument("--max-threads", type=int, default=8, help="threads for sync endpoints")
+    parser.add_argument("--command", help="a command service's ServiceSpec (JSON): run its command in --code-dir")
     args = parser.parse_args(argv)
-    if (args.pickle_path is None) == (args.code_dir is None or args.entrypoint is None):
-        parser.error("give either --pickle, or --code-dir with --entrypoint")
-    # Out of the environment before user code runs, so neither it nor its subprocesses see it.
+    if args.command is not None:
+        if args.pickle_path is not None or args.entrypoint is not None:
+            parser.error("--command runs a command in --code-dir; it takes no --pickle or --entrypoint")
+    elif (args.pickle_path is None) == (args.code_dir is None or args.entrypoint is None):
+        parser.error("give either --pickle, or --code-dir with --entrypoint (or --command)")
+    # Out of the environment before user code runs, so neither it nor its subprocesses (a command's) see it.
     return WorkerOptions(**vars(args), credential=os.environ.pop(CREDENTIAL_VARIABLE, ""))
 
 
 def load_service(options: WorkerOptions) -> Service[Any]:
+    if options.command is not None:  # the version's spec says what to run: no user code to load
+        if options.code_dir is not None:
+            os.chdir(options.code_dir)
+        from fnserve.sdk.command import command_service_for
+
+        return command_service_for(ServiceSpec.model_validate_json(options.command))
     if options.pickle_path is not None:
         return load_pickled_service(options.pickle_path.read_bytes())
     assert options.code_dir is not None
@@ -129,6 +143,7 @@ class ReplicaServer(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        widen_send_buffer(transport)
         self.writer = FrameWriter(self.transport)
         self.send(Kind.HELLO, self.options.replica_id, os.getpid(), self.options.credential)
 
@@ -346,14 +361,25 @@ async def serve(options: WorkerOptions) -> None:
             server.composing = True
         health = None if service.health is None else ReplicaHealth(service.health, state)
         if service.spec.http_app is not None:  # its lifespan runs on this loop, where its requests will
-            server.app = AppServing(as_asgi(state, service.spec, max_threads=options.max_threads), server.send)
+            app = as_asgi(state, service.spec, max_threads=options.max_threads)
+            server.app = AppServing(app, server.send)
             await server.app.start()
             state = None
+            if service.spec.command is not None:  # its health URI answers the server's pings (docs/COMMANDS.md)
+                from fnserve.apps.command import CommandApp
+
+                assert isinstance(app, CommandApp)
+                health = ReplicaHealth(build_health_check(app.check_health, is_method=False), None)
     except BaseException as exc:
         # The log keeps the whole traceback; the reason the owner sees holds their own frames only (_tracebacks.py).
         whole = "".join(traceback.format_exception(exc)).rstrip()
         print(f"Replica [{options.replica_id}] initializer failed:\n{whole}", file=sys.stderr)
-        server.send(Kind.INIT_FAILED, f"{type(exc).__name__}: {exc}", user_traceback(exc, root=options.code_dir))
+        if isinstance(exc, AppStartupFailed) and "\n" in str(exc):
+            # Its first line says what failed; the rest (a command's last output) stands where a traceback would.
+            summary, _, details = str(exc).partition("\n")
+            server.send(Kind.INIT_FAILED, summary, details)
+        else:
+            server.send(Kind.INIT_FAILED, f"{type(exc).__name__}: {exc}", user_traceback(exc, root=options.code_dir))
         await asyncio.sleep(0)  # let the frame reach the socket buffer before closing
         assert server.transport is not None
         server.transport.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +13,7 @@ from fnserve.client.api import Client
 from fnserve.client.deployment import Deployment
 from fnserve.envs.requirements import project_requirements
 from fnserve.errors import SpecError
+from fnserve.sdk.command import command_project
 from fnserve.sdk.introspect import json_default
 from fnserve.sdk.loader import dumps_by_value, dumps_init_arguments, module_name_for
 from fnserve.sdk.service import Service
@@ -70,8 +73,24 @@ def deploy(
 
     def start(*init_args: Any, **init_kwargs: Any) -> Deployment:
         service.check_init_arguments(init_args, init_kwargs)
-        code = dumps_by_value(service, module_name=service.__module__)
         client = Client(url, api_key=api_key)
+        if (
+            service.command is not None
+        ):  # nothing to pickle: its project folder (or none) goes up, the spec says the rest
+            try:
+                return deploy_command(service, client)
+            except BaseException:
+                client.close()
+                raise
+        try:
+            code = dumps_by_value(service, module_name=service.__module__)
+        except (TypeError, pickle.PicklingError) as exc:  # an object that holds locks, weak references, sockets...
+            client.close()
+            raise SpecError(
+                f"service {service.name!r} cannot be sent by value: {exc}. Deploy its file instead (`fnserve deploy "
+                "app.py:NAME` imports it on the server), or make what does not pickle inside the service's initializer "
+                "(for an app: an @fs.service function that builds and returns it)"
+            ) from exc
         try:
             return submit(service, client, code_kind="pickle", code=code, init_args=init_args, init_kwargs=init_kwargs)
         except BaseException:
@@ -117,10 +136,27 @@ def _deploy_graph(
     return start
 
 
+def deploy_command(
+    service: Service[Any],
+    client: Client,
+    *,
+    replicas: int | None = None,
+    keep_old: bool = False,
+    on_packed: Callable[[PackedProject], None] | None = None,
+) -> Deployment:
+    """Deploy a command service (sdk/command.py): its project folder uploaded (an empty one when it has none), the
+    project's requirements.txt as its packages when it names none, its command in the spec."""
+    with tempfile.TemporaryDirectory(prefix="fnserve-command-") as empty:
+        root = command_project(service) or Path(empty)
+        return deploy_project(
+            service, root, None, client=client, replicas=replicas, keep_old=keep_old, on_packed=on_packed
+        )
+
+
 def deploy_project(
     service: Service[Any],
     root: Path,
-    entrypoint: str,
+    entrypoint: str | None,
     *,
     client: Client,
     init_args: tuple[Any, ...] = (),
@@ -130,8 +166,9 @@ def deploy_project(
     on_packed: Callable[[PackedProject], None] | None = None,
 ) -> Deployment:
     """Deploy a service from a project folder: the folder is zipped to disk (less what its .gitignore and
-    .fnserveignore files name), uploaded (once per content) and imported on the replica as `entrypoint`. What `fnserve
-    deploy app.py:service` does; `on_packed` hears what is uploaded. A service that names no requirements gets the
+    .fnserveignore files name), uploaded (once per content) and imported on the replica as `entrypoint` (None for a
+    command service: nothing is imported, its command runs there). What `fnserve deploy app.py:service` does;
+    `on_packed` hears what is uploaded. A service that names no requirements gets the
     project's own (requirements.txt, else pyproject.toml's dependencies), if it has any."""
     init_kwargs = init_kwargs or {}
     service.check_init_arguments(init_args, init_kwargs)

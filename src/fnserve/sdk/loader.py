@@ -165,7 +165,21 @@ class _NamedCodePickler(cloudpickle.Pickler):  # type: ignore[misc]
         if kind.__name__ == "State" and kind.__module__ == "starlette.datastructures":
             # An app's `state` (fs.asgi_service(app)): its __getattr__ recurses when pickle's default rebuilds it.
             return kind, (dict(obj._state),)
+        if kind.__name__ == "LocalProxy" and kind.__module__ == "werkzeug.local":
+            # Flask's `request`, `g`, `session`, `current_app`, imported at the top of a module pickled by value (a
+            # factory for fs.deploy): the replica's own, found by name, rather than a context variable copied.
+            found = _flask_global_name(obj)
+            if found is not None:
+                return getattr, found
         return super().reducer_override(obj)
+
+
+def _flask_global_name(proxy: Any) -> tuple[types.ModuleType, str] | None:
+    module = sys.modules.get("flask.globals")
+    for name in ("request", "session", "g", "current_app", "app_ctx", "request_ctx"):
+        if module is not None and getattr(module, name, None) is proxy:
+            return module, name
+    return None
 
 
 def _is_installed(module: Any) -> bool:

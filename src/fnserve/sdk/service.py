@@ -34,6 +34,7 @@ from fnserve.sdk.introspect import (
 from fnserve.spec import (
     HTTP_METHODS,
     Autoscaling,
+    CommandSpec,
     EndpointSpec,
     HttpMethod,
     Resources,
@@ -277,6 +278,7 @@ class Service(Generic[T]):
         # An app served whole (sdk/apps.py): set by fs.asgi_service; a function with no endpoints makes one.
         self.http_app: Literal["asgi", "wsgi", "command"] | None = None
         self.max_body_bytes: int | None = None
+        self.command: CommandSpec | None = None  # a command's HTTP server (sdk/command.py)
         self._endpoints: list[Endpoint] = []
         if self.is_class:
             for attribute in _class_members(cast(type, initializer)):
@@ -460,6 +462,7 @@ class Service(Generic[T]):
             http_app=self.app_kind,
             max_body_bytes=self.max_body_bytes,
             uses=[used if isinstance(used, str) else used.name for used in self.uses],
+            command=self.command,
             **self.job_options,
             **self.environment_options,
         )
