@@ -199,6 +199,9 @@ class _ReplicaCall:
     def __init__(self, channel: HandleChannel, target: str, version: int | None, method: str, body: bytes) -> None:
         self._args = (channel, target, version, method, body)
 
+    def __repr__(self) -> str:  # what an error shows when the call was returned or sent on instead of awaited
+        return f"<handle call {self._args[1]}.{self._args[3]}(): await it, or iterate over it for a stream>"
+
     def __await__(self) -> Generator[Any, None, Any]:
         channel, target, version, method, body = self._args
         return channel.call(target, version, "call", method, body, {"stream": False}).__await__()

@@ -121,7 +121,7 @@ class Kind(enum.IntEnum):
     WS_ACCEPT = 25
     WS_MESSAGE = 26
     WS_CLOSE = 27
-    HANDLE_CALL = 28
+    HANDLE_CALL = 40  # composition: 40 and up (28 and on are left to the kinds other features add next)
 
 
 class ProtocolError(Exception):
