@@ -1,4 +1,4 @@
-"""A graph of services calling each other through handles: preprocess → model-a and model-b (and narrow) → combine.
+"""A graph of services calling each other through handles: preprocess → model-a, model-b (narrow, sleepy) → combine.
 
 `combine` declares the three it uses as service objects, so `fs.deploy(combine)()` deploys all four, leaves first.
 `model-a` is sync (its calls run in threads), `model-b` async. A few endpoints exist for one test each: a slow call
@@ -94,9 +94,25 @@ async def hold(seconds: float) -> str:
     return "held"
 
 
-@fs.service(name="combine", uses=[preprocess, model_a, model_b, narrow])
+@fs.service(name="sleepy", autoscaling=fs.Autoscaling(min_replicas=0, max_replicas=1, upscale_delay_s=0))
+def sleepy() -> dict[str, Any]:
+    return {}
+
+
+@sleepy.endpoint("/wake")
+def wake() -> int:
+    return os.getpid()
+
+
+@fs.service(name="combine", uses=[preprocess, model_a, model_b, narrow, sleepy])
 def combine() -> dict[str, Any]:
-    return {"pre": fs.handle("preprocess"), "a": fs.handle(model_a), "b": fs.handle("model-b"), "n": fs.handle(narrow)}
+    return {
+        "pre": fs.handle("preprocess"),
+        "a": fs.handle(model_a),
+        "b": fs.handle("model-b"),
+        "n": fs.handle(narrow),
+        "s": fs.handle(sleepy),
+    }
 
 
 @combine.endpoint("/sync")
@@ -194,3 +210,9 @@ async def two_at_once(n: Any) -> list[str]:
     """Two calls at once to a service that takes one call at a time and queues none: the second is refused."""
     outcomes = await asyncio.gather(n.hold(seconds=1.0), n.hold(seconds=1.0), return_exceptions=True)
     return [o if isinstance(o, str) else getattr(o, "code", repr(o)) for o in outcomes]
+
+
+@combine.endpoint("/wake")
+def wake_sleepy(s: Any) -> int:
+    pid: int = s.wake()
+    return pid

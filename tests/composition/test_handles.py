@@ -45,7 +45,7 @@ def test_graph_deploys_every_service_it_uses_leaves_first(graph: tuple[str, fs.D
     url, _ = graph
     with fs.Client(url) as client:
         services = {s["name"]: s for s in client.list_services()}
-        assert {"preprocess", "model-a", "model-b", "narrow", "combine"} <= set(services)
+        assert {"preprocess", "model-a", "model-b", "narrow", "sleepy", "combine"} <= set(services)
         combined = client.get_service("combine")
         assert combined["state"] == "ACTIVE"
         leaves = [client.get_service(name) for name in ("preprocess", "model-a", "model-b")]
@@ -101,6 +101,16 @@ def test_handle_calls_keep_to_the_target_concurrency_limit(graph: tuple[str, fs.
     handle calls at once, one runs and the other is refused with `no_replicas_available`, as over HTTP."""
     _, deployment = graph
     assert sorted(deployment.call("/two-at-once")) == ["held", "no_replicas_available"]
+
+
+def test_a_handle_call_starts_a_service_scaled_to_zero(graph: tuple[str, fs.Deployment]) -> None:
+    """`sleepy` runs no replica until called (min_replicas=0): a handle call wakes it, waits for its replica, and
+    gets the answer, as a call through the gateway would."""
+    url, deployment = graph
+    with fs.Client(url) as client:
+        assert ready_pids(client, "sleepy") == []
+        pid = deployment.call("/wake")
+        assert ready_pids(client, "sleepy") == [pid]
 
 
 def test_a_submitted_job_gives_its_result(graph: tuple[str, fs.Deployment]) -> None:
