@@ -216,3 +216,21 @@ async def two_at_once(n: Any) -> list[str]:
 def wake_sleepy(s: Any) -> int:
     pid: int = s.wake()
     return pid
+
+
+@combine.endpoint("/fanout")
+async def fanout(n: int, b: Any) -> bool:
+    """n calls at once over the one connection: each gets its own answer."""
+    texts = ["x" * i for i in range(n)]
+    answers = await asyncio.gather(*(b.predict(text=text) for text in texts))
+    return all(answer["chars"] == i for i, answer in enumerate(answers))
+
+
+@combine.endpoint("/fanout-threads")
+def fanout_threads(n: int, a: Any) -> bool:
+    """The same from n threads of a sync endpoint (the channel is shared by every thread of the replica)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda i: a.predict(text=" ".join(["w"] * i)), range(1, n + 1)))
+    return all(answer["words"] == i for i, answer in enumerate(answers, start=1))

@@ -67,6 +67,14 @@ def test_handles_answer_from_sync_and_async_code(graph: tuple[str, fs.Deployment
         assert answer == expected
 
 
+def test_many_calls_at_once_each_get_their_own_answer(graph: tuple[str, fs.Deployment]) -> None:
+    """64 handle calls at once from async code, and 32 from 8 threads of a sync endpoint, over the replica's one
+    connection: every answer goes to its own caller."""
+    _, deployment = graph
+    assert deployment.call("/fanout", n=64) is True
+    assert deployment.call("/fanout-threads", n=32) is True
+
+
 def test_stream_through_a_handle(graph: tuple[str, fs.Deployment]) -> None:
     """A streaming endpoint iterates over another service's stream: `async for` in async code, `for` in sync code."""
     _, deployment = graph
