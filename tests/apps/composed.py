@@ -1,4 +1,5 @@
-"""A graph of services calling each other through handles: preprocess → model-a, model-b (narrow, sleepy) → combine.
+"""A graph of services calling each other through handles: preprocess → model-a, model-b (narrow, sleepy) → relay
+→ combine.
 
 `combine` declares the three it uses as service objects, so `fs.deploy(combine)()` deploys all four, leaves first.
 `model-a` is sync (its calls run in threads), `model-b` async. A few endpoints exist for one test each: a slow call
@@ -104,7 +105,27 @@ def wake() -> int:
     return os.getpid()
 
 
-@fs.service(name="combine", uses=[preprocess, model_a, model_b, narrow, sleepy])
+@fs.service(name="relay", uses=[model_b])
+def relay() -> dict[str, Any]:
+    return {"b": fs.handle(model_b)}
+
+
+@relay.endpoint("/wait")
+async def relay_wait(started: str, cancelled: str, b: Any) -> str:
+    result: str = await b.wait(started=started, cancelled=cancelled)
+    return result
+
+
+@relay.endpoint("/facts")
+def relay_facts() -> dict[str, Any]:
+    from fnserve.composition.channel import current_call
+
+    call = current_call.get()
+    assert call is not None
+    return {"request_id": call.request_id, "remaining_s": call.remaining_s()}
+
+
+@fs.service(name="combine", uses=[preprocess, model_a, model_b, narrow, sleepy, relay])
 def combine() -> dict[str, Any]:
     return {
         "pre": fs.handle("preprocess"),
@@ -112,6 +133,7 @@ def combine() -> dict[str, Any]:
         "b": fs.handle("model-b"),
         "n": fs.handle(narrow),
         "s": fs.handle(sleepy),
+        "r": fs.handle(relay),
     }
 
 
@@ -234,3 +256,14 @@ def fanout_threads(n: int, a: Any) -> bool:
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda i: a.predict(text=" ".join(["w"] * i)), range(1, n + 1)))
     return all(answer["words"] == i for i, answer in enumerate(answers, start=1))
+
+
+@combine.endpoint("/chain-deep")
+async def chain_deep(started: str, cancelled: str, r: Any) -> str:
+    result: str = await r.wait(started=started, cancelled=cancelled)
+    return result
+
+
+@combine.endpoint("/relay-facts")
+async def relay_facts_through(r: Any) -> Any:
+    return await r.facts()

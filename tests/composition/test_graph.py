@@ -20,7 +20,7 @@ APPS = Path(__file__).parent.parent / "apps"
 def test_plan_puts_leaves_first() -> None:
     """The services a service uses come in earlier levels; services of one level do not use each other."""
     levels = [[node.name for node in level] for level in plan(combine)]
-    assert levels == [["preprocess", "model-a", "model-b", "narrow", "sleepy"], ["combine"]]
+    assert levels == [["preprocess", "model-a", "model-b", "narrow", "sleepy"], ["relay"], ["combine"]]
     pipeline = [[node.name for node in level] for level in plan(app)]
     assert pipeline == [["doubler", "adder"], ["pipeline"]]
 

@@ -45,7 +45,7 @@ def test_graph_deploys_every_service_it_uses_leaves_first(graph: tuple[str, fs.D
     url, _ = graph
     with fs.Client(url) as client:
         services = {s["name"]: s for s in client.list_services()}
-        assert {"preprocess", "model-a", "model-b", "narrow", "sleepy", "combine"} <= set(services)
+        assert {"preprocess", "model-a", "model-b", "narrow", "sleepy", "relay", "combine"} <= set(services)
         combined = client.get_service("combine")
         assert combined["state"] == "ACTIVE"
         leaves = [client.get_service(name) for name in ("preprocess", "model-a", "model-b")]
@@ -102,6 +102,15 @@ def test_the_request_id_and_deadline_reach_the_replica(graph: tuple[str, fs.Depl
     facts = response.json()
     assert facts["request_id"] == response.headers["x-request-id"] == "trace-me-42"
     assert 0 < facts["remaining_s"] <= 300
+    response = httpx.post(
+        f"{url}/combine/relay-facts",
+        json={},
+        headers={"authorization": f"Bearer {deployment._client.api_key}", "x-request-id": "trace-me-43"},
+        timeout=10,
+    )
+    relayed = response.json()  # one hop further: relay's replica, called by combine's through a handle
+    assert relayed["request_id"] == "trace-me-43"
+    assert 0 < relayed["remaining_s"] < 300
 
 
 def test_handle_calls_keep_to_the_target_concurrency_limit(graph: tuple[str, fs.Deployment]) -> None:
@@ -190,10 +199,11 @@ def test_killed_downstream_replica_fails_only_the_calls_in_flight(
         assert answer["a"]["words"] == 3
 
 
-@pytest.mark.parametrize("path", ["/chain", "/chain-sync"])
+@pytest.mark.parametrize("path", ["/chain", "/chain-sync", "/chain-deep"])
 def test_client_disconnect_cancels_the_leaf(graph: tuple[str, fs.Deployment], tmp_path: Path, path: str) -> None:
     """
-    1. A client calls combine, which (in async code, or in a thread) calls model-b's endpoint that waits.
+    1. A client calls combine, which (in async code, or in a thread) calls model-b's endpoint that waits (or calls
+       relay, which calls it: a chain of three replicas).
     2. Once the leaf started, the client disconnects.
     3. The cancel travels client → gateway → combine's replica → its handle call → model-b's replica: the leaf
        sees CancelledError (its marker file) within a few seconds.
