@@ -74,6 +74,7 @@ def test_cli_deploys_a_bound_graph_from_a_project(server_url: str, tmp_path: Pat
     shutil.copy(APPS / "bound_graph.py", project / "app.py")
     result = fnserve("deploy", f"{project / 'app.py'}:app", url=server_url)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "ACTIVE doubler, adder" in result.stdout + result.stderr
     with fs.get_deployment("pipeline", url=server_url) as deployment:
         assert deployment.compute(x=4)["out"] == 13
     with fs.Client(server_url) as client:

@@ -218,6 +218,7 @@ def deploy_target(
             replicas=replicas,
             keep_old=keep_old,
             on_packed=lambda packed: announce_upload(target, graph[1], packed),
+            on_level=lambda names: console.print(f"[green]ACTIVE[/] {escape(', '.join(names))}", highlight=False),
         )
         return show_outcome(client, deployment, timeout_s)
     try:

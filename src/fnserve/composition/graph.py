@@ -201,9 +201,11 @@ def deploy_graph(
     submit: Callable[[Node], Deployment],
     *,
     timeout_s: float = 120.0,
+    on_level: Callable[[list[str]], None] | None = None,
 ) -> Deployment:
     """Deploy level by level, each level waited for (ACTIVE) before the next starts; returns the root's deployment
-    (the last level's one service) as submitted. A level that fails stops the deploy, naming the service."""
+    (the last level's one service) as submitted. A level that fails stops the deploy, naming the service.
+    `on_level` hears the names of each level once it is ACTIVE (not the root's)."""
     check_named(levels, client)
     deployment: Deployment | None = None
     for index, level in enumerate(levels):
@@ -216,5 +218,7 @@ def deploy_graph(
                 started_one.wait(timeout_s=timeout_s)
             except (FnserveError, TimeoutError) as exc:
                 raise type(exc)(f"the graph stopped at {node.name!r}, which others use: {exc}") from exc
+        if on_level is not None:
+            on_level([node.name for node in level])
     assert deployment is not None
     return deployment

@@ -199,6 +199,7 @@ def deploy_project_graph(
     replicas: int | None = None,
     keep_old: bool = False,
     on_packed: Callable[[PackedProject], None] | None = None,
+    on_level: Callable[[list[str]], None] | None = None,
 ) -> Deployment:
     """`fnserve deploy app.py:app` for a graph: the project uploaded once, each service deployed from it (its own
     `module:attribute`), leaves first; `init_kwargs` and `replicas` are the root service's."""
@@ -230,7 +231,7 @@ def deploy_project_graph(
                 keep_old=keep_old,
             )
 
-        return deploy_graph(levels, client, one)
+        return deploy_graph(levels, client, one, on_level=on_level)
 
 
 def deploy_described(
