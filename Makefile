@@ -29,13 +29,14 @@ check: $(STAMP)  ## formatting, lint, types
 	$(BIN)/mypy
 
 # The first run installs the peers (LitServe, BentoML, Ray Serve) into venvs under ~/.cache/fnserve-bench (~1 GB).
-bench: bytecode  ## load tests beside a bare ASGI app and the peers, the job queue, cold starts, environments, batching: benchmarks/*RESULTS.md
+bench: bytecode  ## load tests beside a bare ASGI app and the peers, the job queue, cold starts, environments, batching, handles: benchmarks/*RESULTS.md
 	@command -v wrk >/dev/null || bash benchmarks/setup.sh
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/envs.py
 	$(BIN)/python benchmarks/batching.py
+	$(BIN)/python benchmarks/composition.py
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks examples

@@ -34,6 +34,7 @@ if typing.TYPE_CHECKING:
     from fnserve.client.api import AsyncClient, Client
     from fnserve.client.deployment import Deployment
     from fnserve.client.jobs import AsyncJob, Job
+    from fnserve.composition.handles import handle
     from fnserve.sdk.deploy import deploy, get_deployment
     from fnserve.sdk.model_deploy import deploy_model
 
@@ -50,6 +51,7 @@ _LAZY = {
     "deploy": "fnserve.sdk.deploy",
     "deploy_model": "fnserve.sdk.model_deploy",
     "get_deployment": "fnserve.sdk.deploy",
+    "handle": "fnserve.composition.handles",
 }
 
 
@@ -93,5 +95,6 @@ __all__ = [
     "get_deployment",
     "get_multiplexed_model_id",
     "multiplexed",
+    "handle",
     "service",
 ]

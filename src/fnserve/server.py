@@ -52,6 +52,7 @@ from fnserve.errors import (
 )
 from fnserve.gateway.app import Gateway
 from fnserve.gateway.connection import ReplicaListener
+from fnserve.gateway.handle_calls import HandleCalls
 from fnserve.gateway.http import (
     JSON,
     ClientDisconnected,
@@ -208,6 +209,7 @@ class Server:
             inline_result_bytes=settings.inline_result_bytes,
             timeout_s=settings.timeouts.invocation_s,
         )
+        self.listener.handles = HandleCalls(self.gateway)  # replicas calling services (composition/)
         self.control_plane = build_control_plane(self.plane)
         self.control_plane.include_router(
             build_jobs_router(self.dispatcher, self.authenticator, self.store), prefix="/v1"

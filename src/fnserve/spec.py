@@ -447,6 +447,8 @@ class ServiceSpec(_Spec):
     max_body_bytes: int | None = Field(
         default=None, gt=0, le=100_000_000_000, description="an app's largest request body; None: the server's"
     )
+    # The services its replicas may call through handles (composition/, docs/COMPOSITION.md); any other is forbidden.
+    uses: list[str] = Field(default_factory=list, max_length=100)
     # A command's HTTP server (http_app "command"): what runs, where its health and inference paths are.
     command: CommandSpec | None = Field(default=None, validate_default=True)
 
@@ -481,6 +483,13 @@ class ServiceSpec(_Spec):
     @classmethod
     def _check_requirements(cls, value: Any) -> list[str] | None:
         return None if value is None else check_requirements(value)
+
+    @field_validator("uses")
+    @classmethod
+    def _check_uses(cls, value: list[str]) -> list[str]:
+        for name in value:
+            check_service_name(name)
+        return value
 
     @field_validator("python")
     @classmethod

@@ -30,6 +30,7 @@ class ReplicaLaunch:
     # None: the server's interpreter and packages.
     python: Path | None = None
     overlay: Path | None = None
+    credential: str = ""  # what its HELLO proves it is this replica with; passed in its environment, never its argv
     command: str | None = None  # a command service's ServiceSpec (JSON): the worker runs its command in `code_dir`
 
     def worker_args(self) -> list[str]:

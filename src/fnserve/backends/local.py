@@ -13,6 +13,7 @@ from typing import IO
 from fnserve.backends.base import ReplicaLaunch, ReplicaProcess
 from fnserve.backends.memory import session_rss_bytes
 from fnserve.backends.warm_pool import WarmPool
+from fnserve.composition.credentials import CREDENTIAL_VARIABLE
 from fnserve.disk import storage_error
 from fnserve.envs.runtime import bootstrap_command
 from fnserve.home import private_fd
@@ -76,6 +77,7 @@ class LocalBackend:
         threads = str(max(1, int(launch.resources.num_cpus)))
         own_env = {
             "FNSERVE_REPLICA_ID": launch.replica_id,
+            CREDENTIAL_VARIABLE: launch.credential,
             **dict.fromkeys(THREAD_VARIABLES, threads),
             # Only its own GPUs, numbered as NVML and nvidia-smi number them; "" hides every GPU from a replica
             # that has none, so it cannot take one by accident.

@@ -200,9 +200,27 @@ def deploy_target(
 ) -> int:
     """Deploy one `file.py[:service]` and print its panel; returns 0 on ACTIVE, 1 otherwise. The file is imported
     first, so a mistake in it is told before (and whether or not) a server answers."""
-    from fnserve.sdk.deploy import deploy_described, deploy_project
+    from fnserve.composition.graph import graph_target
+    from fnserve.sdk.deploy import deploy_described, deploy_project, deploy_project_graph
     from fnserve.sdk.loader import load_target
 
+    try:
+        graph = graph_target(target)
+    except Exception:  # a file that does not import: the single-service path below says why, as always
+        graph = None
+    if graph is not None:  # a service using services given as objects, or an application (.bind): leaves first
+        require_server(client)
+        deployment = deploy_project_graph(
+            graph[0],
+            graph[1],
+            client=client,
+            init_kwargs=init,
+            replicas=replicas,
+            keep_old=keep_old,
+            on_packed=lambda packed: announce_upload(target, graph[1], packed),
+            on_level=lambda names: console.print(f"[green]ACTIVE[/] {escape(', '.join(names))}", highlight=False),
+        )
+        return show_outcome(client, deployment, timeout_s)
     try:
         service, root, entrypoint = load_target(target)
     except FnserveError:

@@ -23,6 +23,7 @@ from typing import Any
 
 from fnserve.backends.base import Backend, ReplicaLaunch, ReplicaProcess
 from fnserve.backends.inventory import Inventory
+from fnserve.composition.credentials import new_credential
 from fnserve.controlplane import time_limit
 from fnserve.controlplane.building import EnvironmentPreparer
 from fnserve.controlplane.health import CrashLoop, exit_cause, failing_checks, not_answering
@@ -533,11 +534,12 @@ class Supervisor:
         live.tasks.add(task)
         task.add_done_callback(live.tasks.discard)
 
-    def _launch(self, live: LiveDeployment, replica_id: str) -> ReplicaLaunch:
+    def _launch(self, live: LiveDeployment, replica_id: str, credential: str) -> ReplicaLaunch:
         version = live.version
         init_path = self.artifacts.path(version.init_sha256) if version.init_sha256 else None
         common: dict[str, Any] = {
             "replica_id": replica_id,
+            "credential": credential,
             "service_name": live.name,
             "connect": self.listener.path,
             "resources": live.resources,
@@ -637,10 +639,11 @@ class Supervisor:
 
     async def _start(self, live: LiveDeployment, replica: Replica) -> None:
         timeouts = self.settings.timeouts
-        hello = self.listener.expect(replica.replica_id)
+        credential = new_credential()  # its HELLO must carry it (composition/credentials.py)
+        hello = self.listener.expect(replica.replica_id, credential)
         try:
             replica.process = await self.placement.started(  # its reservation is released when it exits
-                replica.replica_id, lambda: self.backend.start(self._launch(live, replica.replica_id))
+                replica.replica_id, lambda: self.backend.start(self._launch(live, replica.replica_id, credential))
             )
             exited: asyncio.Future[int] = asyncio.ensure_future(replica.process.wait())
             try:
@@ -657,6 +660,8 @@ class Supervisor:
                 connection.on_lost = live.refresh_ready
                 connection.on_release = live.release
                 connection.on_batch = functools.partial(self.metrics.batch_of, live.name, live.spec.endpoints)
+                connection.service_name = live.name
+                connection.uses = frozenset(live.spec.uses)
                 replica.connection = connection
                 async with asyncio.timeout(timeouts.replica_init_s):
                     api = await connection.initialized

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from fnserve.auth import Authenticator
+from fnserve.composition.channel import with_call_facts
 from fnserve.composition.multiplex import MODEL_ID_HEADERS, MODEL_ID_KEY, choose_replica, model_id_from_header
 from fnserve.controlplane.inactive import not_running_error
 from fnserve.controlplane.supervisor import LiveDeployment, Supervisor
@@ -222,6 +223,8 @@ class Gateway:
         if accept is not None and _may_ask_for_media(accept) and not route.spec.streaming:
             # It may ask for another encoding of the answer (a numpy array as .npy, an image as JPEG): responses.py
             context = {**(context or {}), ACCEPT_KEY: accept.decode("latin-1")}
+        if live.spec.uses:  # it calls other services: its handle calls carry this call's id and deadline
+            context = with_call_facts(context, request_id, route.spec, self.timeout_s)
         if model_id is None:
             connection = live.picker.pick(live.ready)
             if connection is None:
@@ -451,18 +454,11 @@ class Gateway:
         else:
             pinned = header(scope, VERSION_HEADER)
         if pinned is None:
-            live = function.pick()
-            if live is None:
-                raise NoReplicasAvailable(f"Function {function.name!r} has no deployed version; deploy one")
-            return live, rest, False
+            return pick_version(function, None), rest, False
         text = pinned.decode("latin-1") if isinstance(pinned, bytes) else pinned
         if not (text.isascii() and text.isdigit()) or len(text) > 9:  # int() refuses some digits, like '²'
             raise InvalidRequest(f"version {text[:20]!r} is not a version number; pin a version like 2")
-        live = function.version(int(text))
-        if live is None:
-            deployed = ", ".join(str(n) for n in sorted(function.by_number)) or "none"
-            raise NotFound(f"Function {function.name!r} has no deployed version {text} (deployed: {deployed})")
-        return live, rest, True
+        return pick_version(function, int(text)), rest, True
 
     def _pick(self, live: LiveDeployment) -> ReplicaConnection:
         connection = live.picker.pick(live.ready)
@@ -575,6 +571,20 @@ class Gateway:
                 {"type": "http.response.start", "status": 200, "headers": _stream_headers(sse, request_id, media_type)}
             )
         await send({"type": "http.response.body", "body": b""})
+
+
+def pick_version(function: FunctionRoute[LiveDeployment], number: int | None) -> LiveDeployment:
+    """The version that serves a call: `number` when pinned, else one of the ACTIVE versions by weight."""
+    if number is None:
+        live = function.pick()
+        if live is None:
+            raise NoReplicasAvailable(f"Function {function.name!r} has no deployed version; deploy one")
+        return live
+    live = function.version(number)
+    if live is None:
+        deployed = ", ".join(str(n) for n in sorted(function.by_number)) or "none"
+        raise NotFound(f"Function {function.name!r} has no deployed version {number} (deployed: {deployed})")
+    return live
 
 
 def _call_headers(scope: Scope) -> tuple[bytes | None, bool, bytes | None, bytes | None]:

@@ -12,8 +12,9 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
+from fnserve.composition.credentials import credentials_match
 from fnserve.composition.multiplex import MODEL_ID_KEY
 from fnserve.errors import FnserveError, InvocationTimeout, ReplicaCrashed, error_from_code
 from fnserve.gateway.exchange import STREAM_END as _STREAM_END
@@ -44,10 +45,18 @@ class HealthReport:
     message: str | None = None  # why the check failed
 
 
+class HandleSink(Protocol):
+    """Where a replica's own calls to other services go (gateway/handle_calls.py)."""
+
+    def frame(self, caller: ReplicaConnection, message: list[Any]) -> None: ...
+
+    def lost(self, caller: ReplicaConnection) -> None: ...
+
+
 class ReplicaConnection(asyncio.Protocol):
     """Sends CALLs, resolves RESULT/ERROR, feeds CHUNKs to streams, and fails everything pending on loss."""
 
-    def __init__(self, on_hello: Callable[[ReplicaConnection, str, int], None]) -> None:
+    def __init__(self, on_hello: Callable[[ReplicaConnection, str, int, str], None]) -> None:
         self._on_hello = on_hello
         self._reader = FrameReader()
         self._ids = itertools.count(1)
@@ -81,6 +90,11 @@ class ReplicaConnection(asyncio.Protocol):
         self.model_loads = 0
         self.model_evictions = 0
         self.model_calls: dict[str, int] = {}
+        # Handle calls (composition/): set once the replica proved who it is at HELLO; the supervisor says which
+        # service it serves and which services that one may call.
+        self.handles: HandleSink | None = None
+        self.service_name: str | None = None
+        self.uses: frozenset[str] = frozenset()
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------
 
@@ -116,6 +130,8 @@ class ReplicaConnection(asyncio.Protocol):
                 waiter.set_exception(crash)
         if not self.initialized.done():
             self.initialized.set_exception(InitFailed("the replica exited before its initializer finished", ""))
+        if self.handles is not None:
+            self.handles.lost(self)
         self._calls.clear()
         self._pings.clear()
         self._checks.clear()
@@ -183,11 +199,13 @@ class ReplicaConnection(asyncio.Protocol):
             self.models = tuple(message[1])
             self.model_loads, self.model_evictions = message[2], message[3]
         elif kind == Kind.HELLO:
-            self._on_hello(self, message[1], message[2])
+            self._on_hello(self, message[1], message[2], message[3] if len(message) > 3 else "")
         elif kind == Kind.READY and not self.initialized.done():
             self.initialized.set_result(message[1])
         elif kind == Kind.INIT_FAILED and not self.initialized.done():
             self.initialized.set_exception(InitFailed(message[1], message[2]))
+        elif (kind == Kind.HANDLE_CALL or kind == Kind.CANCEL) and self.handles is not None:
+            self.handles.frame(self, message)
 
     # -- calls ------------------------------------------------------------------------------------------------
 
@@ -422,8 +440,9 @@ class ReplicaListener:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._expecting: dict[str, asyncio.Future[tuple[ReplicaConnection, int]]] = {}
+        self._expecting: dict[str, tuple[asyncio.Future[tuple[ReplicaConnection, int]], str]] = {}
         self._server: asyncio.AbstractServer | None = None
+        self.handles: HandleSink | None = None  # given to each replica's connection once its HELLO is checked
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -435,18 +454,25 @@ class ReplicaListener:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
 
-    def expect(self, replica_id: str) -> asyncio.Future[tuple[ReplicaConnection, int]]:
+    def expect(self, replica_id: str, credential: str) -> asyncio.Future[tuple[ReplicaConnection, int]]:
+        """The connection of the replica started as `replica_id` with `credential` (its HELLO must carry it)."""
         future: asyncio.Future[tuple[ReplicaConnection, int]] = asyncio.get_running_loop().create_future()
-        self._expecting[replica_id] = future
+        self._expecting[replica_id] = (future, credential)
         return future
 
     def forget(self, replica_id: str) -> None:
         self._expecting.pop(replica_id, None)
 
-    def _hello(self, connection: ReplicaConnection, replica_id: str, pid: int) -> None:
-        future = self._expecting.pop(replica_id, None)
-        if future is None or future.done():
+    def _hello(self, connection: ReplicaConnection, replica_id: str, pid: int, credential: str) -> None:
+        expected = self._expecting.get(replica_id)
+        if expected is None or expected[0].done():
             logger.warning("Replica [%s pid=%s] connected but nobody expects it; closing", replica_id, pid)
             connection.close()
             return
-        future.set_result((connection, pid))
+        if not credentials_match(credential, expected[1]):  # left expected: the real replica may still connect
+            logger.warning("Replica [%s pid=%s] connected without its credential; closing", replica_id, pid)
+            connection.close()
+            return
+        del self._expecting[replica_id]
+        connection.handles = self.handles
+        expected[0].set_result((connection, pid))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from fnserve.errors import FunctionError, InvalidRequest, ValidationFailed
+from fnserve.errors import FnserveError, FunctionError, InvalidRequest, ValidationFailed
 from fnserve.request import REQUEST_KEY, Request
 from fnserve.request import from_context as request_from_context
 from fnserve.responses import to_frame
@@ -102,8 +102,11 @@ def encode_chunk(chunk: Any, *, what: str) -> bytes:
     return to_json(chunk, what=what) + b"\n"
 
 
-def function_error(exc: BaseException) -> FunctionError:
-    """The user's exception as the caller sees it: type and message, never a traceback."""
+def function_error(exc: BaseException) -> FnserveError:
+    """The user's exception as the caller sees it: type and message, never a traceback. An error another service
+    answered a handle call with goes on as it is, with that service's code (composition/channel.py)."""
+    if isinstance(exc, FnserveError) and getattr(exc, "from_handle", None) is not None:
+        return exc
     message = str(exc)
     return FunctionError(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
 

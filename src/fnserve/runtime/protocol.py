@@ -12,7 +12,9 @@ Both ends (the server's `ReplicaConnection` and the worker) use `encode` and `Fr
                        CANCEL   [kind, request_id]
                        PING     [kind, ping_id]
                        SHUTDOWN [kind]
-    replica → server   HELLO    [kind, replica_id, pid]
+    replica → server   HELLO    [kind, replica_id, pid, credential?]
+                                credential: the secret the server gave this replica at spawn (its environment); a
+                                HELLO without the expected one is refused (composition/credentials.py)
                        READY    [kind, api: dict]                 initializer done
                        INIT_FAILED [kind, message, traceback of the user's frames]
                        RESULT   [kind, request_id, json: bytes]
@@ -68,6 +70,19 @@ An ordinary endpoint meets only BODY and BODY_ACK, for a large upload; CALL/RESU
                                 BODY_WINDOW_BYTES sent and not yet acknowledged, so a slow app slows the upload
                                 instead of filling the replica's memory (the same window, the other way, as above)
                        WS_ACCEPT [kind, request_id, subprotocol: str | None, headers: [[bytes, bytes]]]
+
+Handles (composition/, docs/COMPOSITION.md): a replica calls another service over its own connection. The call ids
+are the replica's, a namespace apart from the server's CALL ids; the answer comes back in the frames a replica sends,
+the other way round.
+
+    replica → server   HANDLE_CALL [kind, call_id, target: str, version: int | None, op: str, name: str,
+                                body: bytes, options: dict]
+                                op: "call" (name: the endpoint's method name, as the Python client names it;
+                                options "stream": True, False or None for either), "submit" (queue it as a job), "job"
+                                (name: a job id; options "wait_s": how long to wait for it to finish); options also
+                                "request_id" (the inbound call's) and "timeout_s" (what is left of its deadline)
+                       CANCEL   [kind, call_id]    the replica gave up on its handle call: the server cancels it
+    server → replica   RESULT, MEDIA, ERROR, CHUNK, END under the handle call's id, as above
 """
 
 from __future__ import annotations
@@ -115,8 +130,9 @@ class Kind(enum.IntEnum):
     WS_ACCEPT = 25
     WS_MESSAGE = 26
     WS_CLOSE = 27
-    BATCH = 36  # apart from the numbers handles (28...) and multiplexing (40) take
+    BATCH = 36
     MODELS = 40
+    HANDLE_CALL = 41
 
 
 class ProtocolError(Exception):

@@ -30,6 +30,9 @@ from fnserve.apps.lifespan import AppStartupFailed
 from fnserve.apps.load import as_asgi
 from fnserve.apps.serving import AppServing
 from fnserve.composition import model_cache
+from fnserve.composition.channel import ContextPool, HandleChannel, current_call, inbound
+from fnserve.composition.channel import install as install_channel
+from fnserve.composition.credentials import CREDENTIAL_VARIABLE
 from fnserve.composition.multiplex import MODEL_ID_KEY
 from fnserve.errors import FnserveError, InternalError
 from fnserve.openapi import api_description
@@ -57,6 +60,7 @@ class WorkerOptions:
     init_path: Path | None
     max_threads: int
     command: str | None = None  # a command service's ServiceSpec, as JSON
+    credential: str = ""  # what HELLO carries to prove which replica this is (composition/credentials.py)
 
 
 def parse_args(argv: list[str] | None = None) -> WorkerOptions:
@@ -75,7 +79,8 @@ def parse_args(argv: list[str] | None = None) -> WorkerOptions:
             parser.error("--command runs a command in --code-dir; it takes no --pickle or --entrypoint")
     elif (args.pickle_path is None) == (args.code_dir is None or args.entrypoint is None):
         parser.error("give either --pickle, or --code-dir with --entrypoint (or --command)")
-    return WorkerOptions(**vars(args))
+    # Out of the environment before user code runs, so neither it nor its subprocesses (a command's) see it.
+    return WorkerOptions(**vars(args), credential=os.environ.pop(CREDENTIAL_VARIABLE, ""))
 
 
 def load_service(options: WorkerOptions) -> Service[Any]:
@@ -139,14 +144,18 @@ class ReplicaServer(asyncio.Protocol):
         # Calls whose upload is still arriving (runtime/spool.py): (endpoint index, path parameters, upload)
         self.uploads: dict[int, tuple[int, dict[str, str], SpooledUpload]] = {}
         self.ready = False
+        self.channel: HandleChannel | None = None  # this replica's calls to other services (composition/)
+        self.composing = False  # its service uses others: each call's id and deadline are kept for its handle calls
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         widen_send_buffer(transport)
         self.writer = FrameWriter(self.transport)
-        self.send(Kind.HELLO, self.options.replica_id, os.getpid())
+        self.send(Kind.HELLO, self.options.replica_id, os.getpid(), self.options.credential)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.channel is not None:
+            self.channel.close()
         if not self.done.done():
             self.done.set_result(None)
 
@@ -170,6 +179,9 @@ class ReplicaServer(asyncio.Protocol):
                 call = self.calls.pop(message[1], None)
                 if call is not None:
                     call.cancel()  # a sync call already running in a thread finishes, and its result is dropped
+                    if self.composing:  # and its handle calls are cancelled, in their replicas too
+                        assert self.channel is not None
+                        self.channel.cancel_inbound(message[1])
                 elif self.uploads:
                     self.drop_upload(message[1])
             elif kind == Kind.PING:
@@ -182,6 +194,8 @@ class ReplicaServer(asyncio.Protocol):
                 asyncio.ensure_future(self.shutdown())
             elif kind == Kind.BODY and message[1] in self.uploads:
                 self.upload_part(message)
+            elif self.channel is not None and self.channel.is_answer(kind):  # to one of our handle calls
+                self.channel.answer(message)
             elif self.app is not None:
                 self.app_frame(kind, message)
 
@@ -233,6 +247,24 @@ class ReplicaServer(asyncio.Protocol):
         if context is not None and UPLOAD_KEY in context:  # its body follows in BODY frames: spooled first
             self.uploads[request_id] = (endpoint_index, path, SpooledUpload(request_id, query, context, self.send))
             return
+        if self.composing:  # the call's task or thread sees it (a copy of this context): its handle calls carry it on
+            token = current_call.set(inbound(request_id, context))
+            try:
+                self.run_call(request_id, endpoint_index, body, path, query, context)
+            finally:
+                current_call.reset(token)
+            return
+        self.run_call(request_id, endpoint_index, body, path, query, context)
+
+    def run_call(
+        self,
+        request_id: int,
+        endpoint_index: int,
+        body: bytes,
+        path: dict[str, str],
+        query: dict[str, Any],
+        context: dict[str, Any] | None,
+    ) -> None:
         endpoint = self.endpoints[endpoint_index] if self.ready else None
         if endpoint is None or not endpoint.runs_in_thread:
             self.calls[request_id] = asyncio.ensure_future(
@@ -332,8 +364,14 @@ async def serve(options: WorkerOptions) -> None:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     _, server = await loop.create_unix_connection(lambda: ReplicaServer(options, done), options.connect)
+    server.channel = HandleChannel(server.send, loop)
+    install_channel(server.channel)  # fs.handle(...) in this process calls over this connection
     try:
         service, state = await asyncio.to_thread(initialize, options)
+        if service.spec.uses:  # pool threads run in their caller's context, so handle calls know their call
+            server.pool.shutdown(wait=False)
+            server.pool = ContextPool(max_workers=options.max_threads, thread_name_prefix="fnserve-endpoint")
+            server.composing = True
         health = None if service.health is None else ReplicaHealth(service.health, state)
         if service.spec.http_app is not None:  # its lifespan runs on this loop, where its requests will
             app = as_asgi(state, service.spec, max_threads=options.max_threads)

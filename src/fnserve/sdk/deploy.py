@@ -6,7 +6,7 @@ import pickle
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fnserve.archive import PackedProject, packed_project
 from fnserve.client.api import Client
@@ -19,6 +19,9 @@ from fnserve.sdk.loader import dumps_by_value, dumps_init_arguments, module_name
 from fnserve.sdk.service import Service
 from fnserve.sdk.source_scan import pick_scanned
 from fnserve.spec import ServiceSpec
+
+if TYPE_CHECKING:
+    from fnserve.composition.graph import Application
 
 
 def with_project_requirements(spec: ServiceSpec, root: Path) -> ServiceSpec:
@@ -38,11 +41,18 @@ def read_project_requirements(root: Path) -> list[str] | None:
     return None if found is None else found[0]
 
 
-def deploy(service: Service[Any], *, url: str | None = None, api_key: str | None = None) -> Callable[..., Deployment]:
+def deploy(
+    service: Service[Any] | Application, *, url: str | None = None, api_key: str | None = None
+) -> Callable[..., Deployment]:
     """Prepare a deployment of `service`; call the result with the initializer's arguments to deploy it.
 
     The service travels by value (cloudpickle), so the server needs no copy of your module. The call
     returns at once with the deployment in DEPLOYING; `.wait()` blocks until it is ACTIVE.
+
+    A graph deploys whole: a service whose `uses=[...]` holds services, or an application (`Ingress.bind(
+    Model.bind())`): the services it uses are deployed first, leaves first, each waited for until ACTIVE; a cycle or
+    a missing dependency fails before anything starts (docs/COMPOSITION.md). The initializer's arguments go to the
+    root service; bind them with `.bind(...)` to give others theirs.
 
     Args:
         service: a `@fs.service`.
@@ -54,8 +64,12 @@ def deploy(service: Service[Any], *, url: str | None = None, api_key: str | None
         >>> client.hello(number=7)
         'Hi My favorite number is 7'
     """
+    from fnserve.composition.graph import is_graph
+
+    if is_graph(service):
+        return _deploy_graph(service, url=url, api_key=api_key)
     if not isinstance(service, Service):
-        raise TypeError(f"fs.deploy() takes a @fs.service, got {service!r}")
+        raise TypeError(f"fs.deploy() takes a @fs.service or an application (Service.bind(...)), got {service!r}")
 
     def start(*init_args: Any, **init_kwargs: Any) -> Deployment:
         service.check_init_arguments(init_args, init_kwargs)
@@ -81,6 +95,42 @@ def deploy(service: Service[Any], *, url: str | None = None, api_key: str | None
             return submit(service, client, code_kind="pickle", code=code, init_args=init_args, init_kwargs=init_kwargs)
         except BaseException:
             client.close()  # no handle is returned, so nobody else could close its connections
+            raise
+
+    return start
+
+
+def _deploy_graph(
+    root: Service[Any] | Application, *, url: str | None, api_key: str | None
+) -> Callable[..., Deployment]:
+    from fnserve.composition.graph import Application, deploy_graph, plan
+
+    levels = plan(root)  # a cycle fails here, before anything is sent
+
+    def start(*init_args: Any, **init_kwargs: Any) -> Deployment:
+        if isinstance(root, Application) and (init_args or init_kwargs):
+            raise TypeError(f"{root.name}'s arguments are bound already (.bind(...)); call fs.deploy(app)() bare")
+        if init_args or init_kwargs:
+            levels[-1][0].args, levels[-1][0].kwargs = init_args, init_kwargs
+        client = Client(url, api_key=api_key)
+
+        def one(node: Any) -> Deployment:
+            node.service.check_init_arguments(node.args, node.kwargs)
+            code = dumps_by_value(node.service, module_name=node.service.__module__)
+            return submit(
+                node.service,
+                client,
+                code_kind="pickle",
+                code=code,
+                init_args=node.args,
+                init_kwargs=node.kwargs,
+                spec=node.spec,
+            )
+
+        try:
+            return deploy_graph(levels, client, one)
+        except BaseException:
+            client.close()
             raise
 
     return start
@@ -138,6 +188,50 @@ def deploy_project(
             replicas=replicas,
             keep_old=keep_old,
         )
+
+
+def deploy_project_graph(
+    root_target: Service[Any] | Application,
+    root: Path,
+    *,
+    client: Client,
+    init_kwargs: dict[str, Any] | None = None,
+    replicas: int | None = None,
+    keep_old: bool = False,
+    on_packed: Callable[[PackedProject], None] | None = None,
+    on_level: Callable[[list[str]], None] | None = None,
+) -> Deployment:
+    """`fnserve deploy app.py:app` for a graph: the project uploaded once, each service deployed from it (its own
+    `module:attribute`), leaves first; `init_kwargs` and `replicas` are the root service's."""
+    from fnserve.composition.graph import Application, deploy_graph, entrypoint_of, plan
+
+    levels = plan(root_target)
+    top = levels[-1][0]
+    if init_kwargs:
+        if isinstance(root_target, Application):
+            raise SpecError(f"{top.name}'s arguments are bound already (.bind(...)); leave out --init")
+        top.kwargs = init_kwargs
+    entrypoints = {node.name: entrypoint_of(node.service) for level in levels for node in level}
+    with packed_project(root) as packed:
+        if on_packed is not None:
+            on_packed(packed)
+
+        def one(node: Any) -> Deployment:
+            node.service.check_init_arguments(node.args, node.kwargs)
+            return submit(
+                node.service,
+                client,
+                spec=with_project_requirements(node.spec, root),
+                code_kind="archive",
+                code=packed,
+                init_args=node.args,
+                init_kwargs=node.kwargs,
+                entrypoint=entrypoints[node.name],
+                replicas=replicas if node is top else None,
+                keep_old=keep_old,
+            )
+
+        return deploy_graph(levels, client, one, on_level=on_level)
 
 
 def deploy_described(

@@ -11,10 +11,10 @@ import inspect
 import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 from fnserve._units import parse_duration
 from fnserve.apps.load import factory_kind
@@ -47,6 +47,9 @@ from fnserve.spec import (
     check_service_name,
     path_parameters,
 )
+
+if TYPE_CHECKING:
+    from fnserve.composition.graph import Application
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -243,6 +246,7 @@ class Service(Generic[T]):
         requirements: list[str] | None = None,
         env: str | Environment | None = None,
         python: str | None = None,
+        uses: Sequence[str | Service[Any]] | None = None,
     ) -> None:
         if not callable(initializer):
             raise SpecError(f"@fs.service decorates a function or a class, got {initializer!r}")
@@ -293,6 +297,8 @@ class Service(Generic[T]):
             "env": env.name if isinstance(env, Environment) else env,
             "python": python,
         }
+        # The services it calls through handles: names, or services (deployed with it: composition/graph.py).
+        self.uses: tuple[str | Service[Any], ...] = _check_uses(self.name, uses)
         # SpecError now, not at deploy
         ServiceSpec(name=self.name, route_prefix=self.route_prefix, **self.job_options, **self.environment_options)
         self.resources = resources or Resources()
@@ -508,6 +514,7 @@ class Service(Generic[T]):
             endpoints=[endpoint.spec for endpoint in self.endpoints],
             http_app=self.app_kind,
             max_body_bytes=self.max_body_bytes,
+            uses=[used if isinstance(used, str) else used.name for used in self.uses],
             command=self.command,
             **self.job_options,
             **self.environment_options,
@@ -521,6 +528,13 @@ class Service(Generic[T]):
             return self.http_app
         return factory_kind(self.initializer)
 
+    def bind(self, *args: Any, **kwargs: Any) -> Application:
+        """Ray Serve's form: `Ingress.bind(Model.bind())` is an application whose bound services reach the
+        initializer as handles; `fs.deploy(app)` deploys the graph (composition/graph.py)."""
+        from fnserve.composition.graph import Application
+
+        return Application(self, args, kwargs)
+
     def check_init_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise TypeError, as a call would, unless the initializer accepts these arguments."""
         target: Callable[..., Any] = self.initializer
@@ -528,6 +542,17 @@ class Service(Generic[T]):
             inspect.signature(target).bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{self.name}(...) cannot take these arguments: {exc}") from None
+
+
+def _check_uses(name: str, uses: Sequence[str | Service[Any]] | None) -> tuple[str | Service[Any], ...]:
+    if uses is None:
+        return ()
+    if isinstance(uses, str | Service) or not isinstance(uses, Sequence):
+        raise SpecError(f"uses must be a list of service names or services, got {uses!r}; e.g. uses=['embedder']")
+    for used in uses:
+        if not isinstance(used, str | Service):
+            raise SpecError(f"uses of service {name!r} takes service names or services, got {used!r}")
+    return tuple(uses)
 
 
 def _class_members(cls: type) -> list[Any]:
@@ -565,6 +590,7 @@ def service(
     requirements: list[str] | None = None,
     env: str | Environment | None = None,
     python: str | None = None,
+    uses: Sequence[str | Service[Any]] | None = None,
 ) -> Callable[[Callable[..., T]], Service[T]]: ...
 
 
@@ -589,6 +615,7 @@ def service(
     requirements: list[str] | None = None,
     env: str | Environment | None = None,
     python: str | None = None,
+    uses: Sequence[str | Service[Any]] | None = None,
 ) -> Service[T] | Callable[[Callable[..., T]], Service[T]]:
     """Turn an initializer function, or a class, into a service.
 
@@ -626,6 +653,8 @@ def service(
         env: a named environment instead (`fnserve env create NAME -r requirements.txt`, or `fs.Environment(...)`,
             which deploying creates).
         python: the Python version of its environment, e.g. "3.11" (default: the server's).
+        uses: the services it calls through `fs.handle(...)`, by name or as services; a call to any other is
+            refused (`forbidden`). Services given as objects are deployed with it (docs/COMPOSITION.md).
 
     Example:
         >>> import fnserve as fs
@@ -655,6 +684,7 @@ def service(
             requirements=requirements,
             env=env,
             python=python,
+            uses=uses,
         )
 
     return decorate if initializer is None else decorate(initializer)
