@@ -12,20 +12,17 @@ high-throughput mode, the access log off. Runs in Ray's venv (`benchmarks/peer_e
 # (Ray is not installed in the repo's venv.) No `from __future__ import annotations`: FastAPI reads the handlers'
 # annotations to build the routes.
 
-import argparse
 import os
-import signal
-import threading
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import numpy as np
-import ray
 from fastapi import FastAPI
 from pydantic import BaseModel
 from ray import serve
+from ray_runner import serve_until_stopped
 
 # The model of benchmarks/apps/vectorized.py, copied: that file imports fnserve, which Ray's venv does not have.
 FEATURES, WIDTH, STEPS, MAX_BATCH_SIZE, BATCH_WAIT_TIMEOUT_S = 16, 64, 400, 64, 0.005
@@ -76,21 +73,7 @@ class Vectorized:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    ray.init()
-    try:
-        serve.start(http_options={"host": args.host, "port": args.port})
-        serve.run(Vectorized.bind(), route_prefix="/", logging_config={"enable_access_log": False})
-        stop.wait()
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+    serve_until_stopped(Vectorized.bind(), __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -8,18 +8,15 @@ both at one replica, on a local single-node Ray, Serve's HTTP proxy on `--port`.
 # mypy: ignore-errors
 # (Ray is not installed in the repo's venv.) No `from __future__ import annotations`: FastAPI reads the annotations.
 
-import argparse
 import os
-import signal
-import threading
 import time
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-import ray
 from fastapi import FastAPI
 from ray import serve
+from ray_runner import serve_until_stopped
 
 app = FastAPI()
 
@@ -55,20 +52,7 @@ class Caller:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    ray.init()
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": args.port})
-        serve.run(Caller.bind(Noop.bind()), route_prefix="/", logging_config={"enable_access_log": False})
-        stop.wait()
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+    serve_until_stopped(Caller.bind(Noop.bind()), __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

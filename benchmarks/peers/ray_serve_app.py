@@ -12,10 +12,7 @@ SIGINT shut Ray down). Runs in Ray's own venv (`benchmarks/peer_envs.py`):
 # (Ray is not installed in the repo's venv, so its types are unknown to mypy there.) No `from __future__ import
 # annotations`: FastAPI reads the handlers' annotations to build the routes, and needs the classes themselves.
 
-import argparse
 import os
-import signal
-import threading
 from collections.abc import Iterator
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # read at `import ray`: no usage report
@@ -25,11 +22,11 @@ os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
 # A single-node Ray on loopback only (as Ray runs on macOS and Windows), not on the machine's network address.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-import ray
 from fastapi import FastAPI, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from ray import serve
+from ray_runner import serve_until_stopped
 
 
 class EchoRequest(BaseModel):
@@ -84,21 +81,7 @@ class Bench:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    ray.init()
-    try:
-        serve.start(http_options={"host": args.host, "port": args.port})
-        serve.run(Bench.bind(), route_prefix="/", logging_config={"enable_access_log": False})
-        stop.wait()
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+    serve_until_stopped(Bench.bind(), __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
