@@ -443,7 +443,7 @@ async def serve(
     log_level: str = "warning",
 ) -> None:
     """Run a server until it is stopped (SIGINT/SIGTERM). `on_ready(url, server)` runs once it accepts requests."""
-    keep_large_buffers()
+    keep_large_buffers(asyncio.get_running_loop())
     app = Server(settings)
     sock = sock or bind_socket(settings.host, settings.port)
     host, port = sock.getsockname()[:2]

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from fnserve.client.deployment import method_names
 from fnserve.composition.channel import REQUEST_ID_KEY, with_call_facts
 from fnserve.errors import (
     FnserveError,
@@ -33,6 +32,7 @@ from fnserve.gateway.app import pick_version
 from fnserve.gateway.connection import ReplicaConnection
 from fnserve.gateway.router import EndpointRoute, FunctionRoute
 from fnserve.gateway.service_paths import arguments_validator
+from fnserve.method_names import method_names
 from fnserve.responses import Response, to_frame
 from fnserve.runtime.protocol import Kind
 from fnserve.spec import path_parameters

@@ -362,6 +362,7 @@ class ReplicaServer(asyncio.Protocol):
 
 async def serve(options: WorkerOptions) -> None:
     loop = asyncio.get_running_loop()
+    keep_large_buffers(loop)
     done: asyncio.Future[None] = loop.create_future()
     _, server = await loop.create_unix_connection(lambda: ReplicaServer(options, done), options.connect)
     server.channel = HandleChannel(server.send, loop)
@@ -462,7 +463,6 @@ def main(argv: list[str] | None = None) -> None:
     if argv == [STANDBY_FLAG]:
         argv = wait_for_assignment()
     options = parse_args(argv)
-    keep_large_buffers()
     try:
         run_on_uvloop(serve(options))
     finally:
