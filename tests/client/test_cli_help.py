@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from typing import Any
 
 import typer
-from _cli import fnserve
+from _cli import COMMAND_TIMEOUT_S, FNSERVE, cli_env, fnserve
 
 from fnserve.client.cli import app
 
@@ -70,7 +71,16 @@ def test_version_prints_the_installed_version() -> None:
 
 
 def test_show_completion_prints_a_completion_script_for_the_shell_named() -> None:
-    result = fnserve("--show-completion", "bash", url=None)
+    # Typer takes the shell's name only with its detection off (else it looks for a shell among the parent
+    # processes, which a test run from a job runner may not have, and ignores the name).
+    result = subprocess.run(
+        [str(FNSERVE), "--show-completion", "bash"],
+        capture_output=True,
+        text=True,
+        env={**cli_env(None), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"},
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
 
     assert result.returncode == 0, result.stderr
     assert "_FNSERVE_COMPLETE" in result.stdout

@@ -14,8 +14,8 @@ from echo import echo, echo_args, get_item
 
 import fnserve as fs
 from fnserve.client.api import Client
-from fnserve.client.deployment import method_names
 from fnserve.errors import DeploymentFailed, InvalidRequest, ServiceExists, ServiceNotFound
+from fnserve.method_names import method_names
 from fnserve.sdk.loader import load_target
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
