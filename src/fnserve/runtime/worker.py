@@ -291,16 +291,24 @@ class ReplicaServer(asyncio.Protocol):
             return  # cancelled: nobody waits for the answer
         exc = future.exception()
         if exc is None:
-            result = future.result()
-            if result.__class__ is bytes:
-                self.send(Kind.RESULT, request_id, result)
-            else:
-                self.send(Kind.MEDIA, request_id, *result)
-        elif isinstance(exc, FnserveError):
-            self.send(Kind.ERROR, request_id, exc.code, exc.message, exc.details)
+            self.send_result(request_id, future.result())
         else:
-            traceback.print_exception(exc)
-            self.send(Kind.ERROR, request_id, "internal_error", f"replica failed to run the call: {exc!r}", None)
+            self.send_failure(request_id, exc)
+
+    def send_result(self, request_id: int, result: Encoded) -> None:
+        """A call's answer: JSON as RESULT, anything else (bytes, fs.Response) as MEDIA."""
+        if result.__class__ is bytes:
+            self.send(Kind.RESULT, request_id, result)
+        else:
+            self.send(Kind.MEDIA, request_id, *result)
+
+    def send_failure(self, request_id: int, exc: BaseException) -> None:
+        """A call's error: ours as it is; any other is a bug of ours, logged, and told the caller generically."""
+        if isinstance(exc, FnserveError):
+            self.send(Kind.ERROR, request_id, exc.code, exc.message, exc.details)
+            return
+        traceback.print_exception(exc)
+        self.send(Kind.ERROR, request_id, "internal_error", f"replica failed to run the call: {exc!r}", None)
 
     async def handle_call(
         self,
@@ -323,18 +331,11 @@ class ReplicaServer(asyncio.Protocol):
                     self.send(Kind.CHUNK, request_id, chunk)
                 self.send(Kind.END, request_id)
             else:
-                result = await endpoint.call_async(kwargs)
-                if result.__class__ is bytes:
-                    self.send(Kind.RESULT, request_id, result)
-                else:
-                    self.send(Kind.MEDIA, request_id, *result)
+                self.send_result(request_id, await endpoint.call_async(kwargs))
         except asyncio.CancelledError:
             pass  # the caller went away; nobody is waiting for an answer
-        except FnserveError as exc:
-            self.send(Kind.ERROR, request_id, exc.code, exc.message, exc.details)
-        except Exception as exc:  # a bug of ours; keep serving, tell the caller something generic
-            traceback.print_exc()
-            self.send(Kind.ERROR, request_id, "internal_error", f"replica failed to run the call: {exc!r}", None)
+        except Exception as exc:  # keep serving whatever it was
+            self.send_failure(request_id, exc)
         finally:
             self.calls.pop(request_id, None)
 
